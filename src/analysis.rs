@@ -1,0 +1,232 @@
+//! Pure functions over a [`Trace`]: residual-stream norms, head statistics, aggregations.
+
+use crate::model::ops;
+use crate::trace::Trace;
+use ndarray::{Array2, Array3, ArrayView2, Axis};
+
+/// Norms for one (layer, token).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResidualRow {
+    pub layer: usize,
+    pub token: usize,
+    /// ‖residual stream entering the block‖
+    pub resid_in: f32,
+    /// ‖residual stream leaving the block‖
+    pub resid_out: f32,
+    /// ‖what the attention sub-layer wrote‖
+    pub attn_update: f32,
+    /// ‖what the feed-forward sub-layer wrote‖
+    pub ffn_update: f32,
+}
+
+/// One row per (layer, token), layer-major.
+pub fn residual_rows(trace: &Trace) -> Vec<ResidualRow> {
+    let mut rows = Vec::with_capacity(trace.n_layers() * trace.n_tokens());
+    for (l, lt) in trace.layers.iter().enumerate() {
+        let ins = ops::row_norms(&trace.hidden[l].view());
+        let outs = ops::row_norms(&trace.hidden[l + 1].view());
+        for t in 0..trace.n_tokens() {
+            rows.push(ResidualRow {
+                layer: l,
+                token: t,
+                resid_in: ins[t],
+                resid_out: outs[t],
+                attn_update: lt.attn_update_norm[t],
+                ffn_update: lt.ffn_update_norm[t],
+            });
+        }
+    }
+    rows
+}
+
+/// Per-layer norms: for one token (`Some(t)`) or the mean over tokens (`None`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerNorms {
+    pub layer: usize,
+    pub resid_in: f32,
+    pub resid_out: f32,
+    pub attn_update: f32,
+    pub ffn_update: f32,
+}
+
+impl LayerNorms {
+    /// ‖attention update‖ / ‖stream entering‖.
+    pub fn attn_ratio(&self) -> f32 {
+        ratio(self.attn_update, self.resid_in)
+    }
+    /// ‖FFN update‖ / ‖stream entering‖.
+    pub fn ffn_ratio(&self) -> f32 {
+        ratio(self.ffn_update, self.resid_in)
+    }
+}
+
+fn ratio(a: f32, b: f32) -> f32 {
+    if b > 0.0 { a / b } else { 0.0 }
+}
+
+pub fn layer_norms(trace: &Trace, token: Option<usize>) -> Vec<LayerNorms> {
+    let rows = residual_rows(trace);
+    let n = trace.n_tokens().max(1);
+    (0..trace.n_layers())
+        .map(|l| {
+            let sel: Vec<&ResidualRow> = rows
+                .iter()
+                .filter(|r| r.layer == l && token.is_none_or(|t| r.token == t))
+                .collect();
+            let k = if token.is_some() { 1.0 } else { n as f32 };
+            let sum = |f: fn(&ResidualRow) -> f32| sel.iter().map(|r| f(r)).sum::<f32>() / k;
+            LayerNorms {
+                layer: l,
+                resid_in: sum(|r| r.resid_in),
+                resid_out: sum(|r| r.resid_out),
+                attn_update: sum(|r| r.attn_update),
+                ffn_update: sum(|r| r.ffn_update),
+            }
+        })
+        .collect()
+}
+
+/// Statistics of one head's attention matrix (rows = queries), averaged over query rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeadStats {
+    /// Mean row entropy in nats.
+    pub entropy: f32,
+    /// Mean row entropy divided by the log of the number of keys each row can see (0 = one key, 1 = uniform).
+    pub entropy_norm: f32,
+    /// Mean of each row's largest weight.
+    pub max_weight: f32,
+    /// Mean weight on the first token (BOS / [CLS] sink), over query rows 1..n.
+    pub sink: f32,
+    /// Mean weight on the previous token, over query rows 1..n.
+    pub prev: f32,
+    /// Mean weight on the token itself (the diagonal), over query rows 1..n.
+    pub self_: f32,
+    /// Mean attention distance Σ_j a_ij·|i − j|.
+    pub distance: f32,
+}
+
+/// What a head clearly does, if one kind dominates.
+pub fn head_tag(s: &HeadStats) -> Option<&'static str> {
+    if s.prev >= 0.5 {
+        Some("previous-token")
+    } else if s.sink >= 0.5 {
+        Some("sink")
+    } else if s.self_ >= 0.5 {
+        Some("self")
+    } else if s.entropy_norm >= 0.9 {
+        Some("broad")
+    } else {
+        None
+    }
+}
+
+pub fn head_stats(a: &ArrayView2<f32>) -> HeadStats {
+    let n = a.nrows();
+    if n == 0 {
+        return HeadStats {
+            entropy: 0.0,
+            entropy_norm: 0.0,
+            max_weight: 0.0,
+            sink: 0.0,
+            prev: 0.0,
+            self_: 0.0,
+            distance: 0.0,
+        };
+    }
+    let (mut ent, mut ent_norm, mut ent_rows, mut maxw, mut sink, mut prev, mut selfw, mut dist) =
+        (0.0f64, 0.0f64, 0usize, 0.0f64, 0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for (i, row) in a.rows().into_iter().enumerate() {
+        let h: f64 = row
+            .iter()
+            .filter(|p| **p > 0.0)
+            .map(|p| -(*p as f64) * (*p as f64).ln())
+            .sum();
+        ent += h;
+        let visible = row.iter().filter(|p| **p > 0.0).count().max(row.len().min(i + 1));
+        if visible > 1 {
+            ent_norm += h / (visible as f64).ln();
+            ent_rows += 1;
+        }
+        maxw += row.iter().copied().fold(0.0f32, f32::max) as f64;
+        // Row 0 is left out of the positional scores: a causal model's first row is trivially all on token 0.
+        if i > 0 || n == 1 {
+            sink += row[0] as f64;
+            selfw += row[i] as f64;
+        }
+        if i > 0 {
+            prev += row[i - 1] as f64;
+        }
+        dist += row
+            .iter()
+            .enumerate()
+            .map(|(j, p)| *p as f64 * (i as f64 - j as f64).abs())
+            .sum::<f64>();
+    }
+    let nf = n as f64;
+    HeadStats {
+        entropy: (ent / nf) as f32,
+        entropy_norm: if ent_rows > 0 { (ent_norm / ent_rows as f64) as f32 } else { 0.0 },
+        max_weight: (maxw / nf) as f32,
+        sink: (sink / (nf - 1.0).max(1.0)) as f32,
+        prev: if n > 1 { (prev / (nf - 1.0)) as f32 } else { 0.0 },
+        self_: (selfw / (nf - 1.0).max(1.0)) as f32,
+        distance: (dist / nf) as f32,
+    }
+}
+
+/// The mean over heads of a layer's attention `[heads, n, n]` → `[n, n]`.
+pub fn mean_over_heads(a: &Array3<f32>) -> Array2<f32> {
+    a.mean_axis(Axis(0)).unwrap_or_else(|| Array2::zeros((0, 0)))
+}
+
+/// Zero the columns in `hide` and renormalise every row to sum to 1 (rows left with no weight stay zero).
+pub fn hide_and_renormalize(a: &ArrayView2<f32>, hide: &[bool]) -> Array2<f32> {
+    let mut out = a.to_owned();
+    for mut row in out.rows_mut() {
+        for (j, v) in row.iter_mut().enumerate() {
+            if hide.get(j).copied().unwrap_or(false) {
+                *v = 0.0;
+            }
+        }
+        let s: f32 = row.sum();
+        if s > 0.0 {
+            row.mapv_inplace(|v| v / s);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::arr2;
+
+    #[test]
+    fn previous_token_head_is_tagged() {
+        let a = arr2(&[[1.0f32, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]);
+        let s = head_stats(&a.view());
+        assert_eq!(s.prev, 1.0);
+        assert!((s.sink - 0.5).abs() < 1e-6);
+        assert_eq!(s.entropy, 0.0);
+        assert_eq!(head_tag(&s), Some("previous-token"));
+        assert!((s.distance - 2.0 / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn uniform_head_is_broad() {
+        let a = Array2::from_elem((4, 4), 0.25f32);
+        let s = head_stats(&a.view());
+        assert!((s.entropy - 4f32.ln()).abs() < 1e-5);
+        assert!((s.entropy_norm - 1.0).abs() < 1e-5);
+        assert_eq!(head_tag(&s), Some("broad"));
+        let d = arr2(&[[1.0f32, 0.0], [0.0, 1.0]]);
+        assert_eq!(head_tag(&head_stats(&d.view())), Some("self"));
+    }
+
+    #[test]
+    fn hiding_renormalizes_rows() {
+        let a = arr2(&[[0.5f32, 0.25, 0.25], [1.0, 0.0, 0.0]]);
+        let h = hide_and_renormalize(&a.view(), &[true, false, false]);
+        assert_eq!(h, arr2(&[[0.0f32, 0.5, 0.5], [0.0, 0.0, 0.0]]));
+    }
+}

@@ -1,0 +1,14 @@
+//! attn: a terminal attention explorer. The library holds everything but the terminal set-up: tokenization, the
+//! models, the trace a forward pass records, the analysis over it, and the exporters.
+
+pub mod analysis;
+pub mod cli;
+pub mod colormap;
+pub mod error;
+pub mod export;
+pub mod model;
+pub mod show;
+pub mod tokenize;
+pub mod trace;
+
+pub use error::{Error, Result};

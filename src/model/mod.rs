@@ -1,0 +1,251 @@
+//! The common model interface, model information, and loading by spec.
+//!
+//! Every architecture lives in its own file and implements [`Model`]. A forward pass is a plain per-layer loop that
+//! fills a [`Trace`]; it never prints and never touches the terminal.
+
+pub mod ops;
+pub mod textbook;
+
+use crate::tokenize::{Encoded, Tokenizer};
+use crate::trace::{ForwardOptions, Trace};
+use crate::{Error, Result};
+use ndarray::{Array2, Array3};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// The architectures `attn` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Textbook,
+    Bert,
+    Gpt2,
+    Llama,
+}
+
+impl Arch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Textbook => "textbook",
+            Arch::Bert => "bert",
+            Arch::Gpt2 => "gpt2",
+            Arch::Llama => "llama",
+        }
+    }
+}
+
+/// What a loaded model is: shown by `attn info`, written into `meta.json`, shown in the UI header.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    /// The spec the user gave (`textbook`, `minilm`, a path).
+    pub spec: String,
+    /// A human name (`all-MiniLM-L6-v2`, `textbook encoder (random weights, seed 42)`).
+    pub name: String,
+    pub arch: Arch,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub d_model: usize,
+    pub d_ff: usize,
+    pub vocab_size: usize,
+    /// The longest input in tokens.
+    pub max_len: usize,
+    pub n_params: u64,
+    /// Decoder (causal mask).
+    pub causal: bool,
+    /// `sinusoidal`, `learned`, `rotary`.
+    pub positional: String,
+    /// Tokenizer description.
+    pub tokenizer: String,
+    /// Where it was loaded from (`built-in`, a path).
+    pub source: String,
+    /// Extra facts worth showing (weight dtypes, quantization types, norm eps...).
+    pub notes: Vec<String>,
+}
+
+impl ModelInfo {
+    pub fn head_dim(&self) -> usize {
+        self.d_model / self.n_heads.max(1)
+    }
+}
+
+/// One Transformer, ready to run.
+pub trait Model: Send + Sync {
+    fn info(&self) -> &ModelInfo;
+    fn tokenizer(&self) -> &Tokenizer;
+    /// Run the model on already-tokenized input (`enc.ids.len() <= info().max_len` is checked by [`run`]).
+    fn forward(&self, enc: &Encoded, opts: &ForwardOptions) -> Result<Trace>;
+    /// Recompute the attention probabilities `[heads, n, n]` of `layer` from the residual stream entering it
+    /// (`Trace::hidden[layer]`); equal to what `forward` recorded.
+    fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>>;
+    /// Decoders: the top-`k` next tokens at every position if the residual stream `hidden` went straight through the
+    /// final norm and LM head (the "logit lens"). `None` for encoders.
+    fn logit_lens(&self, _hidden: &Array2<f32>, _k: usize) -> Option<Vec<Vec<crate::trace::TopToken>>> {
+        None
+    }
+}
+
+/// Tokenize and run: checks empty text and the model's length limit, then runs the forward pass.
+pub fn run(model: &dyn Model, text: &str, text_b: Option<&str>, opts: &ForwardOptions) -> Result<Trace> {
+    let mut enc = model.tokenizer().encode(text, text_b)?;
+    let info = model.info();
+    if enc.ids.len() > info.max_len {
+        return Err(Error::Input(format!(
+            "the text is {} tokens long; {} takes at most {} (--max-len for the textbook model)",
+            enc.ids.len(),
+            info.name,
+            info.max_len
+        )));
+    }
+    let mut trace = model.forward(&enc, opts)?;
+    trace.text = text.to_string();
+    trace.text_b = text_b.map(str::to_string);
+    if trace.tokens.is_empty() {
+        trace.tokens = std::mem::take(&mut enc.tokens);
+    }
+    Ok(trace)
+}
+
+/// Settings of the built-in textbook model (the `--layers ... --max-len` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextbookConfig {
+    pub layers: usize,
+    pub heads: usize,
+    pub d_model: usize,
+    pub d_ff: usize,
+    pub seed: u64,
+    pub causal: bool,
+    pub max_len: usize,
+}
+
+impl Default for TextbookConfig {
+    fn default() -> Self {
+        TextbookConfig {
+            layers: 6,
+            heads: 8,
+            d_model: 512,
+            d_ff: 2048,
+            seed: 42,
+            causal: false,
+            max_len: 512,
+        }
+    }
+}
+
+/// Where a model spec points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    Textbook,
+    /// A Hugging Face folder (config.json + model.safetensors + tokenizer.json).
+    Folder(PathBuf),
+    /// A GGUF file.
+    Gguf(PathBuf),
+}
+
+/// The folder short names are looked up in: `$ATTN_MODELS_DIR`, else `./models`.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("ATTN_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("models"))
+}
+
+/// The short names `attn` knows, with the file or folder each means inside the models directory.
+pub const SHORT_NAMES: &[(&str, &str, &str)] = &[
+    ("minilm", "minilm", "all-MiniLM-L6-v2 (BERT encoder, 6 layers × 12 heads)"),
+    ("smollm2", "smollm2.gguf", "SmolLM2-135M-Instruct Q4_1 (Llama decoder, 30 layers × 9 heads)"),
+];
+
+/// Resolve a `--model` spec: `textbook`, a short name, a folder, or a `.gguf` file.
+pub fn resolve(spec: &str) -> Result<Resolved> {
+    resolve_in(spec, &models_dir())
+}
+
+pub fn resolve_in(spec: &str, dir: &Path) -> Result<Resolved> {
+    if spec == "textbook" {
+        return Ok(Resolved::Textbook);
+    }
+    let path = Path::new(spec);
+    let candidate = if path.exists() {
+        path.to_path_buf()
+    } else if let Some((_, file, _)) = SHORT_NAMES.iter().find(|(n, _, _)| *n == spec) {
+        let p = dir.join(file);
+        if !p.exists() {
+            return Err(Error::Input(format!(
+                "model `{spec}` is not fetched: {} does not exist (run scripts/fetch-models, or set ATTN_MODELS_DIR)",
+                p.display()
+            )));
+        }
+        p
+    } else if dir.join(spec).exists() {
+        dir.join(spec)
+    } else {
+        let names: Vec<&str> = SHORT_NAMES.iter().map(|(n, _, _)| *n).collect();
+        return Err(Error::Input(format!(
+            "unknown model `{spec}`: not a file or folder; use `textbook`, a short name ({}), a model folder \
+             or a .gguf file",
+            names.join(", ")
+        )));
+    };
+    if candidate.is_dir() {
+        Ok(Resolved::Folder(candidate))
+    } else {
+        Ok(Resolved::Gguf(candidate))
+    }
+}
+
+/// The spec used when none is given: `minilm` when fetched, else `textbook`.
+pub fn default_spec() -> &'static str {
+    if models_dir().join("minilm").join("config.json").exists() {
+        "minilm"
+    } else {
+        "textbook"
+    }
+}
+
+/// Load a model by spec. `textbook` settings apply only to the textbook model.
+pub fn load(spec: &str, textbook: &TextbookConfig) -> Result<Box<dyn Model>> {
+    match resolve(spec)? {
+        Resolved::Textbook => Ok(Box::new(textbook::Textbook::new(*textbook)?)),
+        Resolved::Folder(dir) => load_folder(spec, &dir),
+        Resolved::Gguf(path) => load_gguf(spec, &path),
+    }
+}
+
+fn load_folder(_spec: &str, dir: &Path) -> Result<Box<dyn Model>> {
+    Err(Error::Input(format!(
+        "{}: Hugging Face model folders are not supported yet",
+        dir.display()
+    )))
+}
+
+fn load_gguf(_spec: &str, path: &Path) -> Result<Box<dyn Model>> {
+    Err(Error::Input(format!(
+        "{}: GGUF files are not supported yet",
+        path.display()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_specs() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(resolve_in("textbook", dir.path()).unwrap(), Resolved::Textbook);
+        let err = resolve_in("minilm", dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not fetched") && err.contains("fetch-models"), "{err}");
+        let err = resolve_in("nonsense", dir.path()).unwrap_err().to_string();
+        assert!(err.contains("unknown model `nonsense`"), "{err}");
+        std::fs::create_dir(dir.path().join("minilm")).unwrap();
+        std::fs::write(dir.path().join("smollm2.gguf"), b"x").unwrap();
+        assert_eq!(
+            resolve_in("minilm", dir.path()).unwrap(),
+            Resolved::Folder(dir.path().join("minilm"))
+        );
+        assert_eq!(
+            resolve_in("smollm2", dir.path()).unwrap(),
+            Resolved::Gguf(dir.path().join("smollm2.gguf"))
+        );
+    }
+}

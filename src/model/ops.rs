@@ -1,0 +1,330 @@
+//! Numerical building blocks shared by every architecture. All row-wise: a matrix is `[tokens, features]`.
+
+use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut1, Axis, s};
+
+/// `x · wᵀ + b` for a weight stored as PyTorch's nn.Linear does: `[out, in]`.
+pub fn linear(x: &ArrayView2<f32>, w: &Array2<f32>, b: Option<&Array1<f32>>) -> Array2<f32> {
+    let mut y = x.dot(&w.t());
+    if let Some(b) = b {
+        y += b;
+    }
+    y
+}
+
+/// Numerically stable softmax of one row, in place. Entries equal to `-inf` get probability 0.
+pub fn softmax_in_place(mut row: ArrayViewMut1<f32>) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        row.fill(0.0);
+        return;
+    }
+    let mut sum = 0.0f32;
+    row.mapv_inplace(|v| {
+        let e = (v - max).exp();
+        sum += e;
+        e
+    });
+    row.mapv_inplace(|v| v / sum);
+}
+
+/// Softmax over the last axis of every row.
+pub fn softmax_rows(x: &mut Array2<f32>) {
+    for row in x.rows_mut() {
+        softmax_in_place(row);
+    }
+}
+
+/// LayerNorm over the features of every row: `(x - mean) / sqrt(var + eps) * gamma + beta` (biased variance).
+pub fn layer_norm(x: &ArrayView2<f32>, gamma: &Array1<f32>, beta: &Array1<f32>, eps: f32) -> Array2<f32> {
+    let mut out = x.to_owned();
+    let d = x.ncols() as f32;
+    for mut row in out.rows_mut() {
+        let mean = row.sum() / d;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d;
+        let inv = 1.0 / (var + eps).sqrt();
+        row.iter_mut()
+            .zip(gamma.iter().zip(beta.iter()))
+            .for_each(|(v, (g, b))| *v = (*v - mean) * inv * g + b);
+    }
+    out
+}
+
+/// RMSNorm over the features of every row: `x / sqrt(mean(x²) + eps) * gamma`.
+pub fn rms_norm(x: &ArrayView2<f32>, gamma: &Array1<f32>, eps: f32) -> Array2<f32> {
+    let mut out = x.to_owned();
+    let d = x.ncols() as f32;
+    for mut row in out.rows_mut() {
+        let ms = row.iter().map(|v| v * v).sum::<f32>() / d;
+        let inv = 1.0 / (ms + eps).sqrt();
+        row.iter_mut().zip(gamma.iter()).for_each(|(v, g)| *v = *v * inv * g);
+    }
+    out
+}
+
+pub fn relu(x: f32) -> f32 {
+    x.max(0.0)
+}
+
+/// Exact GELU, `0.5·x·(1 + erf(x/√2))` (BERT's `gelu`).
+pub fn gelu_erf(x: f32) -> f32 {
+    let xd = x as f64;
+    (0.5 * xd * (1.0 + libm::erf(xd / std::f64::consts::SQRT_2))) as f32
+}
+
+/// tanh-approximate GELU (GPT-2's `gelu_new`).
+pub fn gelu_tanh(x: f32) -> f32 {
+    let xd = x as f64;
+    let c = (2.0 / std::f64::consts::PI).sqrt();
+    (0.5 * xd * (1.0 + (c * (xd + 0.044715 * xd * xd * xd)).tanh())) as f32
+}
+
+/// SiLU / swish, `x · sigmoid(x)`.
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// L2 norm of every row.
+pub fn row_norms(x: &ArrayView2<f32>) -> Vec<f32> {
+    x.rows().into_iter().map(|r| l2(&r)).collect()
+}
+
+pub fn l2(v: &ArrayView1<f32>) -> f32 {
+    v.iter().map(|a| (*a as f64) * (*a as f64)).sum::<f64>().sqrt() as f32
+}
+
+/// Sinusoidal positional encoding of "Attention Is All You Need":
+/// `PE(pos, 2i) = sin(pos / 10000^(2i/d))`, `PE(pos, 2i+1) = cos(pos / 10000^(2i/d))`.
+pub fn sinusoidal_positions(n: usize, d: usize) -> Array2<f32> {
+    let mut pe = Array2::<f32>::zeros((n, d));
+    for pos in 0..n {
+        for i in (0..d).step_by(2) {
+            let angle = pos as f64 / 10000f64.powf(i as f64 / d as f64);
+            pe[[pos, i]] = angle.sin() as f32;
+            if i + 1 < d {
+                pe[[pos, i + 1]] = angle.cos() as f32;
+            }
+        }
+    }
+    pe
+}
+
+/// Rotary frequencies `base^(-2i/dim)` for `i in 0..dim/2`.
+pub fn rope_freqs(dim: usize, base: f32) -> Vec<f32> {
+    (0..dim / 2)
+        .map(|i| (1.0 / (base as f64).powf(2.0 * i as f64 / dim as f64)) as f32)
+        .collect()
+}
+
+/// Rotation angle `pos · freq` for every position and frequency pair, `[n, freqs.len()]`.
+pub fn rope_angles(n: usize, freqs: &[f32]) -> Array2<f32> {
+    Array2::from_shape_fn((n, freqs.len()), |(p, i)| p as f32 * freqs[i])
+}
+
+/// Apply RoPE in place, "rotate-half" convention (transformers' Llama): within each head of width `head_dim`,
+/// dimension `i` pairs with `i + rot/2` where `rot = 2 · freqs.len()` (dimensions past `rot` are left alone).
+pub fn apply_rope_half(x: &mut Array2<f32>, n_heads: usize, head_dim: usize, freqs: &[f32]) {
+    let half = freqs.len();
+    for (pos, mut row) in x.rows_mut().into_iter().enumerate() {
+        for h in 0..n_heads {
+            let base = h * head_dim;
+            for (i, f) in freqs.iter().enumerate() {
+                let theta = pos as f32 * f;
+                let (sin, cos) = theta.sin_cos();
+                let a = row[base + i];
+                let b = row[base + i + half];
+                row[base + i] = a * cos - b * sin;
+                row[base + i + half] = b * cos + a * sin;
+            }
+        }
+    }
+}
+
+/// The result of scaled dot-product attention over all heads.
+pub struct Attention {
+    /// `[heads, n, n]`, row = query, column = key; rows sum to 1.
+    pub probs: Array3<f32>,
+    /// Heads concatenated, `[n, heads · head_dim]` (before the output projection).
+    pub context: Array2<f32>,
+}
+
+/// Multi-head (and grouped-query) scaled dot-product attention: for each head `h`,
+/// `softmax(Q_h K_gᵀ / √head_dim) V_g` where `g = h / (n_heads / n_kv_heads)`.
+/// `q` is `[n, n_heads · head_dim]`; `k` and `v` are `[n, n_kv_heads · head_dim]`.
+/// `causal` masks every key after the query.
+pub fn attention(
+    q: &Array2<f32>,
+    k: &Array2<f32>,
+    v: &Array2<f32>,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+    causal: bool,
+) -> Attention {
+    let n = q.nrows();
+    let group = n_heads / n_kv_heads.max(1);
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let mut probs = Array3::<f32>::zeros((n_heads, n, n));
+    let mut context = Array2::<f32>::zeros((n, n_heads * head_dim));
+    for h in 0..n_heads {
+        let g = h / group.max(1);
+        let qh = q.slice(s![.., h * head_dim..(h + 1) * head_dim]);
+        let kh = k.slice(s![.., g * head_dim..(g + 1) * head_dim]);
+        let vh = v.slice(s![.., g * head_dim..(g + 1) * head_dim]);
+        let mut scores = qh.dot(&kh.t());
+        scores.mapv_inplace(|x| x * scale);
+        if causal {
+            for i in 0..n {
+                scores.slice_mut(s![i, i + 1..]).fill(f32::NEG_INFINITY);
+            }
+        }
+        softmax_rows(&mut scores);
+        context
+            .slice_mut(s![.., h * head_dim..(h + 1) * head_dim])
+            .assign(&scores.dot(&vh));
+        probs.index_axis_mut(Axis(0), h).assign(&scores);
+    }
+    Attention { probs, context }
+}
+
+/// Indices of the `k` largest values, largest first.
+pub fn top_k(values: &ArrayView1<f32>, k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    let k = k.min(idx.len());
+    if k == 0 {
+        return vec![];
+    }
+    idx.select_nth_unstable_by(k - 1, |a, b| values[*b].total_cmp(&values[*a]));
+    idx.truncate(k);
+    idx.sort_by(|a, b| values[*b].total_cmp(&values[*a]));
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{arr1, arr2};
+
+    fn close(a: f32, b: f32, tol: f32) -> bool {
+        (a - b).abs() <= tol
+    }
+
+    #[test]
+    fn softmax_matches_hand_values() {
+        // softmax([1, 2, 3]) = e^(x-3) / sum = [0.09003057, 0.24472847, 0.66524096]
+        let mut m = arr2(&[[1.0f32, 2.0, 3.0]]);
+        softmax_rows(&mut m);
+        let want = [0.09003057f32, 0.24472847, 0.66524096];
+        for (g, w) in m.iter().zip(want) {
+            assert!(close(*g, w, 1e-7), "{g} vs {w}");
+        }
+        // Large values must not overflow.
+        let mut big = arr2(&[[1000.0f32, 1000.0]]);
+        softmax_rows(&mut big);
+        assert_eq!(big, arr2(&[[0.5f32, 0.5]]));
+        // -inf entries get zero.
+        let mut masked = arr2(&[[0.0f32, f32::NEG_INFINITY]]);
+        softmax_rows(&mut masked);
+        assert_eq!(masked, arr2(&[[1.0f32, 0.0]]));
+    }
+
+    #[test]
+    fn layer_norm_matches_hand_values() {
+        // x = [1, 2, 3, 4]: mean 2.5, biased var 1.25, (x-mean)/sqrt(1.25) = [-1.3416408, -0.4472136, ...]
+        let x = arr2(&[[1.0f32, 2.0, 3.0, 4.0]]);
+        let g = arr1(&[1.0f32, 1.0, 2.0, 1.0]);
+        let b = arr1(&[0.0f32, 0.5, 0.0, 0.0]);
+        let y = layer_norm(&x.view(), &g, &b, 0.0);
+        let want = [-1.3416408f32, -0.4472136 + 0.5, 2.0 * 0.4472136, 1.3416408];
+        for (g, w) in y.iter().zip(want) {
+            assert!(close(*g, w, 1e-6), "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn rms_norm_matches_hand_values() {
+        // x = [3, 4]: mean square 12.5, rms 3.5355339 → [0.8485281, 1.1313708]
+        let x = arr2(&[[3.0f32, 4.0]]);
+        let y = rms_norm(&x.view(), &arr1(&[1.0f32, 1.0]), 0.0);
+        assert!(close(y[[0, 0]], 0.8485281, 1e-6));
+        assert!(close(y[[0, 1]], 1.1313708, 1e-6));
+    }
+
+    #[test]
+    fn activations_match_hand_values() {
+        // gelu(1) = 0.5·(1+erf(1/√2)) = 0.8413447; tanh approximation 0.8411920; silu(1) = 0.7310586
+        assert!(close(gelu_erf(1.0), 0.841_344_7, 1e-6));
+        assert!(close(gelu_tanh(1.0), 0.841_192, 1e-6));
+        assert!(close(silu(1.0), 0.731_058_6, 1e-6));
+        assert_eq!(relu(-2.0), 0.0);
+        assert_eq!(gelu_erf(0.0), 0.0);
+    }
+
+    #[test]
+    fn sinusoidal_matches_formula() {
+        let pe = sinusoidal_positions(50, 16);
+        assert_eq!(pe[[0, 0]], 0.0);
+        assert_eq!(pe[[0, 1]], 1.0);
+        // pos 1, i = 0: sin(1), cos(1)
+        assert!(close(pe[[1, 0]], 0.841_470_96, 1e-7));
+        assert!(close(pe[[1, 1]], 0.540_302_3, 1e-7));
+        // pos 3, dims 4/5: angle = 3 / 10000^(4/16) = 3/10 = 0.3
+        assert!(close(pe[[3, 4]], 0.295_520_2, 1e-7));
+        assert!(close(pe[[3, 5]], 0.955_336_5, 1e-7));
+        // pos 49, dims 14/15: angle = 49 / 10000^(14/16)
+        let a = 49.0f64 / 10000f64.powf(14.0 / 16.0);
+        assert!(close(pe[[49, 14]], a.sin() as f32, 1e-7));
+        assert!(close(pe[[49, 15]], a.cos() as f32, 1e-7));
+    }
+
+    #[test]
+    fn attention_rows_sum_to_one_and_causal_is_lower_triangular() {
+        let n = 5;
+        let q = Array2::from_shape_fn((n, 8), |(i, j)| ((i * 7 + j * 3) % 5) as f32 * 0.3 - 0.6);
+        let k = Array2::from_shape_fn((n, 4), |(i, j)| ((i * 5 + j) % 7) as f32 * 0.2 - 0.5);
+        let v = Array2::from_shape_fn((n, 4), |(i, j)| (i + j) as f32);
+        for causal in [false, true] {
+            let a = attention(&q, &k, &v, 4, 2, 2, causal);
+            assert_eq!(a.probs.dim(), (4, n, n));
+            for h in 0..4 {
+                for i in 0..n {
+                    let sum: f32 = a.probs.slice(s![h, i, ..]).sum();
+                    assert!(close(sum, 1.0, 1e-6));
+                    if causal {
+                        for j in i + 1..n {
+                            assert_eq!(a.probs[[h, i, j]], 0.0);
+                        }
+                    }
+                }
+            }
+            // The first query of a causal model can only see itself.
+            if causal {
+                assert_eq!(a.probs[[0, 0, 0]], 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn rope_rotates_pairs_and_keeps_norm() {
+        let freqs = rope_freqs(4, 10000.0);
+        assert_eq!(freqs, vec![1.0, 0.01]);
+        let mut x = Array2::from_shape_fn((3, 4), |(_, j)| (j + 1) as f32);
+        let before = row_norms(&x.view());
+        apply_rope_half(&mut x, 1, 4, &freqs);
+        // position 0 is unchanged
+        assert_eq!(x.row(0).to_vec(), vec![1.0, 2.0, 3.0, 4.0]);
+        // position 1, pair (0, 2) rotated by 1 rad: (1cos1 - 3sin1, 3cos1 + 1sin1)
+        assert!(close(x[[1, 0]], 1.0 * 1f32.cos() - 3.0 * 1f32.sin(), 1e-6));
+        assert!(close(x[[1, 2]], 3.0 * 1f32.cos() + 1.0 * 1f32.sin(), 1e-6));
+        for (a, b) in before.iter().zip(row_norms(&x.view())) {
+            assert!(close(*a, b, 1e-5));
+        }
+    }
+
+    #[test]
+    fn top_k_orders_largest_first() {
+        let v = arr1(&[0.1f32, 0.7, 0.05, 0.15]);
+        assert_eq!(top_k(&v.view(), 2), vec![1, 3]);
+        assert_eq!(top_k(&v.view(), 10), vec![1, 3, 0, 2]);
+        assert!(top_k(&v.view(), 0).is_empty());
+    }
+}

@@ -1,0 +1,223 @@
+//! Plain-text renderings for `attn show` and `attn info`: pure functions that return strings (ANSI colour codes
+//! only when asked for). The binary prints them.
+
+use crate::analysis;
+use crate::colormap;
+use crate::model::ModelInfo;
+use crate::trace::Trace;
+use ndarray::ArrayView2;
+use std::fmt::Write;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+/// Pad or cut `s` to exactly `width` terminal columns (cut text ends in `…`), measuring display width, never bytes.
+pub fn fit(s: &str, width: usize) -> String {
+    if s.width() <= width {
+        let mut out = s.to_string();
+        out.push_str(&" ".repeat(width - s.width()));
+        return out;
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    used += 1;
+    out.push_str(&" ".repeat(width.saturating_sub(used)));
+    out
+}
+
+/// Right-align `s` in `width` columns (cut like [`fit`]).
+pub fn fit_right(s: &str, width: usize) -> String {
+    let f = fit(s, width);
+    let trimmed = f.trim_end();
+    format!("{}{}", " ".repeat(width - trimmed.width()), trimmed)
+}
+
+/// How `attn show` colours cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Colors {
+    /// Plain text: weights as digits only.
+    None,
+    /// xterm-256 backgrounds.
+    Ansi256,
+    /// 24-bit backgrounds.
+    TrueColor,
+}
+
+fn paint(out: &mut String, cell: &str, t: f32, colors: Colors) {
+    let bg = colormap::rgb(t);
+    let fg = colormap::text_on(bg);
+    match colors {
+        Colors::None => out.push_str(cell),
+        Colors::TrueColor => {
+            let _ = write!(
+                out,
+                "\x1b[48;2;{};{};{}m\x1b[38;2;{};{};{}m{cell}\x1b[0m",
+                bg[0], bg[1], bg[2], fg[0], fg[1], fg[2]
+            );
+        }
+        Colors::Ansi256 => {
+            let _ = write!(
+                out,
+                "\x1b[48;5;{}m\x1b[38;5;{}m{cell}\x1b[0m",
+                colormap::ansi256(bg),
+                colormap::ansi256(fg)
+            );
+        }
+    }
+}
+
+/// A weight in 4 columns: ` .42`, `1.00`, `   0` for exact zero (masked).
+pub fn weight_cell(w: f32) -> String {
+    if w == 0.0 {
+        "   0".into()
+    } else if w >= 0.995 {
+        "1.00".into()
+    } else {
+        format!(" .{:02}", (w * 100.0).round() as u32)
+    }
+}
+
+/// One head's attention grid: rows = queries (index + label), columns = keys (index + label), each cell the
+/// weight (coloured when asked).
+pub fn render_grid(labels: &[String], m: &ArrayView2<f32>, colors: Colors) -> String {
+    const LABEL: usize = 14;
+    let mut out = String::new();
+    let idx_w = m.nrows().saturating_sub(1).to_string().len().max(1);
+    let left = idx_w + 1 + LABEL + 1;
+    // Header: key indices, then key labels cut to 4 columns.
+    out.push_str(&" ".repeat(left));
+    for j in 0..m.ncols() {
+        let _ = write!(out, " {}", fit_right(&j.to_string(), 4));
+    }
+    out.push('\n');
+    out.push_str(&fit("query ╲ key", left));
+    for j in 0..m.ncols() {
+        let _ = write!(out, " {}", fit(labels.get(j).map(String::as_str).unwrap_or(""), 4));
+    }
+    out.push('\n');
+    for (i, row) in m.rows().into_iter().enumerate() {
+        let _ = write!(
+            out,
+            "{} {} ",
+            fit_right(&i.to_string(), idx_w),
+            fit(labels.get(i).map(String::as_str).unwrap_or(""), LABEL)
+        );
+        for w in row {
+            out.push(' ');
+            paint(&mut out, &weight_cell(*w), *w, colors);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The residual-norm table: per layer, mean over tokens of ‖stream in‖, ‖attention update‖, ‖FFN update‖,
+/// ‖stream out‖, and the two update/stream ratios.
+pub fn render_norm_table(trace: &Trace) -> String {
+    let mut out = String::from(
+        "layer  ‖x_in‖     ‖attn Δ‖   ‖ffn Δ‖    ‖x_out‖    attn/in  ffn/in   (means over tokens)\n",
+    );
+    for r in analysis::layer_norms(trace, None) {
+        let _ = writeln!(
+            out,
+            "{:>5}  {:<9.3}  {:<9.3}  {:<9.3}  {:<9.3}  {:<7.3}  {:<7.3}",
+            r.layer,
+            r.resid_in,
+            r.attn_update,
+            r.ffn_update,
+            r.resid_out,
+            r.attn_ratio(),
+            r.ffn_ratio()
+        );
+    }
+    out
+}
+
+/// Head statistics as one line.
+pub fn render_head_stats(m: &ArrayView2<f32>) -> String {
+    let s = analysis::head_stats(m);
+    let tag = analysis::head_tag(&s).map(|t| format!("  [{t}]")).unwrap_or_default();
+    format!(
+        "entropy {:.3} nats ({:.0}% of uniform) · max {:.3} · first-token {:.3} · previous {:.3} · self {:.3} · \
+         mean distance {:.2}{tag}",
+        s.entropy,
+        s.entropy_norm * 100.0,
+        s.max_weight,
+        s.sink,
+        s.prev,
+        s.self_,
+        s.distance
+    )
+}
+
+/// `attn info`.
+pub fn render_info(info: &ModelInfo) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "model         {}", info.name);
+    let _ = writeln!(out, "spec          {}", info.spec);
+    let _ = writeln!(out, "architecture  {}{}", info.arch.name(), if info.causal { " (decoder, causal)" } else { " (encoder, bidirectional)" });
+    let _ = writeln!(out, "layers        {}", info.n_layers);
+    if info.n_kv_heads != info.n_heads {
+        let _ = writeln!(
+            out,
+            "heads         {} query / {} key-value (grouped-query, {} query heads per KV head)",
+            info.n_heads,
+            info.n_kv_heads,
+            info.n_heads / info.n_kv_heads.max(1)
+        );
+    } else {
+        let _ = writeln!(out, "heads         {}", info.n_heads);
+    }
+    let _ = writeln!(out, "d_model       {} (head dim {})", info.d_model, info.head_dim());
+    let _ = writeln!(out, "d_ff          {}", info.d_ff);
+    let _ = writeln!(out, "vocab         {}", info.vocab_size);
+    let _ = writeln!(out, "max tokens    {}", info.max_len);
+    let _ = writeln!(out, "parameters    {} ({:.1}M)", info.n_params, info.n_params as f64 / 1e6);
+    let _ = writeln!(out, "positions     {}", info.positional);
+    let _ = writeln!(out, "tokenizer     {}", info.tokenizer);
+    let _ = writeln!(out, "loaded from   {}", info.source);
+    for n in &info.notes {
+        let _ = writeln!(out, "note          {n}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::arr2;
+
+    #[test]
+    fn fit_measures_display_width() {
+        assert_eq!(fit("abc", 5), "abc  ");
+        assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(fit("안녕하세요", 5), "안녕…");
+        assert_eq!(fit("안녕하세요", 5).width(), 5);
+        assert_eq!(fit("🤖x", 3), "🤖x");
+        assert_eq!(fit_right("7", 3), "  7");
+    }
+
+    #[test]
+    fn plain_grid_has_digits_and_labels() {
+        let labels = vec!["[CLS]".to_string(), "love".into()];
+        let m = arr2(&[[1.0f32, 0.0], [0.25, 0.75]]);
+        let g = render_grid(&labels, &m.view(), Colors::None);
+        assert!(!g.contains('\x1b'));
+        let lines: Vec<&str> = g.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[2].contains("[CLS]") && lines[2].ends_with("1.00    0"), "{g}");
+        assert!(lines[3].ends_with(" .25  .75"), "{g}");
+        let c = render_grid(&labels, &m.view(), Colors::TrueColor);
+        assert!(c.contains("\x1b[48;2;"));
+    }
+}
