@@ -10,5 +10,6 @@ pub mod model;
 pub mod show;
 pub mod tokenize;
 pub mod trace;
+pub mod weights;
 
 pub use error::{Error, Result};

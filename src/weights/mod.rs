@@ -1,0 +1,1 @@
+//! Weight sources: memory-mapped files parsed with every size and offset checked before use.

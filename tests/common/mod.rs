@@ -1,0 +1,115 @@
+//! Helpers shared by the integration tests: a small .npy reader and the real-model switches.
+#![allow(dead_code)]
+
+use ndarray::{ArrayD, IxDyn};
+use std::path::{Path, PathBuf};
+
+/// Read a little-endian float32 (`<f4`) or int64/int32 C-order .npy file into f32/i64 values.
+pub struct Npy {
+    pub shape: Vec<usize>,
+    pub descr: String,
+    pub data: Vec<u8>,
+}
+
+impl Npy {
+    pub fn read(path: &Path) -> Npy {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Npy::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Npy, String> {
+        if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+            return Err("not an .npy file".into());
+        }
+        let (hlen, start) = match bytes[6] {
+            1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+            _ => (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12),
+        };
+        let header = std::str::from_utf8(&bytes[start..start + hlen]).map_err(|e| e.to_string())?;
+        if header.contains("'fortran_order': True") {
+            return Err("fortran order is not supported".into());
+        }
+        let descr = header
+            .split("'descr':")
+            .nth(1)
+            .and_then(|s| s.split('\'').nth(1))
+            .ok_or("no descr")?
+            .to_string();
+        let shape_str = header
+            .split("'shape':")
+            .nth(1)
+            .and_then(|s| s.split('(').nth(1))
+            .and_then(|s| s.split(')').next())
+            .ok_or("no shape")?;
+        let shape: Vec<usize> = shape_str
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(|_| format!("bad dim {s}")))
+            .collect::<Result<_, _>>()?;
+        Ok(Npy {
+            shape,
+            descr,
+            data: bytes[start + hlen..].to_vec(),
+        })
+    }
+
+    pub fn f32(&self) -> ArrayD<f32> {
+        let v: Vec<f32> = match self.descr.as_str() {
+            "<f4" => self.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+            "<f8" => self
+                .data
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+                .collect(),
+            d => panic!("f32(): unsupported dtype {d}"),
+        };
+        ArrayD::from_shape_vec(IxDyn(&self.shape), v).expect("shape matches data")
+    }
+
+    pub fn i64(&self) -> Vec<i64> {
+        match self.descr.as_str() {
+            "<i8" => self.data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
+            "<i4" => self
+                .data
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+            d => panic!("i64(): unsupported dtype {d}"),
+        }
+    }
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The models directory the tests use: $ATTN_MODELS_DIR, else <repo>/models.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("ATTN_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("models"))
+}
+
+/// `Some(path)` when the real model is present. When it is missing: `None` (the test returns early, printing why),
+/// unless ATTN_REQUIRE_MODELS=1 (as .ci/run sets after scripts/fetch-models), where a missing model fails.
+pub fn real_model(rel: &str) -> Option<PathBuf> {
+    let p = models_dir().join(rel);
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var("ATTN_REQUIRE_MODELS").is_ok_and(|v| v == "1") {
+        panic!(
+            "ATTN_REQUIRE_MODELS=1 but {} is missing: run scripts/fetch-models",
+            p.display()
+        );
+    }
+    eprintln!("note: {} is missing; skipping the real-model check (run scripts/fetch-models)", p.display());
+    None
+}
+
+/// Max |a - b| over two arrays of the same shape.
+pub fn max_abs_diff(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
+    assert_eq!(a.shape(), b.shape(), "shapes differ");
+    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
