@@ -35,7 +35,12 @@ pub fn softmax_rows(x: &mut Array2<f32>) {
 }
 
 /// LayerNorm over the features of every row: `(x - mean) / sqrt(var + eps) * gamma + beta` (biased variance).
-pub fn layer_norm(x: &ArrayView2<f32>, gamma: &Array1<f32>, beta: &Array1<f32>, eps: f32) -> Array2<f32> {
+pub fn layer_norm(
+    x: &ArrayView2<f32>,
+    gamma: &Array1<f32>,
+    beta: &Array1<f32>,
+    eps: f32,
+) -> Array2<f32> {
     let mut out = x.to_owned();
     let d = x.ncols() as f32;
     for mut row in out.rows_mut() {
@@ -56,7 +61,9 @@ pub fn rms_norm(x: &ArrayView2<f32>, gamma: &Array1<f32>, eps: f32) -> Array2<f3
     for mut row in out.rows_mut() {
         let ms = row.iter().map(|v| v * v).sum::<f32>() / d;
         let inv = 1.0 / (ms + eps).sqrt();
-        row.iter_mut().zip(gamma.iter()).for_each(|(v, g)| *v = *v * inv * g);
+        row.iter_mut()
+            .zip(gamma.iter())
+            .for_each(|(v, g)| *v = *v * inv * g);
     }
     out
 }
@@ -89,7 +96,10 @@ pub fn row_norms(x: &ArrayView2<f32>) -> Vec<f32> {
 }
 
 pub fn l2(v: &ArrayView1<f32>) -> f32 {
-    v.iter().map(|a| (*a as f64) * (*a as f64)).sum::<f64>().sqrt() as f32
+    v.iter()
+        .map(|a| (*a as f64) * (*a as f64))
+        .sum::<f64>()
+        .sqrt() as f32
 }
 
 /// Sinusoidal positional encoding of "Attention Is All You Need":
@@ -134,6 +144,36 @@ pub fn apply_rope_half(x: &mut Array2<f32>, n_heads: usize, head_dim: usize, fre
                 let b = row[base + i + half];
                 row[base + i] = a * cos - b * sin;
                 row[base + i + half] = b * cos + a * sin;
+            }
+        }
+    }
+}
+
+/// `cos` and `sin` of every rotation angle, `[n, freqs.len()]` each, for [`apply_rope_half_cached`].
+pub fn rope_cos_sin(angles: &Array2<f32>) -> (Array2<f32>, Array2<f32>) {
+    (angles.mapv(f32::cos), angles.mapv(f32::sin))
+}
+
+/// [`apply_rope_half`] with the cosines and sines computed once per input (`[n, rot/2]` each, from
+/// [`rope_cos_sin`]) instead of once per head.
+pub fn apply_rope_half_cached(
+    x: &mut Array2<f32>,
+    n_heads: usize,
+    head_dim: usize,
+    cos: &Array2<f32>,
+    sin: &Array2<f32>,
+) {
+    let half = cos.ncols();
+    for ((mut row, c), s) in x.rows_mut().into_iter().zip(cos.rows()).zip(sin.rows()) {
+        let (Some(row), Some(c), Some(s)) = (row.as_slice_mut(), c.as_slice(), s.as_slice()) else {
+            continue;
+        };
+        for head in row.chunks_exact_mut(head_dim).take(n_heads) {
+            let (lo, hi) = head.split_at_mut(half);
+            for (((a, b), c), s) in lo.iter_mut().zip(hi.iter_mut()).zip(c).zip(s) {
+                let (x0, x1) = (*a, *b);
+                *a = x0 * c - x1 * s;
+                *b = x1 * c + x0 * s;
             }
         }
     }
@@ -197,6 +237,32 @@ pub fn top_k(values: &ArrayView1<f32>, k: usize) -> Vec<usize> {
     idx.truncate(k);
     idx.sort_by(|a, b| values[*b].total_cmp(&values[*a]));
     idx
+}
+
+/// The `k` most likely entries of a row of logits, largest first, with their softmax probabilities over the whole
+/// row: one pass for the maximum and the top-k (a small sorted buffer), one for the normalizer.
+pub fn softmax_top_k(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let k = k.min(logits.len());
+    if k == 0 {
+        return vec![];
+    }
+    let mut top: Vec<(usize, f32)> = Vec::with_capacity(k + 1);
+    let mut max = f32::NEG_INFINITY;
+    for (i, &v) in logits.iter().enumerate() {
+        max = max.max(v);
+        if top.len() < k || top.last().is_some_and(|&(_, w)| v > w) {
+            let at = top.partition_point(|&(_, w)| w >= v);
+            top.insert(at, (i, v));
+            top.truncate(k);
+        }
+    }
+    if max == f32::NEG_INFINITY || max.is_nan() {
+        return top.into_iter().map(|(i, _)| (i, 0.0)).collect();
+    }
+    let sum: f32 = logits.iter().map(|&v| (v - max).exp()).sum();
+    top.into_iter()
+        .map(|(i, v)| (i, (v - max).exp() / sum))
+        .collect()
 }
 
 #[cfg(test)]
@@ -318,6 +384,43 @@ mod tests {
         for (a, b) in before.iter().zip(row_norms(&x.view())) {
             assert!(close(*a, b, 1e-5));
         }
+    }
+
+    #[test]
+    fn cached_rope_equals_rope() {
+        let freqs = rope_freqs(8, 10000.0);
+        let mut a =
+            Array2::from_shape_fn((5, 24), |(i, j)| ((i * 13 + j * 7) % 11) as f32 * 0.1 - 0.5);
+        let mut b = a.clone();
+        apply_rope_half(&mut a, 3, 8, &freqs);
+        let (c, s) = rope_cos_sin(&rope_angles(5, &freqs));
+        apply_rope_half_cached(&mut b, 3, 8, &c, &s);
+        for (x, y) in a.iter().zip(b.iter()) {
+            assert!(close(*x, *y, 1e-6), "{x} {y}");
+        }
+    }
+
+    #[test]
+    fn softmax_top_k_matches_full_softmax() {
+        let v: Vec<f32> = (0..1000)
+            .map(|i| ((i * 7919) % 1009) as f32 * 0.01)
+            .collect();
+        let mut full = Array2::from_shape_vec((1, 1000), v.clone()).unwrap();
+        softmax_rows(&mut full);
+        let want = top_k(&full.row(0), 5);
+        let got = softmax_top_k(&v, 5);
+        assert_eq!(got.iter().map(|p| p.0).collect::<Vec<_>>(), want);
+        for (i, p) in got {
+            assert!(close(p, full[[0, i]], 1e-6));
+        }
+        assert_eq!(
+            softmax_top_k(&[1.0, 3.0, 2.0], 10)
+                .iter()
+                .map(|p| p.0)
+                .collect::<Vec<_>>(),
+            vec![1, 2, 0]
+        );
+        assert!(softmax_top_k(&[1.0], 0).is_empty());
     }
 
     #[test]

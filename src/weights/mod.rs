@@ -5,3 +5,4 @@ pub mod gguf;
 
 pub use dequant::GgmlType;
 pub use gguf::{Gguf, GgufValue, TensorInfo};
+pub mod gguf_tokenizer;
