@@ -12,12 +12,14 @@
 //! and attention equal transformers' on the same file.
 
 use super::ops;
+use super::packed::PackedMatrix;
 use super::{Arch, Model, ModelInfo};
 use crate::tokenize::{Encoded, Tokenizer};
 use crate::trace::{ForwardOptions, LayerTrace, Positional, TopToken, Trace};
 use crate::weights::{Gguf, gguf_tokenizer};
 use crate::{Error, Result};
 use ndarray::{Array1, Array2, Array3, Axis, Ix1, Ix2};
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -150,16 +152,17 @@ impl LlamaConfig {
     }
 }
 
+/// One block; the projections are packed for `x · Wᵀ` at load (see [`PackedMatrix`]).
 struct Layer {
     attn_norm: Array1<f32>,
-    wq: Array2<f32>,
-    wk: Array2<f32>,
-    wv: Array2<f32>,
-    wo: Array2<f32>,
+    wq: PackedMatrix,
+    wk: PackedMatrix,
+    wv: PackedMatrix,
+    wo: PackedMatrix,
     ffn_norm: Array1<f32>,
-    w_gate: Array2<f32>,
-    w_up: Array2<f32>,
-    w_down: Array2<f32>,
+    w_gate: PackedMatrix,
+    w_up: PackedMatrix,
+    w_down: PackedMatrix,
 }
 
 pub struct Llama {
@@ -170,8 +173,9 @@ pub struct Llama {
     embed: Array2<f32>,
     layers: Vec<Layer>,
     out_norm: Array1<f32>,
-    /// `[vocab, d_model]`; `None` = tied to `embed`.
-    output: Option<Array2<f32>>,
+    /// The LM head `[vocab, d_model]` (the embedding again when tied), packed.
+    lm_head: PackedMatrix,
+    tied: bool,
     freqs: Vec<f32>,
 }
 
@@ -226,6 +230,12 @@ impl<'a> Loader<'a> {
         Ok(t)
     }
 
+    fn mark_used(&mut self, name: &str) {
+        if let Some(t) = self.g.tensor(name) {
+            self.used.push(&t.name);
+        }
+    }
+
     fn matrix(&mut self, name: &str, rows: usize, cols: usize, what: &str) -> Result<Array2<f32>> {
         let t = self.info(name, &[rows, cols], what)?;
         self.g
@@ -243,6 +253,67 @@ impl<'a> Loader<'a> {
     }
 }
 
+/// The tensors of block `l` are `blk.{l}.{name}.weight`.
+const LAYER_TENSORS: [&str; 9] = [
+    "attn_norm",
+    "attn_q",
+    "attn_k",
+    "attn_v",
+    "attn_output",
+    "ffn_norm",
+    "ffn_gate",
+    "ffn_up",
+    "ffn_down",
+];
+
+fn load_layer(g: &Gguf, cfg: &LlamaConfig, l: usize) -> Result<Layer> {
+    let mut ld = Loader { g, used: vec![] };
+    let (d, f, hd) = (cfg.d_model, cfg.d_ff, cfg.head_dim);
+    let (q_rows, kv_rows) = (cfg.n_heads * hd, cfg.n_kv_heads * hd);
+    let n = |s: &str| format!("blk.{l}.{s}.weight");
+    let mut packed = |s: &str, rows: usize, cols: usize, what: &str| -> Result<PackedMatrix> {
+        Ok(PackedMatrix::new(&ld.matrix(&n(s), rows, cols, what)?))
+    };
+    let wv = packed(
+        "attn_v",
+        kv_rows,
+        d,
+        "head_count_kv·head_dim × embedding_length",
+    )?;
+    let wo = packed(
+        "attn_output",
+        d,
+        q_rows,
+        "embedding_length × head_count·head_dim",
+    )?;
+    let w_gate = packed("ffn_gate", f, d, "feed_forward_length × embedding_length")?;
+    let w_up = packed("ffn_up", f, d, "feed_forward_length × embedding_length")?;
+    let w_down = packed("ffn_down", d, f, "embedding_length × feed_forward_length")?;
+    let wq = ld.matrix(
+        &n("attn_q"),
+        q_rows,
+        d,
+        "head_count·head_dim × embedding_length",
+    )?;
+    let wk = ld.matrix(
+        &n("attn_k"),
+        kv_rows,
+        d,
+        "head_count_kv·head_dim × embedding_length",
+    )?;
+    Ok(Layer {
+        attn_norm: ld.vector(&n("attn_norm"), d, "embedding_length")?,
+        wq: PackedMatrix::new(&unpermute_rows(&wq, cfg.n_heads, hd)),
+        wk: PackedMatrix::new(&unpermute_rows(&wk, cfg.n_kv_heads, hd)),
+        wv,
+        wo,
+        ffn_norm: ld.vector(&n("ffn_norm"), d, "embedding_length")?,
+        w_gate,
+        w_up,
+        w_down,
+    })
+}
+
 impl Llama {
     /// Load from a parsed GGUF file; `spec` is what the user typed (for [`ModelInfo::spec`]).
     pub fn from_gguf(g: &Gguf, spec: &str) -> Result<Self> {
@@ -250,7 +321,7 @@ impl Llama {
         let tokenizer = gguf_tokenizer::from_gguf(g)?;
         let vocab = tokenizer.inner().get_vocab_size(false);
         let (d, f, hd) = (cfg.d_model, cfg.d_ff, cfg.head_dim);
-        let (q_rows, kv_rows) = (cfg.n_heads * hd, cfg.n_kv_heads * hd);
+
         let mut ld = Loader { g, used: vec![] };
         let embed = ld.matrix(
             "token_embd.weight",
@@ -258,65 +329,27 @@ impl Llama {
             d,
             "vocabulary × embedding_length",
         )?;
-        let mut layers = Vec::with_capacity(cfg.n_layers);
+        // Blocks load in parallel (dequantize, un-permute Q/K, pack); any failing block fails the load.
+        let layers = (0..cfg.n_layers)
+            .into_par_iter()
+            .map(|l| load_layer(g, &cfg, l))
+            .collect::<Result<Vec<Layer>>>()?;
         for l in 0..cfg.n_layers {
-            let n = |s: &str| format!("blk.{l}.{s}.weight");
-            layers.push(Layer {
-                attn_norm: ld.vector(&n("attn_norm"), d, "embedding_length")?,
-                wq: unpermute_rows(
-                    &ld.matrix(
-                        &n("attn_q"),
-                        q_rows,
-                        d,
-                        "head_count·head_dim × embedding_length",
-                    )?,
-                    cfg.n_heads,
-                    hd,
-                ),
-                wk: unpermute_rows(
-                    &ld.matrix(
-                        &n("attn_k"),
-                        kv_rows,
-                        d,
-                        "head_count_kv·head_dim × embedding_length",
-                    )?,
-                    cfg.n_kv_heads,
-                    hd,
-                ),
-                wv: ld.matrix(
-                    &n("attn_v"),
-                    kv_rows,
-                    d,
-                    "head_count_kv·head_dim × embedding_length",
-                )?,
-                wo: ld.matrix(
-                    &n("attn_output"),
-                    d,
-                    q_rows,
-                    "embedding_length × head_count·head_dim",
-                )?,
-                ffn_norm: ld.vector(&n("ffn_norm"), d, "embedding_length")?,
-                w_gate: ld.matrix(
-                    &n("ffn_gate"),
-                    f,
-                    d,
-                    "feed_forward_length × embedding_length",
-                )?,
-                w_up: ld.matrix(&n("ffn_up"), f, d, "feed_forward_length × embedding_length")?,
-                w_down: ld.matrix(
-                    &n("ffn_down"),
-                    d,
-                    f,
-                    "embedding_length × feed_forward_length",
-                )?,
-            });
+            for s in LAYER_TENSORS {
+                ld.mark_used(&format!("blk.{l}.{s}.weight"));
+            }
         }
         let out_norm = ld.vector("output_norm.weight", d, "embedding_length")?;
-        let output = match g.tensor("output.weight") {
-            Some(_) => {
-                Some(ld.matrix("output.weight", vocab, d, "vocabulary × embedding_length")?)
-            }
-            None => None,
+        let tied = g.tensor("output.weight").is_none();
+        let lm_head = if tied {
+            PackedMatrix::new(&embed)
+        } else {
+            PackedMatrix::new(&ld.matrix(
+                "output.weight",
+                vocab,
+                d,
+                "vocabulary × embedding_length",
+            )?)
         };
 
         let mut types: BTreeMap<String, usize> = BTreeMap::new();
@@ -369,10 +402,10 @@ impl Llama {
                      SwiGLU → add",
                     cfg.eps, cfg.rope_base
                 ),
-                if output.is_some() {
-                    "separate output embedding (LM head)".into()
-                } else {
+                if tied {
                     "LM head tied to the token embedding".into()
+                } else {
+                    "separate output embedding (LM head)".into()
                 },
                 format!(
                     "context length {}; attn runs at most {max_len} tokens",
@@ -388,7 +421,8 @@ impl Llama {
             embed,
             layers,
             out_norm,
-            output,
+            lm_head,
+            tied,
             freqs,
         })
     }
@@ -397,8 +431,9 @@ impl Llama {
         &self.cfg
     }
 
-    fn lm_head(&self) -> &Array2<f32> {
-        self.output.as_ref().unwrap_or(&self.embed)
+    /// Whether the LM head is the token embedding.
+    pub fn tied(&self) -> bool {
+        self.tied
     }
 
     /// Queries and keys with RoPE applied, and values.
@@ -411,9 +446,9 @@ impl Llama {
     ) -> ops::Attention {
         let h = ops::rms_norm(&x.view(), &b.attn_norm, self.cfg.eps);
         let hv = h.view();
-        let mut q = ops::linear(&hv, &b.wq, None);
-        let mut k = ops::linear(&hv, &b.wk, None);
-        let v = ops::linear(&hv, &b.wv, None);
+        let mut q = b.wq.matmul_t(&hv);
+        let mut k = b.wk.matmul_t(&hv);
+        let v = b.wv.matmul_t(&hv);
         let hd = self.cfg.head_dim;
         ops::apply_rope_half_cached(&mut q, self.cfg.n_heads, hd, cos, sin);
         ops::apply_rope_half_cached(&mut k, self.cfg.n_kv_heads, hd, cos, sin);
@@ -423,10 +458,10 @@ impl Llama {
     /// Final RMSNorm + LM head on a residual stream `[n, d]`, then the top-`k` tokens of every row.
     fn top_tokens(&self, hidden: &Array2<f32>, k: usize) -> Vec<Vec<TopToken>> {
         let normed = ops::rms_norm(&hidden.view(), &self.out_norm, self.cfg.eps);
-        let logits = normed.dot(&self.lm_head().t());
-        logits
-            .rows()
-            .into_iter()
+        // One packed matmul for every position, then each row's softmax + top-k on its own thread.
+        let logits = self.lm_head.matmul_t(&normed.view());
+        let rows: Vec<_> = logits.rows().into_iter().collect();
+        rows.into_par_iter()
             .map(|row| {
                 let top = match row.as_slice() {
                     Some(s) => ops::softmax_top_k(s, k),
@@ -446,7 +481,7 @@ impl Llama {
     /// Logits `[n, vocab]` after the final norm and LM head (for tests and tools).
     pub fn logits(&self, hidden: &Array2<f32>) -> Array2<f32> {
         let normed = ops::rms_norm(&hidden.view(), &self.out_norm, self.cfg.eps);
-        normed.dot(&self.lm_head().t())
+        self.lm_head.matmul_t(&normed.view())
     }
 }
 
@@ -489,14 +524,14 @@ impl Model for Llama {
         for b in &self.layers {
             hidden.push(x.clone());
             let att = self.qkv(b, &x, &cos, &sin);
-            let attn_out = ops::linear(&att.context.view(), &b.wo, None);
+            let attn_out = b.wo.matmul_t(&att.context.view());
             let mid = &x + &attn_out;
             let h = ops::rms_norm(&mid.view(), &b.ffn_norm, self.cfg.eps);
             let hv = h.view();
-            let mut gate = ops::linear(&hv, &b.w_gate, None);
-            let up = ops::linear(&hv, &b.w_up, None);
+            let mut gate = b.w_gate.matmul_t(&hv);
+            let up = b.w_up.matmul_t(&hv);
             gate.zip_mut_with(&up, |g, u| *g = ops::silu(*g) * u);
-            let ffn_out = ops::linear(&gate.view(), &b.w_down, None);
+            let ffn_out = b.w_down.matmul_t(&gate.view());
             x = &mid + &ffn_out;
             layers.push(LayerTrace {
                 attention: opts.keep_attention.then_some(att.probs),

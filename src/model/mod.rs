@@ -5,6 +5,7 @@
 
 pub mod llama;
 pub mod ops;
+pub mod packed;
 pub mod textbook;
 
 use crate::tokenize::{Encoded, Tokenizer};
