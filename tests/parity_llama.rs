@@ -368,3 +368,38 @@ fn truncated_tiny_file_is_an_error_not_a_panic() {
         }
     }
 }
+
+#[test]
+fn other_pre_tokenizers_match_transformers() {
+    // Tokenizer-only files with the tiny vocabulary and each supported split regex; goldens from transformers.
+    let j: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("fixtures/golden/pre_variants_tokenizer.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut cache: std::collections::HashMap<String, attn::tokenize::Tokenizer> =
+        Default::default();
+    let rows = j.as_array().unwrap();
+    assert!(rows.len() >= 6 * 6);
+    for row in rows {
+        let file = row["file"].as_str().unwrap().to_string();
+        let tok = cache.entry(file.clone()).or_insert_with(|| {
+            let g =
+                attn::weights::Gguf::open(&repo().join("fixtures/tokenizers").join(&file)).unwrap();
+            attn::weights::gguf_tokenizer::from_gguf(&g).unwrap()
+        });
+        let text = row["text"].as_str().unwrap();
+        let want: Vec<u32> = row["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(
+            tok.encode(text, None).unwrap().ids,
+            want,
+            "{file}: {} ({text:?})",
+            row["name"]
+        );
+    }
+}

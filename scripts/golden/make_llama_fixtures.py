@@ -8,7 +8,9 @@
    F16 and F32 tensors → fixtures/tiny-llama.gguf.
 3. Broken variants of a 1-layer copy (unsupported tokenizer model / pre-tokenizer, a missing tensor, a wrong shape,
    a head count that does not divide) → fixtures/bad-llama/*.gguf, for the error tests.
-4. transformers' outputs from loading fixtures/tiny-llama.gguf (eager attention, fp32) → fixtures/golden/tiny_llama_*.
+4. transformers' outputs from loading fixtures/tiny-llama.gguf (eager attention, fp32) → fixtures/golden/tiny_llama_*,
+   and tokenizer-only files for other pre-tokenizers (gpt2, default, llama3, qwen2, gpt-4o, tekken) with
+   transformers' ids → fixtures/tokenizers/, fixtures/golden/pre_variants_tokenizer.json.
 5. When /work/models/smollm2.gguf (or $SMOLLM2_GGUF) exists: transformers' outputs for 3 short sentences and
    tokenizer ids for English, Korean, emoji, digits, code and whitespace-heavy text → fixtures/golden/smollm2_*.
 
@@ -354,6 +356,44 @@ def smollm2_goldens():
     tokenizer_goldens(tok, SMOLLM2_TOKENIZER_TEXTS, "smollm2")
 
 
+# Tokenizer-only files (no tensors) for the other pre-tokenizers attn supports; transformers' ids are the goldens.
+PRE_VARIANTS = ["gpt2", "default", "llama3", "qwen2", "gpt-4o", "tekken"]
+
+
+def tokenizer_variants(tokens, merges, types):
+    from transformers import AutoTokenizer
+
+    out = FIX / "tokenizers"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir()
+    rows = []
+    for pre in PRE_VARIANTS:
+        path = out / f"pre-{pre}.gguf"
+        w = gguf.GGUFWriter(str(path), "llama")
+        w.add_name(f"tokenizer only, pre {pre}")
+        w.add_block_count(1)
+        w.add_embedding_length(32)
+        w.add_head_count(1)
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre(pre)
+        w.add_token_list(tokens)
+        w.add_token_types(types)
+        w.add_token_merges(merges)
+        w.add_bos_token_id(tokens.index("<|begin_of_text|>"))
+        w.add_eos_token_id(tokens.index("<|end_of_text|>"))
+        w.add_add_bos_token(pre == "llama3")
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        tok = AutoTokenizer.from_pretrained(str(out), gguf_file=path.name)
+        for name, text in TINY_TOKENIZER_TEXTS.items():
+            rows.append({"file": path.name, "name": name, "text": text, "ids": tok(text)["input_ids"]})
+    (GOLD / "pre_variants_tokenizer.json").write_text(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+    print(f"wrote {len(PRE_VARIANTS)} tokenizer-only files in {out}")
+
+
 def main():
     np.random.seed(SEED)
     torch.manual_seed(SEED)
@@ -384,6 +424,7 @@ def main():
     print(f"wrote {len(list(BAD.iterdir()))} files in {BAD}")
 
     tiny_goldens(tiny)
+    tokenizer_variants(tokens, merges, types)
     smollm2_goldens()
 
 

@@ -4,6 +4,7 @@
 attention recorded (eager attention, fp32, output_attentions + output_hidden_states, no grad), median of N runs.
 
 Run from the repository root: `HF_HUB_OFFLINE=1 python scripts/golden/time_transformers_smollm2.py [path.gguf]`.
+`TORCH_THREADS=N` sets torch's intra-op threads (default: torch's choice, the number of cores).
 """
 
 import json
@@ -20,6 +21,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 torch.manual_seed(0)
+if os.environ.get("TORCH_THREADS"):
+    torch.set_num_threads(int(os.environ["TORCH_THREADS"]))
 ROOT = Path(__file__).resolve().parents[2]
 GGUF = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("SMOLLM2_GGUF", ROOT / "models" / "smollm2.gguf"))
 RUNS = 20
@@ -27,7 +30,7 @@ RUNS = 20
 
 def main():
     texts = json.loads((ROOT / "fixtures" / "smollm2_bench_texts.json").read_text())
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(str(GGUF.parent), gguf_file=GGUF.name)
     t1 = time.perf_counter()
