@@ -417,3 +417,19 @@ fn unsupported_dequantization_and_missing_files() {
     let e = Gguf::open(&bad).unwrap_err().to_string();
     assert!(e.contains("bad.gguf") && e.contains("tensor_count"), "{e}");
 }
+
+#[test]
+fn a_hand_built_tensor_info_cannot_cause_a_huge_allocation_or_read_outside() {
+    let g = valid().parse().unwrap();
+    let mut info = g.tensor("a").unwrap().clone();
+    info.dims = vec![1 << 40, 1 << 20];
+    let e = g.dequantize(&info).unwrap_err().to_string();
+    assert!(e.contains("`a`") && e.contains("do not match"), "{e}");
+    info.dims = vec![u64::MAX, u64::MAX];
+    assert_eq!(info.n_elements(), u64::MAX);
+    assert!(g.dequantize(&info).is_err());
+    let mut info = g.tensor("a").unwrap().clone();
+    info.offset = u64::MAX - 4;
+    let e = g.dequantize(&info).unwrap_err().to_string();
+    assert!(e.contains("outside the file"), "{e}");
+}
