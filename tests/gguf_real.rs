@@ -61,3 +61,43 @@ fn smollm2_parses_and_every_tensor_dequantizes() {
     let k = g.tensor_f32("blk.0.attn_k.weight").unwrap();
     assert_eq!(k.shape(), &[192, 576]);
 }
+
+/// Dequantized values equal the `gguf` Python package's on the real file (fixtures/gguf/smollm2_samples.json, from
+/// scripts/golden/make_smollm2_gguf_samples.py): rows bit-exact, sums to float rounding.
+#[test]
+fn smollm2_values_match_the_python_reader() {
+    let Some(path) = common::real_model("smollm2.gguf") else {
+        return;
+    };
+    let g = Gguf::open(&path).unwrap();
+    let text =
+        std::fs::read_to_string(common::repo().join("fixtures/gguf/smollm2_samples.json")).unwrap();
+    let samples: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let f32s = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    for s in samples.as_array().unwrap() {
+        let name = s["name"].as_str().unwrap();
+        let t = g.tensor(name).unwrap();
+        assert_eq!(t.ty.name(), s["type"].as_str().unwrap(), "{name}");
+        assert_eq!(t.offset, s["offset"].as_u64().unwrap(), "{name}");
+        let a = g.tensor_f32(name).unwrap();
+        let cols = t.dims[0] as usize;
+        let flat = a.as_slice().unwrap();
+        let first = f32s(&s["first_row"]);
+        let last = f32s(&s["last_row"]);
+        assert_eq!(&flat[..first.len()], first.as_slice(), "{name} first row");
+        let last_row = &flat[flat.len() - cols..];
+        assert_eq!(&last_row[..last.len()], last.as_slice(), "{name} last row");
+        let sum: f64 = flat.iter().map(|&x| x as f64).sum();
+        let want = s["sum"].as_f64().unwrap();
+        assert!(
+            (sum - want).abs() <= 1e-6 * (1.0 + want.abs()),
+            "{name}: sum {sum} vs {want}"
+        );
+    }
+}

@@ -157,9 +157,13 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
-    /// Number of elements (the product of `dims`; checked at parse time not to overflow).
+    /// Number of elements: the product of `dims` (checked at parse time not to overflow; saturates at u64::MAX for
+    /// a hand-built info whose product would).
     pub fn n_elements(&self) -> u64 {
-        self.dims.iter().product()
+        self.dims
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .unwrap_or(u64::MAX)
     }
 
     /// Row-major shape: `dims` reversed, so a GGUF `[ne0 = in, ne1 = out]` matrix is `[out, in]` like nn.Linear.
@@ -387,7 +391,20 @@ impl Gguf {
             )));
         }
         let bytes = self.tensor_bytes(info)?;
-        let n = usize::try_from(info.n_elements()).map_err(|_| terr("too many elements".into()))?;
+        // `info` is public data: make sure its dims agree with its byte size before allocating the output.
+        let (bs, ts) = (info.ty.block_size() as u64, info.ty.type_size() as u64);
+        let n_elements = info.n_elements();
+        if !n_elements.is_multiple_of(bs)
+            || (n_elements / bs).checked_mul(ts) != Some(bytes.len() as u64)
+        {
+            return Err(terr(format!(
+                "dims {:?} of type {} do not match its {} bytes",
+                info.dims,
+                info.ty,
+                bytes.len()
+            )));
+        }
+        let n = usize::try_from(n_elements).map_err(|_| terr("too many elements".into()))?;
         let mut out = vec![0f32; n];
         dequant::dequantize(info.ty, bytes, &mut out).map_err(|e| terr(e.to_string()))?;
         ArrayD::from_shape_vec(IxDyn(&info.shape()), out).map_err(|e| terr(e.to_string()))
