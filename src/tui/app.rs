@@ -135,6 +135,10 @@ impl Prepared {
         } else {
             vec![]
         };
+        let mut trace = trace;
+        for t in &mut trace.tokens {
+            t.label = display_label(&t.label);
+        }
         Ok(Prepared {
             trace: Arc::new(trace),
             stats,
@@ -154,6 +158,46 @@ impl Prepared {
     pub fn n_layers(&self) -> usize {
         self.trace.n_layers()
     }
+}
+
+/// The visible compatibility form of a lone conjoining Hangul vowel or final consonant (U+1160–U+11FF), which
+/// terminals draw with zero width when no syllable precedes it.
+fn compat_jamo(c: char) -> Option<char> {
+    const FINALS: [u32; 27] = [
+        0x3131, 0x3132, 0x3133, 0x3134, 0x3135, 0x3136, 0x3137, 0x3139, 0x313A, 0x313B, 0x313C,
+        0x313D, 0x313E, 0x313F, 0x3140, 0x3141, 0x3142, 0x3144, 0x3145, 0x3146, 0x3147, 0x3148,
+        0x314A, 0x314B, 0x314C, 0x314D, 0x314E,
+    ];
+    const INITIALS: [u32; 19] = [
+        0x3131, 0x3132, 0x3134, 0x3137, 0x3138, 0x3139, 0x3141, 0x3142, 0x3143, 0x3145, 0x3146,
+        0x3147, 0x3148, 0x3149, 0x314A, 0x314B, 0x314C, 0x314D, 0x314E,
+    ];
+    let u = c as u32;
+    match u {
+        0x1100..=0x1112 => INITIALS
+            .get((u - 0x1100) as usize)
+            .and_then(|&v| char::from_u32(v)),
+        0x1161..=0x1175 => char::from_u32(u - 0x1161 + 0x314F),
+        0x11A8..=0x11C2 => FINALS
+            .get((u - 0x11A8) as usize)
+            .and_then(|&v| char::from_u32(v)),
+        _ => None,
+    }
+}
+
+/// A token label made safe to lay out: lone conjoining jamo (the uncased BERT tokenizer splits Hangul into them)
+/// become their visible compatibility forms, so the label takes the columns it is measured to take.
+pub fn display_label(label: &str) -> String {
+    let chars: Vec<char> = label.chars().collect();
+    let jamo = |c: Option<&char>| c.is_some_and(|c| (0x1100..=0x11FF).contains(&(*c as u32)));
+    let mut out = String::with_capacity(label.len());
+    for (i, c) in chars.iter().enumerate() {
+        // A jamo that joins a neighbour into a syllable stays; a lone one becomes its visible form.
+        let joined = (i > 0 && jamo(chars.get(i - 1))) || jamo(chars.get(i + 1));
+        let mapped = if joined { None } else { compat_jamo(*c) };
+        out.push(mapped.unwrap_or(*c));
+    }
+    out
 }
 
 /// A one-line text field edited in place. `cursor` is a byte offset that always sits on a grapheme boundary.
@@ -1117,15 +1161,56 @@ impl App {
                 }
             }
             MouseEventKind::ScrollDown => match self.view {
-                View::Overview => self.ov_scroll += 1,
+                View::Overview => {
+                    return self.overview_key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE));
+                }
                 _ => self.move_cur(3, 0),
             },
             MouseEventKind::ScrollUp => match self.view {
-                View::Overview => self.ov_scroll = self.ov_scroll.saturating_sub(1),
+                View::Overview => {
+                    return self.overview_key(KeyEvent::new(KeyCode::Up, KeyModifiers::NONE));
+                }
                 _ => self.move_cur(-3, 0),
             },
             _ => {}
         }
         vec![]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lone_jamo_become_visible_forms() {
+        assert_eq!(display_label("##\u{1161}"), "##ㅏ");
+        assert_eq!(display_label("\u{110B}"), "ㅇ");
+        assert_eq!(display_label("##\u{11AB}"), "##ㄴ");
+        // A conjoining sequence (a syllable spelled in jamo) stays as it is; so do composed syllables.
+        assert_eq!(display_label("\u{110B}\u{1161}"), "\u{110B}\u{1161}");
+        assert_eq!(display_label("안녕"), "안녕");
+        assert_eq!(display_label("[CLS]"), "[CLS]");
+    }
+
+    #[test]
+    fn line_edit_moves_by_grapheme() {
+        let mut e = LineEdit::new("ae\u{301}한");
+        e.left();
+        assert_eq!(&e.text[e.cursor..], "한");
+        e.left();
+        assert_eq!(&e.text[e.cursor..], "e\u{301}한");
+        e.delete();
+        assert_eq!(e.text, "a한");
+        e.end();
+        e.insert("x\ny");
+        assert_eq!(e.text, "a한x y");
+        e.home();
+        e.right();
+        e.kill_to_end();
+        assert_eq!(e.text, "a");
+        let mut w = LineEdit::new("one two  ");
+        w.delete_word();
+        assert_eq!(w.text, "one ");
     }
 }

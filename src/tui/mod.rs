@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod event;
+pub mod synthetic;
 pub mod ui;
 pub mod worker;
 
@@ -31,11 +32,8 @@ pub struct Env {
 
 /// The status-line hint for a model: the textbook model's weights are random.
 pub fn hint_for(info: &ModelInfo) -> Option<String> {
-    (info.spec == "textbook").then(|| {
-        "textbook model: random weights, so patterns are not learned · run scripts/fetch-models, then attn --model \
-         minilm (or smollm2)"
-            .to_string()
-    })
+    (info.spec == "textbook")
+        .then(|| "textbook = random weights · real models: scripts/fetch-models".to_string())
 }
 
 /// A new app for a model.

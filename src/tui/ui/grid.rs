@@ -40,14 +40,23 @@ pub fn position_note(app: &App, g: &GridGeom) -> Option<String> {
     if g.rows >= n && g.cols >= n {
         return None;
     }
+    let compact = g.inner.width < 60;
     let (r0, c0) = app.scroll;
     let r1 = (r0 + g.rows).min(n);
     let c1 = (c0 + g.cols).min(n);
-    Some(format!(
-        " rows {r0}–{} · cols {c0}–{} of {n} · z: zoom out ",
-        r1.saturating_sub(1),
-        c1.saturating_sub(1)
-    ))
+    Some(if compact {
+        format!(
+            " r{r0}–{} c{c0}–{} /{n} ",
+            r1.saturating_sub(1),
+            c1.saturating_sub(1)
+        )
+    } else {
+        format!(
+            " rows {r0}–{} · cols {c0}–{} of {n} · z: zoom out ",
+            r1.saturating_sub(1),
+            c1.saturating_sub(1)
+        )
+    })
 }
 
 /// Style of a token label on an axis.
@@ -178,7 +187,7 @@ fn render_cells(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
         if i >= n {
             break;
         }
-        let y = g.cells.y + vr as u16;
+        let y = g.cells.y + vr as u16 * g.row_h;
         let tok = app.visible[i];
         let row_label = format!("{:>idx_w$} {}", tok, label(app, tok));
         put(
@@ -231,6 +240,19 @@ fn render_cells(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
                 (body, st)
             };
             buf.set_stringn(x, y, &text, cw as usize, style);
+            for extra in 1..g.row_h {
+                let fill = if theme.mono() && !cursor {
+                    text.clone()
+                } else if theme.mono() {
+                    format!(
+                        "{} ",
+                        colormap::shade(t).to_string().repeat(cw as usize - 1)
+                    )
+                } else {
+                    " ".repeat(cw as usize)
+                };
+                buf.set_stringn(x, y + extra, &fill, cw as usize, style);
+            }
         }
     }
 }
@@ -312,5 +334,102 @@ pub fn render_legend(app: &App, area: Rect, buf: &mut Buffer, theme: &Theme) {
             " · specials hidden (x)",
             theme.accent(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::app::{App, ColorMode, Focus, Prepared};
+    use crate::tui::synthetic::{self, Kind};
+    use ratatui::style::Color;
+
+    fn app(color: ColorMode, size: (u16, u16)) -> App {
+        let mut app = App::new(synthetic::info(Kind::Gpt2), "a b c", None, color, size);
+        app.data = Some(Prepared::new(synthetic::trace(Kind::Gpt2, &["a", "b", "c"])).unwrap());
+        app.focus = Focus::Explorer;
+        app.cur = (1, 0);
+        app.refresh();
+        app
+    }
+
+    #[test]
+    fn mono_grid_is_exact() {
+        // Layer 0 head 0 of the synthetic GPT-2 trace is a previous-token head.
+        let app = app(ColorMode::Mono, (80, 24));
+        let area = Rect::new(0, 0, 30, 7);
+        let mut buf = Buffer::empty(area);
+        render(&app, area, &mut buf);
+        let expected = Buffer::with_lines([
+            "╭ Attention · layer 0 · head ╮",
+            "│q╲k  a     b     c          │",
+            "│0 a  █████                  │",
+            "│1 b  [████]                 │",
+            "│2 c        █████            │",
+            "│0 ' '·░·▒·▓·█ 1  linear sca…│",
+            "╰────────────────────────────╯",
+        ]);
+        for y in 0..7 {
+            for x in 0..30 {
+                assert_eq!(
+                    buf[(x, y)].symbol(),
+                    expected[(x, y)].symbol(),
+                    "({x}, {y})\n{buf:?}"
+                );
+            }
+        }
+        // The cursor's row and column labels are highlighted, the cursor cell is bold; no colour anywhere.
+        assert!(buf[(3, 3)].modifier.contains(Modifier::REVERSED));
+        assert!(buf[(6, 1)].modifier.contains(Modifier::REVERSED));
+        assert!(buf[(6, 3)].modifier.contains(Modifier::BOLD));
+        assert!(buf.content.iter().all(|c| c.bg == Color::Reset));
+    }
+
+    #[test]
+    fn colour_cells_carry_the_heat_colour_and_numbers() {
+        let app = app(ColorMode::TrueColor, (80, 24));
+        let area = Rect::new(0, 0, 30, 7);
+        let mut buf = Buffer::empty(area);
+        render(&app, area, &mut buf);
+        let hot = colormap::rgb(1.0);
+        let cold = colormap::rgb(0.0);
+        // Row 0 attends to token 0 with weight 1: "100" on the hottest colour; its neighbour is cold.
+        assert_eq!(buf[(6, 2)].bg, Color::Rgb(hot[0], hot[1], hot[2]));
+        let cell: String = (6..11).map(|x| buf[(x, 2)].symbol()).collect();
+        assert_eq!(cell, "  100");
+        assert_eq!(buf[(12, 2)].bg, Color::Rgb(cold[0], cold[1], cold[2]));
+        // The cursor cell (1, 0) is reversed.
+        assert!(buf[(6, 3)].modifier.contains(Modifier::REVERSED));
+        // 256-colour mode uses palette indices.
+        let app = app_256();
+        let mut buf = Buffer::empty(area);
+        render(&app, area, &mut buf);
+        assert_eq!(buf[(6, 2)].bg, Color::Indexed(colormap::ansi256(hot)));
+    }
+
+    fn app_256() -> App {
+        app(ColorMode::Ansi256, (80, 24))
+    }
+
+    #[test]
+    fn scale_changes_colours_but_not_weights() {
+        let mut a = app(ColorMode::TrueColor, (80, 24));
+        a.layer = 1; // layer 1 head 0 is a sink head; head 2 is uniform
+        a.head = 2;
+        a.refresh();
+        let area = Rect::new(0, 0, 30, 7);
+        let mut lin = Buffer::empty(area);
+        render(&a, area, &mut lin);
+        a.scale = Scale::RowMax;
+        let mut rm = Buffer::empty(area);
+        render(&a, area, &mut rm);
+        // Row 2 sees 3 tokens at 1/3 each: dim in linear, full in row-max.
+        let third = colormap::rgb(1.0 / 3.0);
+        let full = colormap::rgb(1.0);
+        assert_eq!(lin[(6, 4)].bg, Color::Rgb(third[0], third[1], third[2]));
+        assert_eq!(rm[(6, 4)].bg, Color::Rgb(full[0], full[1], full[2]));
+        let text = |b: &Buffer| (6..11).map(|x| b[(x, 4)].symbol()).collect::<String>();
+        assert_eq!(text(&lin), "   33");
+        assert_eq!(text(&rm), "   33");
     }
 }

@@ -71,7 +71,10 @@ pub fn grid_panes(app: &App) -> GridPanes {
         // The side panel takes what the grid does not need (cells are at most 6 columns wide).
         let n = app.visible.len().max(1) as u16;
         let need = (max_label_w(app) as u16).clamp(4, 18) + 3 + n.saturating_mul(6);
-        let side_w = body.width.saturating_sub(need).clamp(38, 64);
+        let side_w = body
+            .width
+            .saturating_sub(need)
+            .clamp(38, (body.width / 2).max(38));
         if body.height >= 34 {
             let bh = (body.height / 4).clamp(10, 16);
             bottom = Some(Rect::new(body.x, body.y + body.height - bh, body.width, bh));
@@ -111,6 +114,8 @@ pub struct GridGeom {
     pub cells: Rect,
     /// Visible rows and columns of cells (normal mode).
     pub rows: usize,
+    /// Terminal rows per grid row (2 when there is room: squarer cells).
+    pub row_h: u16,
     pub cols: usize,
     /// The legend row.
     pub legend: Rect,
@@ -158,6 +163,7 @@ pub fn grid_geom(app: &App, block: Rect) -> GridGeom {
             cell_w: 1,
             cells,
             rows: n,
+            row_h: 1,
             cols: n,
             legend,
         };
@@ -175,13 +181,18 @@ pub fn grid_geom(app: &App, block: Rect) -> GridGeom {
     });
     let header_rows = if fits_one || inner.height < 8 { 1 } else { 2 };
     let avail_h = inner.height.saturating_sub(header_rows + 1);
-    let rows = (avail_h as usize).min(n);
+    let row_h: u16 = if avail_h as usize >= 2 * n && cell_w >= 4 {
+        2
+    } else {
+        1
+    };
+    let rows = ((avail_h / row_h) as usize).min(n);
     let cols = cols.min(n);
     let cells = Rect::new(
         inner.x + label_w + 1,
         inner.y + header_rows,
         (cols as u16) * cell_w,
-        rows as u16,
+        rows as u16 * row_h,
     );
     GridGeom {
         inner,
@@ -190,6 +201,7 @@ pub fn grid_geom(app: &App, block: Rect) -> GridGeom {
         cell_w,
         cells,
         rows,
+        row_h,
         cols,
         legend,
     }
@@ -234,7 +246,7 @@ pub fn grid_cell_at(app: &App, x: u16, y: u16) -> Option<(usize, usize)> {
         let col = (x - c.x) as usize * by_c;
         return (r < n && col < n).then_some((r, col));
     }
-    let r = app.scroll.0 + (y - c.y) as usize;
+    let r = app.scroll.0 + ((y - c.y) / g.row_h.max(1)) as usize;
     let col = app.scroll.1 + ((x - c.x) / g.cell_w.max(1)) as usize;
     (r < n && col < n).then_some((r, col))
 }
@@ -288,18 +300,17 @@ pub fn overview_geom(app: &App) -> OverviewGeom {
     let label_w = 4;
     let avail_w = inner.width.saturating_sub(label_w);
     let avail_h = inner.height.saturating_sub(info_h + 1);
-    let step_w = (avail_w / nh).max(3);
-    let step_h = (avail_h / nl).max(2);
-    let mut pic_w = step_w - 1;
-    let mut pic_h = step_h - 1;
-    // Keep thumbnails roughly square: a cell is two half-block pixels tall.
-    pic_w = pic_w.min(pic_h * 2).max(2);
-    pic_h = pic_h.min(pic_w.div_ceil(2) + 1).max(1);
+    let avail_h = avail_h.saturating_sub(1);
+    let step_w = (avail_w / nh).max(5);
+    let step_h = (avail_h / nl).max(3);
+    // Thumbnails square in pixels: a cell is one half-block pixel wide and two tall.
+    let pic_h = (step_h - 1).min((step_w - 1) / 2).max(2);
+    let pic_w = 2 * pic_h;
     let step_w = pic_w + 1;
     let step_h = pic_h + 1;
     OverviewGeom {
         block: body,
-        origin: (inner.x + label_w, inner.y + 1),
+        origin: (inner.x + label_w, inner.y + 2),
         pic_w,
         pic_h,
         step_w,

@@ -78,7 +78,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 fn too_small(app: &App, area: Rect, buf: &mut Buffer) {
     let theme = Theme::new(app.color);
     let text = vec![
-        Line::styled("attn: terminal too small", theme.error()),
+        Line::styled("terminal too small", theme.error()),
         Line::raw(format!(
             "{}×{}, needs {MIN_W}×{MIN_H}",
             app.size.0, app.size.1
@@ -313,13 +313,16 @@ const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "�
 
 /// The right part of the status line: model, tokens, timing.
 pub fn status_facts(app: &App) -> String {
-    let mut s = format!(" {} ", app.info.spec);
+    let mut s = if app.size.0 >= 120 {
+        format!(" {} · ", app.info.spec)
+    } else {
+        " ".to_string()
+    };
     if let Some(t) = app.trace() {
         s.push_str(&format!(
-            "· {} tokens · forward {:.1} ms · total {:.1} ms ",
+            "{} tokens · forward {:.1} ms ",
             t.n_tokens(),
-            t.elapsed.as_secs_f64() * 1e3,
-            app.total.as_secs_f64() * 1e3
+            t.elapsed.as_secs_f64() * 1e3
         ));
     }
     s

@@ -43,7 +43,7 @@ pub fn render(app: &App, buf: &mut Buffer) {
         } else {
             theme.dim()
         };
-        put(buf, x, oy - 1, g.pic_w.clamp(2, 4), &format!("h{h}"), st);
+        put(buf, x, oy - 2, g.pic_w.clamp(2, 4), &format!("h{h}"), st);
     }
     let hidden: Vec<bool> = d
         .trace

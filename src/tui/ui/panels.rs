@@ -295,8 +295,9 @@ pub fn render_side(app: &App, area: Rect, buf: &mut Buffer) {
     let stats_h = (stats.len() as u16 + 2).min(area.height.saturating_sub(cell_h));
     let rest = area.height.saturating_sub(cell_h + stats_h);
     let nh = app.n_heads() as u16;
-    let heads_h = (nh + 2).min(rest / 2).max(3.min(rest));
-    let focus_h = rest.saturating_sub(heads_h);
+    let n = app.visible.len() as u16;
+    let focus_h = (n + 2).min((rest / 2).max(rest.saturating_sub(nh + 2)));
+    let heads_h = rest.saturating_sub(focus_h);
     let mut y = area.y;
     let mut section = |h: u16, title: String, lines: Vec<Line<'static>>, buf: &mut Buffer| {
         if h < 3 {
