@@ -450,3 +450,26 @@ fn info_and_models_describe_the_textbook_model() {
     let out = ok(&["models"]);
     assert!(out.contains("textbook") && out.contains("minilm") && out.contains("not fetched"));
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    // `attn show ... | head -1`: the grid of 150 tokens is far larger than a pipe buffer.
+    let text = "word ".repeat(150);
+    let mut args: Vec<&str> = vec!["show"];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(&["--text", &text, "--color", "always"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attn"))
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{err}");
+}
