@@ -50,11 +50,7 @@ impl Error {
             msg: msg.into(),
         }
     }
-    pub fn tensor(
-        file: impl Into<String>,
-        name: impl Into<String>,
-        msg: impl Into<String>,
-    ) -> Self {
+    pub fn tensor(file: impl Into<String>, name: impl Into<String>, msg: impl Into<String>) -> Self {
         Error::Tensor {
             file: file.into(),
             name: name.into(),

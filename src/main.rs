@@ -30,20 +30,13 @@ fn load(m: &attn::cli::ModelArgs) -> Result<Box<dyn Model>> {
 }
 
 fn colors(choice: ColorChoice) -> Colors {
-    let truecolor =
-        std::env::var("COLORTERM").is_ok_and(|v| v.contains("truecolor") || v.contains("24bit"));
-    let pick = if truecolor {
-        Colors::TrueColor
-    } else {
-        Colors::Ansi256
-    };
+    let truecolor = std::env::var("COLORTERM").is_ok_and(|v| v.contains("truecolor") || v.contains("24bit"));
+    let pick = if truecolor { Colors::TrueColor } else { Colors::Ansi256 };
     match choice {
         ColorChoice::Never => Colors::None,
         ColorChoice::Always => pick,
         ColorChoice::Auto => {
-            if std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            {
+            if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) {
                 pick
             } else {
                 Colors::None
@@ -84,20 +77,10 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
     let m = load(&a.model)?;
     let info = m.info();
     if a.layer >= info.n_layers {
-        bail!(
-            "--layer {} is out of range: {} has layers 0..={}",
-            a.layer,
-            info.name,
-            info.n_layers - 1
-        );
+        bail!("--layer {} is out of range: {} has layers 0..={}", a.layer, info.name, info.n_layers - 1);
     }
     if a.head >= info.n_heads {
-        bail!(
-            "--head {} is out of range: {} has heads 0..={}",
-            a.head,
-            info.name,
-            info.n_heads - 1
-        );
+        bail!("--head {} is out of range: {} has heads 0..={}", a.head, info.name, info.n_heads - 1);
     }
     let opts = ForwardOptions {
         keep_attention: false,
@@ -132,10 +115,7 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
     if let Some(next) = &trace.next_tokens
         && let Some(last) = next.last()
     {
-        let s: Vec<String> = last
-            .iter()
-            .map(|t| format!("{:?} {:.3}", t.text, t.prob))
-            .collect();
+        let s: Vec<String> = last.iter().map(|t| format!("{:?} {:.3}", t.text, t.prob)).collect();
         println!("next token after the last position: {}", s.join(" · "));
     }
     println!();
@@ -151,32 +131,22 @@ fn info(a: InfoArgs) -> Result<()> {
 
 fn models() -> Result<()> {
     let dir = model::models_dir();
-    println!(
-        "textbook   built in: the original Transformer with random weights (always available)"
-    );
+    println!("textbook   built in: the original Transformer with random weights (always available)");
     for (name, file, what) in model::SHORT_NAMES {
         let p = dir.join(file);
-        let state = if p.exists() {
-            format!("{}", p.display())
-        } else {
-            "not fetched (scripts/fetch-models)".into()
-        };
+        let state = if p.exists() { format!("{}", p.display()) } else { "not fetched (scripts/fetch-models)".into() };
         println!("{name:<10} {what}\n           {state}");
     }
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {
             let p = e.path();
             let known = model::SHORT_NAMES.iter().any(|(_, f, _)| dir.join(f) == p);
-            let usable =
-                p.join("config.json").exists() || p.extension().is_some_and(|x| x == "gguf");
+            let usable = p.join("config.json").exists() || p.extension().is_some_and(|x| x == "gguf");
             if !known && usable {
                 println!("{:<10} {}", "(folder)", p.display());
             }
         }
     }
-    println!(
-        "\nmodels directory: {} (set ATTN_MODELS_DIR to change)",
-        dir.display()
-    );
+    println!("\nmodels directory: {} (set ATTN_MODELS_DIR to change)", dir.display());
     Ok(())
 }
