@@ -23,7 +23,10 @@ impl Npy {
         }
         let (hlen, start) = match bytes[6] {
             1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-            _ => (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12),
+            _ => (
+                u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize,
+                12,
+            ),
         };
         let header = std::str::from_utf8(&bytes[start..start + hlen]).map_err(|e| e.to_string())?;
         if header.contains("'fortran_order': True") {
@@ -56,7 +59,11 @@ impl Npy {
 
     pub fn f32(&self) -> ArrayD<f32> {
         let v: Vec<f32> = match self.descr.as_str() {
-            "<f4" => self.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+            "<f4" => self
+                .data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
             "<f8" => self
                 .data
                 .chunks_exact(8)
@@ -69,7 +76,11 @@ impl Npy {
 
     pub fn i64(&self) -> Vec<i64> {
         match self.descr.as_str() {
-            "<i8" => self.data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
+            "<i8" => self
+                .data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
             "<i4" => self
                 .data
                 .chunks_exact(4)
@@ -104,12 +115,18 @@ pub fn real_model(rel: &str) -> Option<PathBuf> {
             p.display()
         );
     }
-    eprintln!("note: {} is missing; skipping the real-model check (run scripts/fetch-models)", p.display());
+    eprintln!(
+        "note: {} is missing; skipping the real-model check (run scripts/fetch-models)",
+        p.display()
+    );
     None
 }
 
 /// Max |a - b| over two arrays of the same shape.
 pub fn max_abs_diff(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
     assert_eq!(a.shape(), b.shape(), "shapes differ");
-    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
