@@ -1,1 +1,2 @@
 //! Weight sources: memory-mapped files parsed with every size and offset checked before use.
+pub mod safetensors;
