@@ -6,7 +6,8 @@ use attn::model::{self, Model};
 use attn::show::{self, Colors};
 use attn::trace::{ForwardOptions, layer_attention};
 use clap::Parser;
-use std::io::IsTerminal;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
 
 fn main() {
     let cli = Cli::parse();
@@ -21,6 +22,15 @@ fn main() {
     if let Err(e) = result {
         eprintln!("attn: error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// Print to stdout; a closed pipe (`attn show ... | head`) ends the program quietly instead of panicking.
+fn emit(s: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        r => Ok(r?),
     }
 }
 
@@ -189,8 +199,8 @@ fn dump(a: DumpArgs) -> Result<()> {
     let opts = ForwardOptions::for_size(info.n_layers, info.n_heads, n_est, 512 << 20);
     let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
     let files = attn::export::dump(m.as_ref(), &trace, &a.out, a.format, a.force)?;
-    println!(
-        "{}: {} tokens, {} layers × {} heads, forward {:.1} ms",
+    let mut out = format!(
+        "{}: {} tokens, {} layers × {} heads, forward {:.1} ms\n",
         info.name,
         trace.n_tokens(),
         info.n_layers,
@@ -198,14 +208,15 @@ fn dump(a: DumpArgs) -> Result<()> {
         trace.elapsed.as_secs_f64() * 1e3
     );
     for f in files {
-        println!("wrote {}", f.display());
+        let _ = writeln!(out, "wrote {}", f.display());
     }
-    Ok(())
+    emit(&out)
 }
 
 fn show_cmd(a: ShowArgs) -> Result<()> {
     let m = load(&a.model)?;
     let info = m.info();
+    let mut out = String::new();
     if a.layer >= info.n_layers {
         bail!(
             "--layer {} is out of range: {} has layers 0..={}",
@@ -230,7 +241,8 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
     let att = layer_attention(m.as_ref(), &trace, a.layer)?;
     let head = att.index_axis(ndarray::Axis(0), a.head);
     let labels: Vec<String> = trace.tokens.iter().map(|t| t.label.clone()).collect();
-    println!(
+    let _ = writeln!(
+        out,
         "{} · Layer {}/{} · Head {}/{} · {} tokens · forward {:.1} ms",
         info.name,
         a.layer,
@@ -246,12 +258,16 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
             .filter(|h| trace.kv_group[*h] == g)
             .map(|h| h.to_string())
             .collect();
-        println!("KV head {g}, shared by query heads {}", shared.join(", "));
+        let _ = writeln!(
+            out,
+            "KV head {g}, shared by query heads {}",
+            shared.join(", ")
+        );
     }
-    println!();
-    print!("{}", show::render_grid(&labels, &head, colors(a.color)));
-    println!();
-    println!("{}", show::render_head_stats(&head));
+    let _ = writeln!(out);
+    out.push_str(&show::render_grid(&labels, &head, colors(a.color)));
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", show::render_head_stats(&head));
     if let Some(next) = &trace.next_tokens
         && let Some(last) = next.last()
     {
@@ -259,22 +275,23 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
             .iter()
             .map(|t| format!("{:?} {:.3}", t.text, t.prob))
             .collect();
-        println!("next token after the last position: {}", s.join(" · "));
+        let _ = writeln!(out, "next token after the last position: {}", s.join(" · "));
     }
-    println!();
-    print!("{}", show::render_norm_table(&trace));
-    Ok(())
+    let _ = writeln!(out);
+    out.push_str(&show::render_norm_table(&trace));
+    emit(&out)
 }
 
 fn info(a: InfoArgs) -> Result<()> {
     let m = load(&a.model)?;
-    print!("{}", show::render_info(m.info()));
-    Ok(())
+    emit(&show::render_info(m.info()))
 }
 
 fn models() -> Result<()> {
     let dir = model::models_dir();
-    println!(
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "textbook   built in: the original Transformer with random weights (always available)"
     );
     for (name, file, what) in model::SHORT_NAMES {
@@ -284,7 +301,7 @@ fn models() -> Result<()> {
         } else {
             "not fetched (scripts/fetch-models)".into()
         };
-        println!("{name:<10} {what}\n           {state}");
+        let _ = writeln!(out, "{name:<10} {what}\n           {state}");
     }
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {
@@ -293,13 +310,14 @@ fn models() -> Result<()> {
             let usable =
                 p.join("config.json").exists() || p.extension().is_some_and(|x| x == "gguf");
             if !known && usable {
-                println!("{:<10} {}", "(folder)", p.display());
+                let _ = writeln!(out, "{:<10} {}", "(folder)", p.display());
             }
         }
     }
-    println!(
+    let _ = writeln!(
+        out,
         "\nmodels directory: {} (set ATTN_MODELS_DIR to change)",
         dir.display()
     );
-    Ok(())
+    emit(&out)
 }
