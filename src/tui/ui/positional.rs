@@ -42,8 +42,17 @@ pub fn bar_values(p: &Positional, pos: usize) -> (Vec<f32>, f32) {
     match p {
         Positional::Sinusoidal(m) => (m.row(pos).to_vec(), 1.0),
         Positional::Learned(m) => {
-            let max = m.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-            (m.row(pos).to_vec(), if max > 0.0 { max } else { 1.0 })
+            // Learned vectors have a few outlier dimensions: scale by the 95th percentile of |v| so the rest shows
+            // (the outliers are drawn as full bars).
+            let row = m.row(pos).to_vec();
+            let mut abs: Vec<f32> = row
+                .iter()
+                .map(|v| v.abs())
+                .filter(|v| v.is_finite())
+                .collect();
+            abs.sort_by(f32::total_cmp);
+            let p95 = abs.get(abs.len() * 95 / 100).copied().unwrap_or(0.0);
+            (row, if p95 > 0.0 { p95 } else { 1.0 })
         }
         Positional::Rotary { angles, .. } => (
             angles.row(pos).iter().map(|a| a.rem_euclid(TAU)).collect(),
@@ -183,7 +192,7 @@ fn heat_value(p: &Positional, max_abs: f32, r: usize, c: usize) -> f32 {
     match p {
         Positional::Sinusoidal(m) | Positional::Learned(m) => {
             let v = m.get([r, c]).copied().unwrap_or(0.0);
-            0.5 + 0.5 * v / max_abs
+            (0.5 + 0.5 * v / max_abs).clamp(0.0, 1.0)
         }
         Positional::Rotary { angles, .. } => {
             0.5 + 0.5 * angles.get([r, c]).copied().unwrap_or(0.0).cos()
@@ -208,7 +217,20 @@ pub fn render_heatmap(app: &App, area: Rect, buf: &mut Buffer) {
         return;
     }
     let (rows, cols) = (m.nrows(), m.ncols());
-    let max_abs = m.iter().fold(0.0f32, |a, v| a.max(v.abs())).max(1e-6);
+    // Colour scale: ±1 for sinusoids; for learned vectors the 95th percentile of |v| (outliers saturate).
+    let max_abs = match p {
+        Positional::Learned(_) => {
+            let mut abs: Vec<f32> = m
+                .iter()
+                .map(|v| v.abs())
+                .filter(|v| v.is_finite())
+                .collect();
+            abs.sort_by(f32::total_cmp);
+            abs.get(abs.len() * 95 / 100).copied().unwrap_or(1.0)
+        }
+        _ => m.iter().fold(0.0f32, |a, v| a.max(v.abs())),
+    }
+    .max(1e-6);
     let label_w = 12u16.min(inner.width / 3);
     let map_w = inner.width - label_w - 1;
     let map_h = inner.height - 1;
