@@ -164,6 +164,18 @@ fn help_snapshots() {
     for (k, _) in ui::KEYS.iter().filter(|(k, _)| !k.is_empty()) {
         assert!(s.contains(k), "help lacks {k}");
     }
+    // On a small terminal the help scrolls with ↓/↑ (the last key comes into view).
+    resize(&mut app, 80, 24);
+    assert!(!screen(&app).contains("q Ctrl-C"));
+    for _ in 0..40 {
+        key(&mut app, KeyCode::Down);
+    }
+    let s = screen(&app);
+    assert!(
+        app.help && s.contains("q Ctrl-C") && s.contains(" end "),
+        "{s}"
+    );
+    insta::assert_snapshot!("help_scrolled_80x24", s);
     key(&mut app, KeyCode::Char('x'));
     assert!(
         !app.help && !app.hide_special,

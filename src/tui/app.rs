@@ -360,6 +360,8 @@ pub struct App {
     pub focus: Focus,
     pub view: View,
     pub help: bool,
+    /// First line of the help shown (it scrolls on small terminals).
+    pub help_scroll: usize,
     pub data: Option<Prepared>,
     /// Generation of the trace in `data`.
     pub data_gen: u64,
@@ -424,6 +426,7 @@ impl App {
             focus: Focus::Input,
             view: View::Grid,
             help: false,
+            help_scroll: 0,
             data: None,
             data_gen: 0,
             total: Duration::ZERO,
@@ -733,7 +736,16 @@ impl App {
             return vec![];
         }
         if self.help {
-            self.help = false;
+            match k.code {
+                KeyCode::Down | KeyCode::Char('j') => self.help_scroll += 1,
+                KeyCode::Up | KeyCode::Char('k') => {
+                    self.help_scroll = self.help_scroll.saturating_sub(1)
+                }
+                KeyCode::PageDown => self.help_scroll += 10,
+                KeyCode::PageUp => self.help_scroll = self.help_scroll.saturating_sub(10),
+                _ => self.help = false,
+            }
+            self.help_scroll = self.help_scroll.min(super::ui::KEYS.len());
             return vec![];
         }
         match self.focus {
@@ -821,7 +833,10 @@ impl App {
         }
         match k.code {
             KeyCode::Char('q') => self.quit = true,
-            KeyCode::Char('?') => self.help = true,
+            KeyCode::Char('?') => {
+                self.help = true;
+                self.help_scroll = 0;
+            }
             KeyCode::Tab | KeyCode::BackTab | KeyCode::Char('i') | KeyCode::Char('/') => {
                 self.focus = Focus::Input
             }

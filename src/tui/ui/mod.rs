@@ -473,13 +473,27 @@ fn help(app: &App, area: Rect, buf: &mut Buffer) {
         h,
     );
     Clear.render(r, buf);
-    let b = Block::bordered()
+    let scrolls = !two_cols && lines.len() as u16 > h.saturating_sub(2);
+    let title = if scrolls {
+        " attn · keys · ↓↑ scroll · any other key closes "
+    } else {
+        " attn · keys · any key closes "
+    };
+    let mut b = Block::bordered()
         .border_type(BorderType::Double)
         .border_style(theme.accent())
-        .title(Line::styled(
-            " attn · keys · any key closes ",
-            theme.title(),
-        ));
+        .title(Line::styled(title, theme.title()));
+    let max_scroll = lines.len().saturating_sub(h.saturating_sub(2) as usize);
+    let scroll = app.help_scroll.min(max_scroll);
+    if scrolls {
+        let more = if scroll < max_scroll {
+            " more ↓ "
+        } else {
+            " end "
+        };
+        b = b.title_bottom(Line::styled(more, theme.accent()).right_aligned());
+        lines.drain(..scroll);
+    }
     let inner = b.inner(r);
     b.render(r, buf);
     if two_cols {

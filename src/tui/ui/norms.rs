@@ -150,7 +150,12 @@ pub fn render_view(app: &App, area: Rect, buf: &mut Buffer) {
         .map(|r| r.attn_ratio().max(r.ffn_ratio()))
         .fold(0.0f32, f32::max)
         .max(1e-6);
-    let head = |s: &str| Span::styled(fit(s, col_w as usize), theme.accent());
+    let head = |s: &str| {
+        Span::styled(
+            fit(s, col_w.saturating_sub(1) as usize) + " ",
+            theme.accent(),
+        )
+    };
     let mut lines = vec![Line::from(vec![
         Span::styled(fit("L", lw as usize), theme.accent()),
         head("‖x_out‖ this token"),
