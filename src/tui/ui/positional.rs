@@ -130,7 +130,8 @@ pub fn render_bars(app: &App, area: Rect, buf: &mut Buffer) {
         Positional::Rotary { .. } => up_bars(buf, bars, shown, full, theme.positive()),
         Positional::Sinusoidal(_) if bars.height >= 4 && bars.width > 8 => {
             // Even dimensions carry sin, odd ones cos: drawn as two waves over the frequency index i.
-            let half = bars.height / 2;
+            // Each wave gets an even number of rows: as many above its centre line as below.
+            let half = (bars.height / 2) & !1;
             let lw = 4;
             for (k, name) in [(0usize, "sin"), (1, "cos")] {
                 let wave: Vec<f32> = shown
@@ -140,7 +141,7 @@ pub fn render_bars(app: &App, area: Rect, buf: &mut Buffer) {
                     .copied()
                     .collect();
                 let y = bars.y + k as u16 * half;
-                let h = if k == 0 { half } else { bars.height - half };
+                let h = half;
                 put(
                     buf,
                     bars.x,
