@@ -255,3 +255,28 @@ fn sigterm_restores_the_terminal() {
         "the alternate screen was not left:\n{screen}"
     );
 }
+
+#[test]
+fn no_color_draws_shades() {
+    if !tmux_ok() {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_attn");
+    let cmd = format!(
+        "NO_COLOR=1 COLORTERM=truecolor {} --model textbook --text 'I love AI'",
+        quote(Path::new(bin))
+    );
+    let s = Session::start(100, 30, &cmd);
+    s.wait_for(&["' '·░·▒·▓·█", "5 tokens"], 60);
+    // No colour escape reaches the pane: capture with escapes and look for colour codes.
+    let out = Command::new("tmux")
+        .args(["capture-pane", "-e", "-p", "-t", &s.name])
+        .output()
+        .unwrap();
+    let raw = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !raw.contains("[38;2;") && !raw.contains("[48;2;") && !raw.contains("[48;5;"),
+        "{raw}"
+    );
+    s.send(&["q"]);
+}

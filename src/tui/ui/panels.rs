@@ -418,3 +418,74 @@ pub fn render_info(app: &App, area: Rect, buf: &mut Buffer) {
         Paragraph::new(l).render(r, buf);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::app::{App, ColorMode, Focus, Prepared};
+    use crate::tui::synthetic::{self, Kind};
+    use ratatui::buffer::Buffer;
+
+    fn app(kind: Kind) -> App {
+        let mut app = App::new(synthetic::info(kind), "", None, ColorMode::Mono, (120, 40));
+        app.data = Some(Prepared::new(synthetic::trace(kind, &["a", "b", "c"])).unwrap());
+        app.focus = Focus::Explorer;
+        app.cur = (2, 1);
+        app.refresh();
+        app
+    }
+
+    fn lines_of(lines: Vec<Line<'static>>, w: u16) -> Vec<String> {
+        let area = Rect::new(0, 0, w, lines.len() as u16);
+        let mut buf = Buffer::empty(area);
+        Paragraph::new(lines).render(area, &mut buf);
+        (0..area.height)
+            .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>())
+            .collect()
+    }
+
+    #[test]
+    fn focus_bars_are_exact() {
+        // Llama layer 0 head 0 is previous-token: query 2 «b» (after <s>, a) looks only at 1 «a».
+        let a = app(Kind::Llama);
+        assert_eq!(
+            lines_of(focus_lines(&a, 24, 3), 24),
+            [
+                "a        █████████ 1.000",
+                "<s>                 .000",
+                "b                   .000",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_head_line_shows_its_heaviest_key() {
+        let a = app(Kind::Llama);
+        // Heads 0..3 of layer 0: previous-token, sink, self, uniform over 3 visible tokens.
+        assert_eq!(
+            lines_of(heads_lines(&a, 30, 8), 30),
+            [
+                "h0 █████████████ 1.000 a      ",
+                "h1 █████████████ 1.000 <s>    ",
+                "h2 █████████████ 1.000 b      ",
+                "h3 ████▍          .333 <s>    ",
+            ]
+        );
+    }
+
+    #[test]
+    fn statistics_name_the_kind_the_kv_group_and_next_tokens() {
+        let a = app(Kind::Llama);
+        let text = lines_of(stats_lines(&a, 60), 60).join("\n");
+        assert!(text.contains("previous-token head"), "{text}");
+        assert!(text.contains("0, shared by query heads 0, 1"), "{text}");
+        assert!(text.contains("next after «b» «␣next2_0» .500"), "{text}");
+        // An encoder has neither.
+        let e = app(Kind::Encoder);
+        let text = lines_of(stats_lines(&e, 60), 60).join("\n");
+        assert!(
+            !text.contains("KV head") && !text.contains("next after"),
+            "{text}"
+        );
+    }
+}
