@@ -145,7 +145,7 @@ pub fn render_bars(app: &App, area: Rect, buf: &mut Buffer) {
                 put(
                     buf,
                     bars.x,
-                    y + h / 2 - u16::from(h % 2 == 0),
+                    (y + h / 2).saturating_sub(1).max(y),
                     lw,
                     name,
                     theme.dim(),
