@@ -280,3 +280,32 @@ fn no_color_draws_shades() {
     );
     s.send(&["q"]);
 }
+
+#[test]
+fn decoder_logit_lens_from_the_worker() {
+    if !tmux_ok() {
+        return;
+    }
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tiny-gpt2");
+    if !model.join("model.safetensors").exists() {
+        eprintln!("note: fixtures/tiny-gpt2 is missing; skipping the logit-lens check");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_attn");
+    let cmd = format!(
+        "{} --model {} --text 'Hello world, this is a test'",
+        quote(Path::new(bin)),
+        quote(&model)
+    );
+    let s = Session::start(120, 40, &cmd);
+    s.wait_for(&["tiny-gpt2", "Layer 0/1 · Head 0/3", "next after"], 60);
+    s.send(&["Tab", "e"]);
+    let screen = s.wait_for(&["Logit lens at position 1", "L0", "L1"], 20);
+    assert!(
+        screen.contains("the last row is the model's own"),
+        "{screen}"
+    );
+    s.send(&["j"]);
+    s.wait_for(&["Logit lens at position 2"], 20);
+    s.send(&["q"]);
+}
