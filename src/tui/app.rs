@@ -10,7 +10,7 @@ use crate::trace::{TopToken, Trace};
 use crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
-use ndarray::{Array2, Array3, ArrayView2, Axis};
+use ndarray::{Array2, Array3, Axis};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use unicode_segmentation::UnicodeSegmentation;
@@ -526,12 +526,6 @@ impl App {
         }
     }
 
-    /// The current head's matrix, borrowed (not the mean).
-    pub fn head_view(&self, head: usize) -> Option<ArrayView2<'_, f32>> {
-        let a = self.data.as_ref()?.att(self.layer)?;
-        (head < a.dim().0).then(|| a.index_axis(Axis(0), head))
-    }
-
     /// Recompute everything derived from the selection.
     pub fn refresh(&mut self) {
         let Some(d) = &self.data else {
@@ -964,9 +958,6 @@ impl App {
         self.layer = l;
         self.ov.0 = l;
         self.refresh();
-        if self.view == View::Lens {
-            // the lens does not depend on the layer; nothing to do
-        }
     }
     fn set_head(&mut self, h: usize) {
         self.head = h;

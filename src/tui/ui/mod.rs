@@ -431,6 +431,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Tab i /", "edit the sentence"),
     ("Esc", "back to the grid / to the input"),
     ("?", "this help (any key closes it)"),
+    (
+        "Shift-drag",
+        "select text with the terminal (the mouse is the explorer's)",
+    ),
     ("q Ctrl-C", "quit"),
 ];
 
