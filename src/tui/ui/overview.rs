@@ -84,6 +84,24 @@ pub fn render(app: &App, buf: &mut Buffer) {
             let (by_r, by_c, pw, ph) = layout::zoom_blocks(n, area, !theme.mono());
             let pic = ratatui::layout::Rect::new(x, y, pw.min(g.pic_w), ph.min(g.pic_h));
             half_block_picture(buf, pic, n, n, (by_r, by_c), &value, &theme);
+            // The head's kind, when one pattern dominates, in the gap under its thumbnail.
+            if let Some(tag) = d
+                .stats
+                .get(l)
+                .and_then(|v| v.get(h))
+                .and_then(analysis::head_tag)
+            {
+                let short = match tag {
+                    "previous-token" => "prev",
+                    t => t,
+                };
+                let st = if tag == "broad" {
+                    theme.dim()
+                } else {
+                    theme.bar_alt()
+                };
+                put(buf, x, y + g.pic_h, g.pic_w.min(g.step_w - 1), short, st);
+            }
             if (l, h) == app.ov {
                 // Frame the selected thumbnail with corner marks.
                 let corners = [
@@ -106,8 +124,19 @@ pub fn render(app: &App, buf: &mut Buffer) {
         let tag = analysis::head_tag(s)
             .map(|t| format!(" · {t} head"))
             .unwrap_or_default();
+        let groups = &d.trace.kv_group;
+        let kv = match groups.get(h) {
+            Some(&g) => {
+                let shared: Vec<String> = (0..groups.len())
+                    .filter(|&i| groups[i] == g)
+                    .map(|i| i.to_string())
+                    .collect();
+                format!(" · KV head {g} (query heads {})", shared.join(", "))
+            }
+            None => String::new(),
+        };
         let line1 = format!(
-            "layer {l} · head {h}{tag} · entropy {:.2} ({:.0}%) · max {:.2} · sink {:.2} · prev {:.2} · self {:.2}",
+            "layer {l} · head {h}{tag}{kv} · entropy {:.2} ({:.0}%) · max {:.2} · sink {:.2} · prev {:.2} · self {:.2}",
             s.entropy,
             s.entropy_norm * 100.0,
             s.max_weight,
