@@ -722,3 +722,43 @@ fn ctrl_c_and_q_quit() {
     );
     assert!(app.quit);
 }
+
+#[test]
+fn real_minilm_in_the_explorer() {
+    let Some(dir) = common::real_model("minilm") else {
+        return;
+    };
+    let m: Arc<dyn Model> =
+        Arc::from(model::load(dir.to_str().unwrap(), &TextbookConfig::default()).unwrap());
+    let text = "The cat sat on the mat because it was tired.";
+    let mut app = tui::new_app(m.info(), text, None, ColorMode::TrueColor, (120, 40));
+    assert!(app.hint.is_none(), "real weights: no random-weights hint");
+    app.start(Instant::now());
+    let prepared = attn::tui::worker::prepare(m.as_ref(), text, None).unwrap();
+    app.update(
+        Event::Traced(Box::new(Outcome {
+            generation: app.generation,
+            result: Ok(prepared),
+            total: Duration::ZERO,
+        })),
+        Instant::now(),
+    );
+    app.focus = Focus::Explorer;
+    let s = screen(&app);
+    assert!(
+        s.to_lowercase().contains("minilm") && s.contains("Layer 0/5 · Head 0/11"),
+        "{s}"
+    );
+    assert!(s.contains("Positional (learned)"), "{s}");
+    // Every head of the real model has rows that sum to 1, and many heads are tagged (sinks on [CLS]/[SEP]).
+    let d = app.data.as_ref().unwrap();
+    let tagged = d
+        .stats
+        .iter()
+        .flatten()
+        .filter(|s| attn::analysis::head_tag(s).is_some())
+        .count();
+    assert!(tagged > 10, "{tagged}");
+    key(&mut app, KeyCode::Char('m'));
+    assert!(screen(&app).contains("6 layers × 12 heads"));
+}
