@@ -460,6 +460,11 @@ fn input_editing_and_escaped_control_characters() {
     let m = textbook();
     let mut app = tui::new_app(m.info(), "The cat", None, ColorMode::TrueColor, (80, 24));
     app.start(Instant::now());
+    // F1 opens the help from the input too (where `?` types a question mark).
+    key(&mut app, KeyCode::F(1));
+    assert!(app.help);
+    key(&mut app, KeyCode::Esc);
+    assert!(!app.help && app.focus == Focus::Input);
     // The starting text is selected: the first key replaces it.
     key(&mut app, KeyCode::Char('x'));
     assert_eq!(app.inputs[0].text, "x");

@@ -742,6 +742,11 @@ impl App {
             self.help_scroll = self.help_scroll.min(super::ui::KEYS.len());
             return vec![];
         }
+        if k.code == KeyCode::F(1) {
+            self.help = true;
+            self.help_scroll = 0;
+            return vec![];
+        }
         match self.focus {
             Focus::Input => self.input_key(k),
             Focus::Explorer => self.explorer_key(k),

@@ -363,7 +363,7 @@ fn status(app: &App, area: Rect, buf: &mut Buffer) {
         (h.clone(), theme.bar_alt())
     } else if app.focus == Focus::Input {
         (
-            "Enter runs · Tab: explorer keys · ? help".to_string(),
+            "type a sentence · Enter runs · Tab: explorer keys · F1 help".to_string(),
             theme.dim(),
         )
     } else {
@@ -430,7 +430,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("D", "dump the whole trace (attn dump format)"),
     ("Tab i /", "edit the sentence"),
     ("Esc", "back to the grid / to the input"),
-    ("?", "this help (any key closes it)"),
+    ("? F1", "this help (F1 also from the input)"),
     (
         "Shift-drag",
         "select text with the terminal (the mouse is the explorer's)",
