@@ -62,7 +62,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 inner.x,
                 inner.y,
                 inner.width,
-                "this model has no LM head: the logit lens needs a decoder (GPT-2, Llama)",
+                "this model has no LM head (the textbook model predicts nothing): the logit lens needs GPT-2 or Llama",
                 theme.dim(),
             );
             return;
