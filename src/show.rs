@@ -134,7 +134,7 @@ pub fn render_norm_table(trace: &Trace) -> String {
     for r in analysis::layer_norms(trace, None) {
         let _ = writeln!(
             out,
-            "{:>5}  {:<9.3}  {:<9.3}  {:<9.3}  {:<9.3}  {:<7.3}  {:<7.3}",
+            "{:>5}  {:<9.3}  {:<9.3}  {:<9.3}  {:<9.3}  {:<7.3}  {:.3}",
             r.layer,
             r.resid_in,
             r.attn_update,

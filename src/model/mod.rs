@@ -3,6 +3,8 @@
 //! Every architecture lives in its own file and implements [`Model`]. A forward pass is a plain per-layer loop that
 //! fills a [`Trace`]; it never prints and never touches the terminal.
 
+pub mod bert;
+pub mod gpt2;
 pub mod llama;
 pub mod ops;
 pub mod packed;
@@ -230,11 +232,130 @@ pub fn load(spec: &str, textbook: &TextbookConfig) -> Result<Box<dyn Model>> {
     }
 }
 
-fn load_folder(_spec: &str, dir: &Path) -> Result<Box<dyn Model>> {
-    Err(Error::Input(format!(
-        "{}: Hugging Face model folders are not supported yet",
-        dir.display()
-    )))
+/// The `model_type`s a Hugging Face folder may have.
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert", "gpt2"];
+
+/// More blocks than any real BERT/GPT-2 checkpoint has: a config asking for more is refused before loading.
+pub const MAX_HF_LAYERS: usize = 1024;
+
+/// Who a loaded model is: the user's spec, a display name and where it came from (for [`ModelInfo`]).
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub spec: String,
+    pub name: String,
+    pub source: String,
+}
+
+/// Load a Hugging Face folder: `config.json` (its `model_type` picks the architecture), `model.safetensors`
+/// (memory-mapped) and `tokenizer.json`. All file I/O happens here; the architectures get opened sources.
+pub fn load_folder(spec: &str, dir: &Path) -> Result<Box<dyn Model>> {
+    let config_path = dir.join("config.json");
+    let config_file = config_path.display().to_string();
+    let config = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+    let value: serde_json::Value = serde_json::from_str(&config)
+        .map_err(|e| Error::format(&config_file, format!("not valid JSON: {e}")))?;
+    let model_type = match value.get("model_type") {
+        Some(serde_json::Value::String(t)) => t.clone(),
+        Some(other) => {
+            return Err(Error::format(
+                &config_file,
+                format!("field `model_type` must be a string, not {other}"),
+            ));
+        }
+        None => {
+            return Err(Error::format(
+                &config_file,
+                format!(
+                    "no `model_type` field (supported: {})",
+                    SUPPORTED_MODEL_TYPES.join(", ")
+                ),
+            ));
+        }
+    };
+    if !SUPPORTED_MODEL_TYPES.contains(&model_type.as_str()) {
+        return Err(Error::Config(format!(
+            "{config_file}: model_type `{model_type}` is not supported; supported: {}",
+            SUPPORTED_MODEL_TYPES.join(", ")
+        )));
+    }
+    let weights = crate::weights::safetensors::SafeTensors::open(&dir.join("model.safetensors"))?;
+    let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
+    let origin = Origin {
+        spec: spec.to_string(),
+        name: folder_model_name(spec, dir),
+        source: dir.display().to_string(),
+    };
+    match model_type.as_str() {
+        "bert" => Ok(Box::new(bert::Bert::load(
+            &config,
+            &config_file,
+            &weights,
+            tokenizer,
+            origin,
+        )?)),
+        _ => Ok(Box::new(gpt2::Gpt2::load(
+            &config,
+            &config_file,
+            &weights,
+            tokenizer,
+            origin,
+        )?)),
+    }
+}
+
+/// A display name: the real name of a known short name, else the folder's name.
+fn folder_model_name(spec: &str, dir: &Path) -> String {
+    if spec == "minilm" {
+        return "all-MiniLM-L6-v2".into();
+    }
+    dir.canonicalize()
+        .ok()
+        .as_deref()
+        .unwrap_or(dir)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| spec.to_string())
+}
+
+/// Deserialize a config.json; a wrong or missing field is named (`field `hidden_size`: invalid type ...`).
+pub fn parse_config<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        Error::format(file, format!("field `{path}`: {}", e.into_inner()))
+    })
+}
+
+/// Parameters of a safetensors file: every floating-point tensor, except the buffers some checkpoints store
+/// (`position_ids`, GPT-2's causal-mask `attn.bias` / `attn.masked_bias`).
+pub fn count_params(st: &crate::weights::safetensors::SafeTensors) -> u64 {
+    use crate::weights::safetensors::Dtype;
+    st.names()
+        .filter(|n| {
+            !(n.ends_with("position_ids")
+                || n.ends_with("attn.bias")
+                || n.ends_with("attn.masked_bias"))
+        })
+        .filter_map(|n| st.info(n))
+        .filter(|t| matches!(t.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64))
+        .map(|t| t.numel() as u64)
+        .sum()
+}
+
+/// "weights: F32 (memory-mapped)" etc.
+pub fn dtype_note(st: &crate::weights::safetensors::SafeTensors) -> String {
+    let mut kinds: Vec<&str> = st
+        .names()
+        .filter_map(|n| st.info(n))
+        .map(|t| t.dtype.name())
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    format!(
+        "weights: {} in {} tensors, memory-mapped (F32 used in place, F16/BF16 converted to f32)",
+        kinds.join("/"),
+        st.len()
+    )
 }
 
 fn load_gguf(spec: &str, path: &Path) -> Result<Box<dyn Model>> {

@@ -4,10 +4,23 @@ use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut1, Axi
 
 /// `x · wᵀ + b` for a weight stored as PyTorch's nn.Linear does: `[out, in]`.
 pub fn linear(x: &ArrayView2<f32>, w: &Array2<f32>, b: Option<&Array1<f32>>) -> Array2<f32> {
-    let mut y = x.dot(&w.t());
-    if let Some(b) = b {
-        y += b;
-    }
+    linear_view(x, &w.view(), b.map(|b| b.view()).as_ref())
+}
+
+/// [`linear`] over borrowed weights (e.g. views into a memory-mapped file): `x · wᵀ + b` with `w` `[out, in]`,
+/// any strides (a transposed view of a Conv1D `[in, out]` weight works unchanged). The bias is written first and
+/// the product accumulated onto it in one GEMM.
+pub fn linear_view(
+    x: &ArrayView2<f32>,
+    w: &ArrayView2<f32>,
+    b: Option<&ArrayView1<f32>>,
+) -> Array2<f32> {
+    let shape = (x.nrows(), w.nrows());
+    let mut y = match b.and_then(|b| b.broadcast(shape)) {
+        Some(bb) => bb.to_owned(),
+        None => Array2::zeros(shape),
+    };
+    ndarray::linalg::general_mat_mul(1.0, x, &w.t(), 1.0, &mut y);
     y
 }
 
@@ -39,6 +52,16 @@ pub fn layer_norm(
     x: &ArrayView2<f32>,
     gamma: &Array1<f32>,
     beta: &Array1<f32>,
+    eps: f32,
+) -> Array2<f32> {
+    layer_norm_view(x, &gamma.view(), &beta.view(), eps)
+}
+
+/// [`layer_norm`] over borrowed parameters.
+pub fn layer_norm_view(
+    x: &ArrayView2<f32>,
+    gamma: &ArrayView1<f32>,
+    beta: &ArrayView1<f32>,
     eps: f32,
 ) -> Array2<f32> {
     let mut out = x.to_owned();
@@ -83,6 +106,42 @@ pub fn gelu_tanh(x: f32) -> f32 {
     let xd = x as f64;
     let c = (2.0 / std::f64::consts::PI).sqrt();
     (0.5 * xd * (1.0 + (c * (xd + 0.044715 * xd * xd * xd)).tanh())) as f32
+}
+
+/// The feed-forward activations of Hugging Face configs (`hidden_act` / `activation_function`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// `gelu`: exact, erf-based.
+    GeluErf,
+    /// `gelu_new`, `gelu_pytorch_tanh`: the tanh approximation.
+    GeluTanh,
+    Relu,
+    /// `silu`, `swish`.
+    Silu,
+}
+
+impl Activation {
+    /// The names understood, for error messages.
+    pub const HF_NAMES: &'static str = "gelu, gelu_new, gelu_pytorch_tanh, relu, silu, swish";
+
+    pub fn from_hf(name: &str) -> Option<Self> {
+        Some(match name {
+            "gelu" => Activation::GeluErf,
+            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            "silu" | "swish" => Activation::Silu,
+            _ => return None,
+        })
+    }
+
+    pub fn apply_in_place(self, x: &mut Array2<f32>) {
+        match self {
+            Activation::GeluErf => x.mapv_inplace(gelu_erf),
+            Activation::GeluTanh => x.mapv_inplace(gelu_tanh),
+            Activation::Relu => x.mapv_inplace(relu),
+            Activation::Silu => x.mapv_inplace(silu),
+        }
+    }
 }
 
 /// SiLU / swish, `x · sigmoid(x)`.

@@ -75,7 +75,7 @@ pub fn validate(cfg: &TextbookConfig, vocab: usize) -> Result<u64> {
             cfg.d_model
         ));
     }
-    if cfg.d_model % cfg.heads != 0 {
+    if !cfg.d_model.is_multiple_of(cfg.heads) {
         return bad(format!(
             "--d-model {} is not divisible by --heads {}: each head needs d_model / heads dimensions",
             cfg.d_model, cfg.heads

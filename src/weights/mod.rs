@@ -2,6 +2,7 @@
 
 pub mod dequant;
 pub mod gguf;
+pub mod safetensors;
 
 pub use dequant::GgmlType;
 pub use gguf::{Gguf, GgufValue, TensorInfo};

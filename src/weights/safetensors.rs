@@ -1,0 +1,722 @@
+//! A memory-mapped reader for the safetensors format, written for `attn` (no external safetensors crate).
+//!
+//! Layout: an 8-byte little-endian header length `N`, `N` bytes of JSON mapping tensor names to
+//! `{"dtype", "shape", "data_offsets": [begin, end]}` (offsets relative to the byte after the header; an optional
+//! `__metadata__` entry holds strings), then the data. Everything is checked before any tensor is read: the header
+//! length against the file size, every offset inside the data, `end - begin == elements × dtype size`, and no two
+//! tensors overlapping. A bad file is an [`Error::Format`]/[`Error::Tensor`] naming the file and tensor, never a panic.
+//!
+//! F32 tensors that are 4-byte aligned are used in place (zero-copy views into the mapping, little-endian hosts);
+//! F16 and BF16 are converted to f32 once at load time (with the `half` crate).
+
+use crate::{Error, Result};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The largest header accepted (the real files have headers of a few hundred KiB at most).
+pub const MAX_HEADER: u64 = 100 << 20;
+
+/// Element types of the format. Only F32, F16 and BF16 can be read as weights; the rest are recognised (so that a
+/// file with an integer buffer such as BERT's `position_ids` loads) but refused when asked for as a weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dtype {
+    F64,
+    F32,
+    F16,
+    BF16,
+    I64,
+    I32,
+    I16,
+    I8,
+    U64,
+    U32,
+    U16,
+    U8,
+    Bool,
+    F8E4M3,
+    F8E5M2,
+}
+
+impl Dtype {
+    fn parse(s: &str) -> Option<Dtype> {
+        Some(match s {
+            "F64" => Dtype::F64,
+            "F32" => Dtype::F32,
+            "F16" => Dtype::F16,
+            "BF16" => Dtype::BF16,
+            "I64" => Dtype::I64,
+            "I32" => Dtype::I32,
+            "I16" => Dtype::I16,
+            "I8" => Dtype::I8,
+            "U64" => Dtype::U64,
+            "U32" => Dtype::U32,
+            "U16" => Dtype::U16,
+            "U8" => Dtype::U8,
+            "BOOL" => Dtype::Bool,
+            "F8_E4M3" => Dtype::F8E4M3,
+            "F8_E5M2" => Dtype::F8E5M2,
+            _ => return None,
+        })
+    }
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::F64 | Dtype::I64 | Dtype::U64 => 8,
+            Dtype::F32 | Dtype::I32 | Dtype::U32 => 4,
+            Dtype::F16 | Dtype::BF16 | Dtype::I16 | Dtype::U16 => 2,
+            Dtype::I8 | Dtype::U8 | Dtype::Bool | Dtype::F8E4M3 | Dtype::F8E5M2 => 1,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F64 => "F64",
+            Dtype::F32 => "F32",
+            Dtype::F16 => "F16",
+            Dtype::BF16 => "BF16",
+            Dtype::I64 => "I64",
+            Dtype::I32 => "I32",
+            Dtype::I16 => "I16",
+            Dtype::I8 => "I8",
+            Dtype::U64 => "U64",
+            Dtype::U32 => "U32",
+            Dtype::U16 => "U16",
+            Dtype::U8 => "U8",
+            Dtype::Bool => "BOOL",
+            Dtype::F8E4M3 => "F8_E4M3",
+            Dtype::F8E5M2 => "F8_E5M2",
+        }
+    }
+    fn is_weight(self) -> bool {
+        matches!(self, Dtype::F32 | Dtype::F16 | Dtype::BF16)
+    }
+}
+
+/// Where one tensor lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    /// Byte range inside the whole file (header included), already bounds-checked.
+    pub start: usize,
+    pub end: usize,
+}
+
+impl TensorInfo {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// The bytes of a file: a read-only memory mapping or an owned buffer.
+enum Backing {
+    Mmap(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Mmap(m) => m,
+            Backing::Owned(v) => v,
+        }
+    }
+}
+
+/// An opened, validated safetensors file.
+pub struct SafeTensors {
+    name: String,
+    data: Arc<Backing>,
+    tensors: BTreeMap<String, TensorInfo>,
+}
+
+impl std::fmt::Debug for SafeTensors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SafeTensors")
+            .field("name", &self.name)
+            .field("tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
+impl SafeTensors {
+    /// Memory-map and validate a file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: the mapping is read-only; as with every mmap-based reader, the file must not be truncated or
+        // rewritten by another process while `attn` runs (model files are not edited in place).
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        Self::from_backing(Backing::Mmap(mmap), path.display().to_string())
+    }
+
+    /// Validate a file already in memory; `name` is used in error messages.
+    pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<Self> {
+        Self::from_backing(Backing::Owned(bytes), name.to_string())
+    }
+
+    fn from_backing(data: Backing, name: String) -> Result<Self> {
+        let tensors = parse_header(data.bytes(), &name)?;
+        Ok(SafeTensors {
+            name,
+            data: Arc::new(data),
+            tensors,
+        })
+    }
+
+    /// The file name used in errors.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    pub fn info(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensors.get(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    fn err(&self, tensor: &str, msg: impl Into<String>) -> Error {
+        Error::tensor(&self.name, tensor, msg)
+    }
+
+    /// Look a weight up by name and check its shape; returns its f32 data (in place when possible).
+    pub fn weight(&self, name: &str, shape: &[usize]) -> Result<Weight> {
+        let info = self.tensors.get(name).ok_or_else(|| {
+            self.err(
+                name,
+                format!(
+                    "missing (expected shape {shape:?}); the file has {} tensors",
+                    self.len()
+                ),
+            )
+        })?;
+        if info.shape != shape {
+            return Err(self.err(
+                name,
+                format!(
+                    "has shape {:?}, expected {shape:?} from config.json",
+                    info.shape
+                ),
+            ));
+        }
+        if !info.dtype.is_weight() {
+            return Err(self.err(
+                name,
+                format!(
+                    "has dtype {}; only F32, F16 and BF16 weights are supported",
+                    info.dtype.name()
+                ),
+            ));
+        }
+        let raw = self
+            .data
+            .bytes()
+            .get(info.start..info.end)
+            .ok_or_else(|| self.err(name, "data out of bounds"))?;
+        let numel = info.numel();
+        if info.dtype == Dtype::F32 && cfg!(target_endian = "little") {
+            // SAFETY: every bit pattern is a valid f32; `align_to` only returns a middle part that is aligned.
+            let (pre, mid, post) = unsafe { raw.align_to::<f32>() };
+            if pre.is_empty() && post.is_empty() && mid.len() == numel {
+                return Ok(Weight {
+                    store: Store::Mapped {
+                        data: Arc::clone(&self.data),
+                        start: info.start,
+                        len: numel,
+                    },
+                });
+            }
+        }
+        let values: Vec<f32> = match info.dtype {
+            Dtype::F32 => raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Dtype::F16 => raw
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => raw
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(self.err(name, format!("dtype {} is not a weight type", other.name())));
+            }
+        };
+        if values.len() != numel {
+            return Err(self.err(name, "data length does not match its shape"));
+        }
+        Ok(Weight {
+            store: Store::Owned(values),
+        })
+    }
+
+    /// A vector `[n]`.
+    pub fn vector(&self, name: &str, n: usize) -> Result<Vector> {
+        Ok(Vector {
+            w: self.weight(name, &[n])?,
+        })
+    }
+
+    /// A matrix `[rows, cols]` as stored.
+    pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
+        let w = self.weight(name, &[rows, cols])?;
+        Matrix::new(w, rows, cols, false).map_err(|m| self.err(name, m))
+    }
+
+    /// A matrix stored `[cols, rows]` (e.g. GPT-2's Conv1D `[in, out]`), presented transposed as `[rows, cols]`
+    /// without copying.
+    pub fn matrix_transposed(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
+        let w = self.weight(name, &[cols, rows])?;
+        Matrix::new(w, rows, cols, true).map_err(|m| self.err(name, m))
+    }
+}
+
+enum Store {
+    Mapped {
+        data: Arc<Backing>,
+        start: usize,
+        len: usize,
+    },
+    Owned(Vec<f32>),
+}
+
+/// The f32 data of one weight: a view into the mapped file, or converted values.
+pub struct Weight {
+    store: Store,
+}
+
+impl Weight {
+    pub fn as_slice(&self) -> &[f32] {
+        match &self.store {
+            Store::Mapped { data, start, len } => {
+                let bytes = data.bytes().get(*start..*start + *len * 4).unwrap_or(&[]);
+                // SAFETY: checked aligned and of the right length when the weight was created; f32 accepts any bits.
+                let (_, mid, _) = unsafe { bytes.align_to::<f32>() };
+                mid
+            }
+            Store::Owned(v) => v,
+        }
+    }
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.store, Store::Mapped { .. })
+    }
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+}
+
+/// A 1-D weight.
+pub struct Vector {
+    w: Weight,
+}
+
+impl Vector {
+    pub fn view(&self) -> ArrayView1<'_, f32> {
+        ArrayView1::from(self.w.as_slice())
+    }
+    pub fn to_owned(&self) -> Array1<f32> {
+        self.view().to_owned()
+    }
+    pub fn is_mapped(&self) -> bool {
+        self.w.is_mapped()
+    }
+}
+
+/// A 2-D weight `[rows, cols]`, possibly a transposed view of the stored `[cols, rows]` data.
+pub struct Matrix {
+    w: Weight,
+    rows: usize,
+    cols: usize,
+    transposed: bool,
+}
+
+impl Matrix {
+    fn new(
+        w: Weight,
+        rows: usize,
+        cols: usize,
+        transposed: bool,
+    ) -> std::result::Result<Self, String> {
+        let m = Matrix {
+            w,
+            rows,
+            cols,
+            transposed,
+        };
+        // Validate once so that `view` cannot fail later.
+        m.try_view()
+            .map_err(|e| format!("cannot view as [{rows}, {cols}]: {e}"))?;
+        Ok(m)
+    }
+
+    fn try_view(&self) -> std::result::Result<ArrayView2<'_, f32>, ndarray::ShapeError> {
+        let s = self.w.as_slice();
+        if self.transposed {
+            Ok(ArrayView2::from_shape((self.cols, self.rows), s)?.reversed_axes())
+        } else {
+            ArrayView2::from_shape((self.rows, self.cols), s)
+        }
+    }
+
+    /// The `[rows, cols]` view.
+    pub fn view(&self) -> ArrayView2<'_, f32> {
+        self.try_view()
+            .unwrap_or_else(|_| unreachable!("the shape was validated when the matrix was loaded"))
+    }
+
+    pub fn dim(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    pub fn to_owned(&self) -> Array2<f32> {
+        self.view().to_owned()
+    }
+
+    pub fn is_mapped(&self) -> bool {
+        self.w.is_mapped()
+    }
+}
+
+fn parse_header(bytes: &[u8], file: &str) -> Result<BTreeMap<String, TensorInfo>> {
+    let fmt = |m: String| Error::format(file, m);
+    let len_bytes: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            fmt(format!(
+                "not a safetensors file: {} bytes, shorter than the 8-byte header length",
+                bytes.len()
+            ))
+        })?;
+    let n = u64::from_le_bytes(len_bytes);
+    let file_len = bytes.len() as u64;
+    if n > MAX_HEADER {
+        return Err(fmt(format!(
+            "header length {n} is larger than the {MAX_HEADER}-byte limit (corrupt file?)"
+        )));
+    }
+    if n > file_len - 8 {
+        return Err(fmt(format!(
+            "header length {n} runs past the end of the file ({file_len} bytes): the file is truncated or corrupt"
+        )));
+    }
+    let data_start = 8 + n as usize;
+    let header = bytes
+        .get(8..data_start)
+        .ok_or_else(|| fmt("header out of bounds".into()))?;
+    let header =
+        std::str::from_utf8(header).map_err(|e| fmt(format!("header is not UTF-8: {e}")))?;
+    let json: serde_json::Value = serde_json::from_str(header.trim_end_matches(' '))
+        .map_err(|e| fmt(format!("header is not valid JSON: {e}")))?;
+    let obj = json
+        .as_object()
+        .ok_or_else(|| fmt("header is not a JSON object".into()))?;
+    let data_len = bytes.len() - data_start;
+    let mut tensors = BTreeMap::new();
+    for (name, entry) in obj {
+        if name == "__metadata__" {
+            continue;
+        }
+        let terr = |m: String| Error::tensor(file, name, m);
+        let entry = entry
+            .as_object()
+            .ok_or_else(|| terr("header entry is not an object".into()))?;
+        let dtype_s = entry
+            .get("dtype")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| terr("missing or non-string `dtype`".into()))?;
+        let dtype =
+            Dtype::parse(dtype_s).ok_or_else(|| terr(format!("unknown dtype `{dtype_s}`")))?;
+        let shape = entry
+            .get("shape")
+            .and_then(|v| v.as_array())
+            .ok_or_else(|| terr("missing or non-array `shape`".into()))?
+            .iter()
+            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| terr("`shape` must be a list of non-negative integers".into()))?;
+        let offs = entry
+            .get("data_offsets")
+            .and_then(|v| v.as_array())
+            .ok_or_else(|| terr("missing or non-array `data_offsets`".into()))?;
+        let (begin, end) = match offs.as_slice() {
+            [b, e] => match (b.as_u64(), e.as_u64()) {
+                (Some(b), Some(e)) => (b, e),
+                _ => {
+                    return Err(terr(
+                        "`data_offsets` must be two non-negative integers".into(),
+                    ));
+                }
+            },
+            _ => {
+                return Err(terr(format!(
+                    "`data_offsets` must have 2 entries, not {}",
+                    offs.len()
+                )));
+            }
+        };
+        if begin > end {
+            return Err(terr(format!("data_offsets [{begin}, {end}] run backwards")));
+        }
+        if end > data_len as u64 {
+            return Err(terr(format!(
+                "data_offsets [{begin}, {end}] run past the end of the data ({data_len} bytes): the file is truncated \
+                 or corrupt"
+            )));
+        }
+        let want = shape
+            .iter()
+            .try_fold(dtype.size() as u64, |acc, d| acc.checked_mul(*d as u64))
+            .ok_or_else(|| terr(format!("shape {shape:?} is too large")))?;
+        if end - begin != want {
+            return Err(terr(format!(
+                "data_offsets [{begin}, {end}] hold {} bytes, but {dtype_s} × {shape:?} needs {want}",
+                end - begin
+            )));
+        }
+        tensors.insert(
+            name.clone(),
+            TensorInfo {
+                dtype,
+                shape,
+                start: data_start + begin as usize,
+                end: data_start + end as usize,
+            },
+        );
+    }
+    let mut ranges: Vec<(&String, &TensorInfo)> =
+        tensors.iter().filter(|(_, t)| t.end > t.start).collect();
+    ranges.sort_by_key(|(_, t)| (t.start, t.end));
+    for pair in ranges.windows(2) {
+        if let [(a, ta), (b, tb)] = pair
+            && tb.start < ta.end
+        {
+            return Err(Error::tensor(
+                file,
+                b.as_str(),
+                format!(
+                    "its data overlaps tensor `{a}` (bytes {}..{} vs {}..{})",
+                    tb.start, tb.end, ta.start, ta.end
+                ),
+            ));
+        }
+    }
+    Ok(tensors)
+}
+
+/// Write tensors in the safetensors format (tests and fixtures): `(name, dtype, shape, little-endian bytes)`.
+pub fn serialize(tensors: &[(&str, &str, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut offset = 0usize;
+    for (name, dtype, shape, data) in tensors {
+        header.insert(
+            name.to_string(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + data.len()]}),
+        );
+        offset += data.len();
+    }
+    let mut h = serde_json::Value::Object(header).to_string().into_bytes();
+    while (8 + h.len()) % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&h);
+    for (_, _, _, data) in tensors {
+        out.extend_from_slice(data);
+    }
+    out
+}
+
+/// Little-endian bytes of f32 values (for [`serialize`]).
+pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        let f16: Vec<u8> = [1.5f32, -2.0, 0.25]
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
+        let bf16: Vec<u8> = [3.0f32, -0.5]
+            .iter()
+            .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+            .collect();
+        serialize(&[
+            ("a", "F32", vec![2, 3], f32_bytes(&[1., 2., 3., 4., 5., 6.])),
+            ("h", "F16", vec![3], f16),
+            ("b", "BF16", vec![2], bf16),
+            ("ids", "I64", vec![2], vec![0; 16]),
+        ])
+    }
+
+    #[test]
+    fn reads_f32_f16_bf16_and_checks_shapes() {
+        let st = SafeTensors::from_bytes(sample(), "x.safetensors").unwrap();
+        assert_eq!(st.len(), 4);
+        let a = st.matrix("a", 2, 3).unwrap();
+        assert_eq!(a.view(), ndarray::arr2(&[[1f32, 2., 3.], [4., 5., 6.]]));
+        let at = st.matrix_transposed("a", 3, 2).unwrap();
+        assert_eq!(at.view(), ndarray::arr2(&[[1f32, 4.], [2., 5.], [3., 6.]]));
+        assert_eq!(
+            st.vector("h", 3).unwrap().to_owned().to_vec(),
+            vec![1.5, -2.0, 0.25]
+        );
+        assert_eq!(
+            st.vector("b", 2).unwrap().to_owned().to_vec(),
+            vec![3.0, -0.5]
+        );
+        let e = st.matrix("a", 3, 2).err().unwrap().to_string();
+        assert!(
+            e.contains("x.safetensors") && e.contains("`a`") && e.contains("[2, 3]"),
+            "{e}"
+        );
+        let e = st.vector("nope", 4).err().unwrap().to_string();
+        assert!(e.contains("`nope`") && e.contains("missing"), "{e}");
+        let e = st.vector("ids", 2).err().unwrap().to_string();
+        assert!(e.contains("I64"), "{e}");
+    }
+
+    #[test]
+    fn aligned_f32_is_zero_copy() {
+        let st = SafeTensors::from_bytes(sample(), "x").unwrap();
+        // The serialized header is padded to 8 bytes; a Vec<u8> from the allocator is at least 8-aligned.
+        let a = st.matrix("a", 2, 3).unwrap();
+        assert!(a.is_mapped());
+        assert!(!st.vector("h", 3).unwrap().is_mapped());
+    }
+
+    #[test]
+    fn truncation_at_every_offset_is_an_error() {
+        let bytes = sample();
+        for cut in 0..bytes.len() {
+            let r = SafeTensors::from_bytes(bytes[..cut].to_vec(), "cut.safetensors");
+            let e = r
+                .err()
+                .unwrap_or_else(|| panic!("truncated at {cut} must fail"))
+                .to_string();
+            assert!(e.contains("cut.safetensors"), "{e}");
+        }
+    }
+
+    #[test]
+    fn nonsense_headers_are_errors() {
+        let with_header = |h: &str, data: usize| {
+            let mut out = (h.len() as u64).to_le_bytes().to_vec();
+            out.extend_from_slice(h.as_bytes());
+            out.extend(std::iter::repeat_n(0u8, data));
+            out
+        };
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (u64::MAX.to_le_bytes().to_vec(), "limit"),
+            (
+                1000u64
+                    .to_le_bytes()
+                    .into_iter()
+                    .chain([b'{'; 10])
+                    .collect(),
+                "past the end",
+            ),
+            (with_header("[1,2]", 0), "not a JSON object"),
+            (with_header("{\"a\":", 0), "not valid JSON"),
+            (
+                with_header(
+                    r#"{"a":{"dtype":"Q9","shape":[1],"data_offsets":[0,4]}}"#,
+                    4,
+                ),
+                "unknown dtype `Q9`",
+            ),
+            (
+                with_header(
+                    r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#,
+                    8,
+                ),
+                "needs 8",
+            ),
+            (
+                with_header(
+                    r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+                    2,
+                ),
+                "past the end",
+            ),
+            (
+                with_header(
+                    r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}"#,
+                    8,
+                ),
+                "backwards",
+            ),
+            (
+                with_header(
+                    r#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#,
+                    8,
+                ),
+                "shape",
+            ),
+            (
+                with_header(r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}}"#, 8),
+                "2 entries",
+            ),
+            (
+                with_header(r#"{"a":{"shape":[1],"data_offsets":[0,4]}}"#, 8),
+                "dtype",
+            ),
+            (with_header(r#"{"a":7}"#, 8), "not an object"),
+            (
+                with_header(
+                    r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+                    8,
+                ),
+                "overlaps",
+            ),
+            (
+                with_header(
+                    r#"{"a":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,8]}}"#,
+                    8,
+                ),
+                "too large",
+            ),
+        ];
+        for (bytes, want) in cases {
+            let e = SafeTensors::from_bytes(bytes, "bad.safetensors")
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                e.contains(want) && e.contains("bad.safetensors"),
+                "{e} lacks {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_tensors_and_metadata_are_fine() {
+        let h = r#"{"__metadata__":{"format":"pt"},"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}"#;
+        let mut out = (h.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(h.as_bytes());
+        let st = SafeTensors::from_bytes(out, "e").unwrap();
+        assert_eq!(st.vector("e", 0).unwrap().view().len(), 0);
+    }
+}
