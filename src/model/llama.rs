@@ -319,7 +319,8 @@ impl Llama {
     pub fn from_gguf(g: &Gguf, spec: &str) -> Result<Self> {
         let cfg = LlamaConfig::from_gguf(g)?;
         let tokenizer = gguf_tokenizer::from_gguf(g)?;
-        let vocab = tokenizer.inner().get_vocab_size(false);
+        // The embedding has one row per metadata token (even if two tokens share a spelling).
+        let vocab = g.get_array("tokenizer.ggml.tokens")?.len();
         let (d, f, hd) = (cfg.d_model, cfg.d_ff, cfg.head_dim);
 
         let mut ld = Loader { g, used: vec![] };
