@@ -299,29 +299,63 @@ pub fn top_k(values: &ArrayView1<f32>, k: usize) -> Vec<usize> {
 }
 
 /// The `k` most likely entries of a row of logits, largest first, with their softmax probabilities over the whole
-/// row: one pass for the maximum and the top-k (a small sorted buffer), one for the normalizer.
+/// row: one pass for the top-k (a small sorted buffer behind a threshold test), one vectorizable pass for the
+/// normalizer `Σ exp(v - max)` (with [`exp_nonpos`]); the probabilities of the `k` winners use `f32::exp`.
 pub fn softmax_top_k(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
     let k = k.min(logits.len());
     if k == 0 {
         return vec![];
     }
     let mut top: Vec<(usize, f32)> = Vec::with_capacity(k + 1);
-    let mut max = f32::NEG_INFINITY;
+    let mut threshold = f32::NEG_INFINITY;
     for (i, &v) in logits.iter().enumerate() {
-        max = max.max(v);
-        if top.len() < k || top.last().is_some_and(|&(_, w)| v > w) {
+        if top.len() < k || v > threshold {
             let at = top.partition_point(|&(_, w)| w >= v);
             top.insert(at, (i, v));
             top.truncate(k);
+            if top.len() == k {
+                threshold = top[k - 1].1;
+            }
         }
     }
-    if max == f32::NEG_INFINITY || max.is_nan() {
+    let max = top.iter().map(|t| t.1).fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY || !max.is_finite() || logits.iter().any(|v| v.is_nan()) {
         return top.into_iter().map(|(i, _)| (i, 0.0)).collect();
     }
-    let sum: f32 = logits.iter().map(|&v| (v - max).exp()).sum();
+    let mut lanes = [0f32; 8];
+    let chunks = logits.chunks_exact(8);
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|&v| exp_nonpos(v - max))
+        .sum();
+    for c in chunks {
+        for j in 0..8 {
+            lanes[j] += exp_nonpos(c[j] - max);
+        }
+    }
+    let sum = lanes.iter().sum::<f32>() + tail;
     top.into_iter()
         .map(|(i, v)| (i, (v - max).exp() / sum))
         .collect()
+}
+
+/// `exp(x)` for `x ≤ 0`, branch-free so loops over it vectorize: `2^n · p(r)` with `n = round(x·log₂e)`,
+/// `r = x − n·ln 2` (Cody–Waite split) and a degree-6 Taylor polynomial on `|r| ≤ ln2/2`; relative error below 1e-6.
+/// Inputs below −87 are treated as −87 (`exp(−87) ≈ 1.6e-38`, nothing next to a sum that includes `exp(0) = 1`).
+#[inline(always)]
+pub fn exp_nonpos(x: f32) -> f32 {
+    const SHIFT: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer held in the low mantissa bits
+    let x = x.clamp(-87.0, 0.0);
+    let t = x * std::f32::consts::LOG2_E + SHIFT;
+    let n = t - SHIFT;
+    let r = x - n * 0.693_359_375 + n * 2.121_944_4e-4;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let e = (t.to_bits() as i32 - 0x4B40_0000 + 127) << 23;
+    p * f32::from_bits(e as u32)
 }
 
 #[cfg(test)]
@@ -480,6 +514,19 @@ mod tests {
             vec![1, 2, 0]
         );
         assert!(softmax_top_k(&[1.0], 0).is_empty());
+    }
+
+    #[test]
+    fn exp_nonpos_matches_exp() {
+        let mut worst = 0f32;
+        for i in 0..=86_000 {
+            let x = -(i as f32) * 0.001;
+            let (a, b) = (exp_nonpos(x), x.exp());
+            worst = worst.max(((a - b) / b).abs());
+        }
+        assert!(worst < 1e-6, "relative error {worst}");
+        assert_eq!(exp_nonpos(0.0), 1.0);
+        assert!(exp_nonpos(-1000.0) < 1e-37);
     }
 
     #[test]
