@@ -349,7 +349,8 @@ pub fn exp_nonpos(x: f32) -> f32 {
     let x = x.clamp(-87.0, 0.0);
     let t = x * std::f32::consts::LOG2_E + SHIFT;
     let n = t - SHIFT;
-    let r = x - n * 0.693_359_375 + n * 2.121_944_4e-4;
+    // ln 2 = 355/512 (exact in f32) − 2.1219444e-4.
+    let r = x - n * (355.0 / 512.0) + n * 2.121_944_4e-4;
     let p = 1.0
         + r * (1.0
             + r * (0.5
