@@ -6,7 +6,8 @@
 //! multiplication itself. Here every output is a dot product of two contiguous rows, so no copy is needed: tiles of
 //! 4 input rows × 3 weight rows keep 12 eight-lane accumulators in registers, input rows are taken in blocks so a
 //! block stays in cache while the weight streams past. AVX2+FMA is used when the CPU has it (checked at run time);
-//! otherwise the same code runs with plain multiply-add.
+//! otherwise the same code runs with plain multiply-add. Large products are split by rows over the available cores
+//! (`ATTN_THREADS` caps the number of threads; 1 turns threading off).
 
 const R: usize = 4;
 const C: usize = 3;
@@ -26,6 +27,46 @@ pub fn matmul_nt_acc(x: &[f32], w: &[f32], k: usize, y: &mut [f32]) {
         x.len() == n * k && w.len() == m * k && y.len() == n * m,
         "matmul_nt_acc: inconsistent sizes"
     );
+    let threads = threads_for(n, m, k);
+    if threads <= 1 {
+        single(x, w, k, y);
+        return;
+    }
+    // Split the input rows (and so the output rows) between threads; every thread reads the whole weight.
+    let per = n.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut parts = x.chunks(per * k).zip(y.chunks_mut(per * m));
+        let first = parts.next();
+        for (xs, ys) in parts {
+            scope.spawn(move || single(xs, w, k, ys));
+        }
+        if let Some((xs, ys)) = first {
+            single(xs, w, k, ys);
+        }
+    });
+}
+
+/// Worth spreading over threads only for larger products (a thread start costs tens of microseconds).
+fn threads_for(n: usize, m: usize, k: usize) -> usize {
+    const MIN_WORK: usize = 1 << 22;
+    if n < 8 || n.saturating_mul(m).saturating_mul(k) < MIN_WORK {
+        return 1;
+    }
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let max = *THREADS.get_or_init(|| {
+        std::env::var("ATTN_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|t| *t >= 1)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |p| p.get()))
+            .min(16)
+    });
+    max.min(n / 4).max(1)
+}
+
+fn single(x: &[f32], w: &[f32], k: usize, y: &mut [f32]) {
+    let n = x.len() / k;
+    let m = w.len() / k;
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
