@@ -14,7 +14,7 @@ pub fn sentences() -> Vec<(usize, String)> {
     let mid = "The quick brown fox jumps over the lazy dog while the cat sleeps on the warm mat, and \
                attention heads in a transformer decide which words matter most to each other today in the lab."
         .to_string();
-    let long = vec![mid.as_str(); 12].join(" ");
+    let long = [mid.as_str(); 12].join(" ");
     vec![(5, short), (40, mid), (458, long)]
 }
 
