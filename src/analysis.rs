@@ -133,8 +133,9 @@ pub fn head_stats(a: &ArrayView2<f32>) -> HeadStats {
             distance: 0.0,
         };
     }
-    let (mut ent, mut ent_norm, mut ent_rows, mut maxw, mut sink, mut prev, mut selfw, mut dist) =
-        (0.0f64, 0.0f64, 0usize, 0.0f64, 0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let (mut ent, mut ent_norm, mut ent_rows, mut maxw, mut sink, mut prev, mut selfw, mut dist) = (
+        0.0f64, 0.0f64, 0usize, 0.0f64, 0.0f64, 0.0f64, 0.0f64, 0.0f64,
+    );
     for (i, row) in a.rows().into_iter().enumerate() {
         let h: f64 = row
             .iter()
@@ -142,7 +143,11 @@ pub fn head_stats(a: &ArrayView2<f32>) -> HeadStats {
             .map(|p| -(*p as f64) * (*p as f64).ln())
             .sum();
         ent += h;
-        let visible = row.iter().filter(|p| **p > 0.0).count().max(row.len().min(i + 1));
+        let visible = row
+            .iter()
+            .filter(|p| **p > 0.0)
+            .count()
+            .max(row.len().min(i + 1));
         if visible > 1 {
             ent_norm += h / (visible as f64).ln();
             ent_rows += 1;
@@ -165,10 +170,18 @@ pub fn head_stats(a: &ArrayView2<f32>) -> HeadStats {
     let nf = n as f64;
     HeadStats {
         entropy: (ent / nf) as f32,
-        entropy_norm: if ent_rows > 0 { (ent_norm / ent_rows as f64) as f32 } else { 0.0 },
+        entropy_norm: if ent_rows > 0 {
+            (ent_norm / ent_rows as f64) as f32
+        } else {
+            0.0
+        },
         max_weight: (maxw / nf) as f32,
         sink: (sink / (nf - 1.0).max(1.0)) as f32,
-        prev: if n > 1 { (prev / (nf - 1.0)) as f32 } else { 0.0 },
+        prev: if n > 1 {
+            (prev / (nf - 1.0)) as f32
+        } else {
+            0.0
+        },
         self_: (selfw / (nf - 1.0).max(1.0)) as f32,
         distance: (dist / nf) as f32,
     }
@@ -176,7 +189,8 @@ pub fn head_stats(a: &ArrayView2<f32>) -> HeadStats {
 
 /// The mean over heads of a layer's attention `[heads, n, n]` → `[n, n]`.
 pub fn mean_over_heads(a: &Array3<f32>) -> Array2<f32> {
-    a.mean_axis(Axis(0)).unwrap_or_else(|| Array2::zeros((0, 0)))
+    a.mean_axis(Axis(0))
+        .unwrap_or_else(|| Array2::zeros((0, 0)))
 }
 
 /// Zero the columns in `hide` and renormalise every row to sum to 1 (rows left with no weight stay zero).

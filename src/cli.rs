@@ -77,7 +77,9 @@ impl ModelArgs {
     }
     /// The spec to load: the one given, else the default.
     pub fn spec(&self) -> String {
-        self.model.clone().unwrap_or_else(|| crate::model::default_spec().to_string())
+        self.model
+            .clone()
+            .unwrap_or_else(|| crate::model::default_spec().to_string())
     }
 }
 

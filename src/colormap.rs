@@ -41,7 +41,11 @@ pub fn ansi256(c: [u8; 3]) -> u8 {
 /// Black or white, whichever reads better on `bg`.
 pub fn text_on(bg: [u8; 3]) -> [u8; 3] {
     let lum = 0.2126 * bg[0] as f32 + 0.7152 * bg[1] as f32 + 0.0722 * bg[2] as f32;
-    if lum > 110.0 { [0, 0, 0] } else { [255, 255, 255] }
+    if lum > 110.0 {
+        [0, 0, 0]
+    } else {
+        [255, 255, 255]
+    }
 }
 
 /// A shade character for colourless terminals: ' ', ░, ▒, ▓, █ by weight.

@@ -5,12 +5,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O failure on a named path.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
     /// A model configuration that cannot work (zero heads, d_model not divisible by heads, absurd sizes...).
     #[error("invalid model configuration: {0}")]
     Config(String),
@@ -38,10 +34,10 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            err,
         }
     }
     pub fn format(file: impl Into<String>, msg: impl Into<String>) -> Self {
@@ -50,7 +46,11 @@ impl Error {
             msg: msg.into(),
         }
     }
-    pub fn tensor(file: impl Into<String>, name: impl Into<String>, msg: impl Into<String>) -> Self {
+    pub fn tensor(
+        file: impl Into<String>,
+        name: impl Into<String>,
+        msg: impl Into<String>,
+    ) -> Self {
         Error::Tensor {
             file: file.into(),
             name: name.into(),

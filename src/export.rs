@@ -23,7 +23,11 @@ pub enum Format {
 }
 
 /// Write a float32, little-endian, C-order `.npy` (format 1.0) of the given shape.
-pub fn write_npy<W: Write>(w: &mut W, shape: &[usize], data: impl IntoIterator<Item = f32>) -> std::io::Result<()> {
+pub fn write_npy<W: Write>(
+    w: &mut W,
+    shape: &[usize],
+    data: impl IntoIterator<Item = f32>,
+) -> std::io::Result<()> {
     write_npy_header(w, shape)?;
     for v in data {
         w.write_all(&v.to_le_bytes())?;
@@ -35,7 +39,14 @@ pub fn write_npy<W: Write>(w: &mut W, shape: &[usize], data: impl IntoIterator<I
 pub fn write_npy_header<W: Write>(w: &mut W, shape: &[usize]) -> std::io::Result<()> {
     let dims = match shape {
         [one] => format!("({one},)"),
-        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {dims}, }}");
     let unpadded = 10 + header.len() + 1;
@@ -89,7 +100,10 @@ impl Staged {
         let mut created_out = false;
         if out.exists() {
             if !out.is_dir() {
-                return Err(Error::Input(format!("{}: exists and is not a directory", out.display())));
+                return Err(Error::Input(format!(
+                    "{}: exists and is not a directory",
+                    out.display()
+                )));
             }
         } else {
             let parent = match out.parent() {
@@ -141,7 +155,11 @@ impl Staged {
     }
 
     /// Write one file (relative name, may contain one sub-directory) through a closure.
-    pub fn write(&mut self, name: &str, f: impl FnOnce(&mut BufWriter<fs::File>) -> std::io::Result<()>) -> Result<()> {
+    pub fn write(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(&mut BufWriter<fs::File>) -> std::io::Result<()>,
+    ) -> Result<()> {
         let path = self.stage.join(name);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -185,10 +203,16 @@ impl Drop for Staged {
 
 /// The files a dump writes, for the no-overwrite check.
 pub fn dump_file_names(layers: usize, heads: usize, format: Format) -> Vec<String> {
-    let mut names: Vec<String> = ["tokens.json", "hidden.npy", "positional.npy", "residual_norms.csv", "meta.json"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut names: Vec<String> = [
+        "tokens.json",
+        "hidden.npy",
+        "positional.npy",
+        "residual_norms.csv",
+        "meta.json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     match format {
         Format::Npy => names.push("attention.npy".into()),
         Format::Json => names.push("attention.json".into()),
@@ -208,9 +232,20 @@ fn csv_name(layer: usize, head: usize) -> String {
 }
 
 /// Write the whole trace in the `attn dump` format into `out`. Returns the written paths.
-pub fn dump(model: &dyn Model, trace: &Trace, out: &Path, format: Format, force: bool) -> Result<Vec<PathBuf>> {
+pub fn dump(
+    model: &dyn Model,
+    trace: &Trace,
+    out: &Path,
+    format: Format,
+    force: bool,
+) -> Result<Vec<PathBuf>> {
     let info = model.info();
-    let (nl, nh, n, d) = (trace.n_layers(), info.n_heads, trace.n_tokens(), trace.d_model());
+    let (nl, nh, n, d) = (
+        trace.n_layers(),
+        info.n_heads,
+        trace.n_tokens(),
+        trace.d_model(),
+    );
     let names = dump_file_names(nl, nh, format);
     let mut st = Staged::new(out, force)?;
     st.check_free(&names)?;
@@ -228,14 +263,23 @@ pub fn dump(model: &dyn Model, trace: &Trace, out: &Path, format: Format, force:
     })?;
 
     st.write("hidden.npy", |w| {
-        write_npy(w, &[nl + 1, n, d], trace.hidden.iter().flat_map(|h| h.iter().copied()))
+        write_npy(
+            w,
+            &[nl + 1, n, d],
+            trace.hidden.iter().flat_map(|h| h.iter().copied()),
+        )
     })?;
 
     let pos = trace.positional.matrix();
-    st.write("positional.npy", |w| write_npy(w, &[pos.nrows(), pos.ncols()], pos.iter().copied()))?;
+    st.write("positional.npy", |w| {
+        write_npy(w, &[pos.nrows(), pos.ncols()], pos.iter().copied())
+    })?;
 
     st.write("residual_norms.csv", |w| {
-        writeln!(w, "layer,token_index,token,resid_in_norm,resid_out_norm,attn_update_norm,ffn_update_norm")?;
+        writeln!(
+            w,
+            "layer,token_index,token,resid_in_norm,resid_out_norm,attn_update_norm,ffn_update_norm"
+        )?;
         for r in analysis::residual_rows(trace) {
             writeln!(
                 w,
@@ -284,7 +328,9 @@ pub fn dump(model: &dyn Model, trace: &Trace, out: &Path, format: Format, force:
                 all.push(heads);
             }
             let doc = json!({"tokens": labels, "shape": [nl, nh, n, n], "attention": all});
-            st.write("attention.json", |w| Ok(serde_json::to_writer(&mut *w, &doc)?))?;
+            st.write("attention.json", |w| {
+                Ok(serde_json::to_writer(&mut *w, &doc)?)
+            })?;
         }
     }
 
@@ -328,7 +374,9 @@ pub fn dump_head(
     let mut st = Staged::new(dir, force)?;
     let (npy, csv) = (format!("{stem}.npy"), format!("{stem}.csv"));
     st.check_free(&[npy.clone(), csv.clone()])?;
-    st.write(&npy, |w| write_npy(w, &[m.nrows(), m.ncols()], m.iter().copied()))?;
+    st.write(&npy, |w| {
+        write_npy(w, &[m.nrows(), m.ncols()], m.iter().copied())
+    })?;
     let text = matrix_csv(labels, m);
     st.write(&csv, |w| w.write_all(text.as_bytes()))?;
     st.commit()
@@ -348,7 +396,10 @@ mod tests {
         let header = std::str::from_utf8(&buf[10..10 + hlen]).unwrap();
         assert!(header.contains("'shape': (2, 3)") && header.ends_with('\n'));
         assert_eq!(buf.len(), 10 + hlen + 24);
-        assert_eq!(f32::from_le_bytes(buf[10 + hlen + 20..].try_into().unwrap()), 5.0);
+        assert_eq!(
+            f32::from_le_bytes(buf[10 + hlen + 20..].try_into().unwrap()),
+            5.0
+        );
         let mut one = vec![];
         write_npy(&mut one, &[4], [1.0f32; 4]).unwrap();
         assert!(String::from_utf8_lossy(&one).contains("'shape': (4,)"));

@@ -10,6 +10,7 @@ pub mod model;
 pub mod show;
 pub mod tokenize;
 pub mod trace;
+pub mod tui;
 pub mod weights;
 
 pub use error::{Error, Result};

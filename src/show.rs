@@ -102,7 +102,11 @@ pub fn render_grid(labels: &[String], m: &ArrayView2<f32>, colors: Colors) -> St
     out.push('\n');
     out.push_str(&fit("query ╲ key", left));
     for j in 0..m.ncols() {
-        let _ = write!(out, " {}", fit(labels.get(j).map(String::as_str).unwrap_or(""), 4));
+        let _ = write!(
+            out,
+            " {}",
+            fit(labels.get(j).map(String::as_str).unwrap_or(""), 4)
+        );
     }
     out.push('\n');
     for (i, row) in m.rows().into_iter().enumerate() {
@@ -130,7 +134,7 @@ pub fn render_norm_table(trace: &Trace) -> String {
     for r in analysis::layer_norms(trace, None) {
         let _ = writeln!(
             out,
-            "{:>5}  {:<9.3}  {:<9.3}  {:<9.3}  {:<9.3}  {:<7.3}  {:<7.3}",
+            "{:>5}  {:<9.3}  {:<9.3}  {:<9.3}  {:<9.3}  {:<7.3}  {:.3}",
             r.layer,
             r.resid_in,
             r.attn_update,
@@ -146,7 +150,9 @@ pub fn render_norm_table(trace: &Trace) -> String {
 /// Head statistics as one line.
 pub fn render_head_stats(m: &ArrayView2<f32>) -> String {
     let s = analysis::head_stats(m);
-    let tag = analysis::head_tag(&s).map(|t| format!("  [{t}]")).unwrap_or_default();
+    let tag = analysis::head_tag(&s)
+        .map(|t| format!("  [{t}]"))
+        .unwrap_or_default();
     format!(
         "entropy {:.3} nats ({:.0}% of uniform) · max {:.3} · first-token {:.3} · previous {:.3} · self {:.3} · \
          mean distance {:.2}{tag}",
@@ -165,7 +171,16 @@ pub fn render_info(info: &ModelInfo) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "model         {}", info.name);
     let _ = writeln!(out, "spec          {}", info.spec);
-    let _ = writeln!(out, "architecture  {}{}", info.arch.name(), if info.causal { " (decoder, causal)" } else { " (encoder, bidirectional)" });
+    let _ = writeln!(
+        out,
+        "architecture  {}{}",
+        info.arch.name(),
+        if info.causal {
+            " (decoder, causal)"
+        } else {
+            " (encoder, bidirectional)"
+        }
+    );
     let _ = writeln!(out, "layers        {}", info.n_layers);
     if info.n_kv_heads != info.n_heads {
         let _ = writeln!(
@@ -178,11 +193,21 @@ pub fn render_info(info: &ModelInfo) -> String {
     } else {
         let _ = writeln!(out, "heads         {}", info.n_heads);
     }
-    let _ = writeln!(out, "d_model       {} (head dim {})", info.d_model, info.head_dim());
+    let _ = writeln!(
+        out,
+        "d_model       {} (head dim {})",
+        info.d_model,
+        info.head_dim()
+    );
     let _ = writeln!(out, "d_ff          {}", info.d_ff);
     let _ = writeln!(out, "vocab         {}", info.vocab_size);
     let _ = writeln!(out, "max tokens    {}", info.max_len);
-    let _ = writeln!(out, "parameters    {} ({:.1}M)", info.n_params, info.n_params as f64 / 1e6);
+    let _ = writeln!(
+        out,
+        "parameters    {} ({:.1}M)",
+        info.n_params,
+        info.n_params as f64 / 1e6
+    );
     let _ = writeln!(out, "positions     {}", info.positional);
     let _ = writeln!(out, "tokenizer     {}", info.tokenizer);
     let _ = writeln!(out, "loaded from   {}", info.source);
@@ -215,7 +240,10 @@ mod tests {
         assert!(!g.contains('\x1b'));
         let lines: Vec<&str> = g.lines().collect();
         assert_eq!(lines.len(), 4);
-        assert!(lines[2].contains("[CLS]") && lines[2].ends_with("1.00    0"), "{g}");
+        assert!(
+            lines[2].contains("[CLS]") && lines[2].ends_with("1.00    0"),
+            "{g}"
+        );
         assert!(lines[3].ends_with(" .25  .75"), "{g}");
         let c = render_grid(&labels, &m.view(), Colors::TrueColor);
         assert!(c.contains("\x1b[48;2;"));

@@ -109,7 +109,8 @@ impl Tokenizer {
     pub fn encode(&self, text: &str, text_b: Option<&str>) -> Result<Encoded> {
         if text.trim().is_empty() {
             return Err(Error::Input(
-                "the text is empty: type a sentence (e.g. --text \"The cat sat on the mat\")".into(),
+                "the text is empty: type a sentence (e.g. --text \"The cat sat on the mat\")"
+                    .into(),
             ));
         }
         if let Some(b) = text_b
@@ -127,7 +128,8 @@ impl Tokenizer {
         let ids = enc.get_ids().to_vec();
         let type_ids = enc.get_type_ids().to_vec();
         let special = enc.get_special_tokens_mask();
-        let seq_ids: Vec<Option<usize>> = (0..ids.len()).map(|i| enc.get_sequence_ids()[i]).collect();
+        let seq_ids: Vec<Option<usize>> =
+            (0..ids.len()).map(|i| enc.get_sequence_ids()[i]).collect();
         let mut tokens = Vec::with_capacity(ids.len());
         for (i, (&id, tok)) in ids.iter().zip(enc.get_tokens()).enumerate() {
             let (start, end) = enc.get_offsets()[i];
@@ -186,9 +188,10 @@ pub fn escape_label(s: &str) -> String {
             ' ' if i == 0 => out.push('␣'),
             c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             // Unicode format/bidi controls that could reorder or hide text.
-            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}' => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32))
-            }
+            '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}' => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
         }
     }
@@ -233,11 +236,22 @@ mod tests {
         let t = Tokenizer::bundled_bert_uncased();
         assert!(matches!(t.encode("", None), Err(Error::Input(_))));
         assert!(matches!(t.encode(" \t\n ", None), Err(Error::Input(_))));
-        for s in ["안녕하세요 세계", "🤖🎉 emoji", "a\u{7}b\u{1b}[31m", "e\u{301}", "가", "中文字"] {
+        for s in [
+            "안녕하세요 세계",
+            "🤖🎉 emoji",
+            "a\u{7}b\u{1b}[31m",
+            "e\u{301}",
+            "가",
+            "中文字",
+        ] {
             let e = t.encode(s, None).unwrap();
             assert!(e.ids.len() >= 3, "{s}");
             for tok in &e.tokens {
-                assert!(!tok.label.chars().any(|c| c.is_control()), "{:?}", tok.label);
+                assert!(
+                    !tok.label.chars().any(|c| c.is_control()),
+                    "{:?}",
+                    tok.label
+                );
             }
         }
     }

@@ -171,6 +171,8 @@ pub fn layer_attention<'a>(
     })?;
     match &lt.attention {
         Some(a) => Ok(Cow::Borrowed(a)),
-        None => Ok(Cow::Owned(model.layer_attention(layer, &trace.hidden[layer])?)),
+        None => Ok(Cow::Owned(
+            model.layer_attention(layer, &trace.hidden[layer])?,
+        )),
     }
 }

@@ -83,13 +83,22 @@ pub trait Model: Send + Sync {
     fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>>;
     /// Decoders: the top-`k` next tokens at every position if the residual stream `hidden` went straight through the
     /// final norm and LM head (the "logit lens"). `None` for encoders.
-    fn logit_lens(&self, _hidden: &Array2<f32>, _k: usize) -> Option<Vec<Vec<crate::trace::TopToken>>> {
+    fn logit_lens(
+        &self,
+        _hidden: &Array2<f32>,
+        _k: usize,
+    ) -> Option<Vec<Vec<crate::trace::TopToken>>> {
         None
     }
 }
 
 /// Tokenize and run: checks empty text and the model's length limit, then runs the forward pass.
-pub fn run(model: &dyn Model, text: &str, text_b: Option<&str>, opts: &ForwardOptions) -> Result<Trace> {
+pub fn run(
+    model: &dyn Model,
+    text: &str,
+    text_b: Option<&str>,
+    opts: &ForwardOptions,
+) -> Result<Trace> {
     let mut enc = model.tokenizer().encode(text, text_b)?;
     let info = model.info();
     if enc.ids.len() > info.max_len {
@@ -154,8 +163,16 @@ pub fn models_dir() -> PathBuf {
 
 /// The short names `attn` knows, with the file or folder each means inside the models directory.
 pub const SHORT_NAMES: &[(&str, &str, &str)] = &[
-    ("minilm", "minilm", "all-MiniLM-L6-v2 (BERT encoder, 6 layers × 12 heads)"),
-    ("smollm2", "smollm2.gguf", "SmolLM2-135M-Instruct Q4_1 (Llama decoder, 30 layers × 9 heads)"),
+    (
+        "minilm",
+        "minilm",
+        "all-MiniLM-L6-v2 (BERT encoder, 6 layers × 12 heads)",
+    ),
+    (
+        "smollm2",
+        "smollm2.gguf",
+        "SmolLM2-135M-Instruct Q4_1 (Llama decoder, 30 layers × 9 heads)",
+    ),
 ];
 
 /// Resolve a `--model` spec: `textbook`, a short name, a folder, or a `.gguf` file.
@@ -354,9 +371,15 @@ mod tests {
     #[test]
     fn resolves_specs() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(resolve_in("textbook", dir.path()).unwrap(), Resolved::Textbook);
+        assert_eq!(
+            resolve_in("textbook", dir.path()).unwrap(),
+            Resolved::Textbook
+        );
         let err = resolve_in("minilm", dir.path()).unwrap_err().to_string();
-        assert!(err.contains("not fetched") && err.contains("fetch-models"), "{err}");
+        assert!(
+            err.contains("not fetched") && err.contains("fetch-models"),
+            "{err}"
+        );
         let err = resolve_in("nonsense", dir.path()).unwrap_err().to_string();
         assert!(err.contains("unknown model `nonsense`"), "{err}");
         std::fs::create_dir(dir.path().join("minilm")).unwrap();

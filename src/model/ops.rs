@@ -57,7 +57,12 @@ pub fn softmax_rows(x: &mut Array2<f32>) {
 }
 
 /// LayerNorm over the features of every row: `(x - mean) / sqrt(var + eps) * gamma + beta` (biased variance).
-pub fn layer_norm(x: &ArrayView2<f32>, gamma: &Array1<f32>, beta: &Array1<f32>, eps: f32) -> Array2<f32> {
+pub fn layer_norm(
+    x: &ArrayView2<f32>,
+    gamma: &Array1<f32>,
+    beta: &Array1<f32>,
+    eps: f32,
+) -> Array2<f32> {
     layer_norm_view(x, &gamma.view(), &beta.view(), eps)
 }
 
@@ -88,7 +93,9 @@ pub fn rms_norm(x: &ArrayView2<f32>, gamma: &Array1<f32>, eps: f32) -> Array2<f3
     for mut row in out.rows_mut() {
         let ms = row.iter().map(|v| v * v).sum::<f32>() / d;
         let inv = 1.0 / (ms + eps).sqrt();
-        row.iter_mut().zip(gamma.iter()).for_each(|(v, g)| *v = *v * inv * g);
+        row.iter_mut()
+            .zip(gamma.iter())
+            .for_each(|(v, g)| *v = *v * inv * g);
     }
     out
 }
@@ -163,7 +170,10 @@ pub fn row_norms(x: &ArrayView2<f32>) -> Vec<f32> {
 }
 
 pub fn l2(v: &ArrayView1<f32>) -> f32 {
-    v.iter().map(|a| (*a as f64) * (*a as f64)).sum::<f64>().sqrt() as f32
+    v.iter()
+        .map(|a| (*a as f64) * (*a as f64))
+        .sum::<f64>()
+        .sqrt() as f32
 }
 
 /// Sinusoidal positional encoding of "Attention Is All You Need":

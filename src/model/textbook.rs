@@ -58,25 +58,40 @@ pub struct Textbook {
 pub fn validate(cfg: &TextbookConfig, vocab: usize) -> Result<u64> {
     let bad = |m: String| Err(Error::Config(m));
     if cfg.layers == 0 || cfg.layers > MAX_LAYERS {
-        return bad(format!("--layers {} must be between 1 and {MAX_LAYERS}", cfg.layers));
+        return bad(format!(
+            "--layers {} must be between 1 and {MAX_LAYERS}",
+            cfg.layers
+        ));
     }
     if cfg.heads == 0 || cfg.heads > MAX_HEADS {
-        return bad(format!("--heads {} must be between 1 and {MAX_HEADS}", cfg.heads));
+        return bad(format!(
+            "--heads {} must be between 1 and {MAX_HEADS}",
+            cfg.heads
+        ));
     }
     if cfg.d_model == 0 || cfg.d_model > MAX_D_MODEL {
-        return bad(format!("--d-model {} must be between 1 and {MAX_D_MODEL}", cfg.d_model));
+        return bad(format!(
+            "--d-model {} must be between 1 and {MAX_D_MODEL}",
+            cfg.d_model
+        ));
     }
-    if cfg.d_model % cfg.heads != 0 {
+    if !cfg.d_model.is_multiple_of(cfg.heads) {
         return bad(format!(
             "--d-model {} is not divisible by --heads {}: each head needs d_model / heads dimensions",
             cfg.d_model, cfg.heads
         ));
     }
     if cfg.d_ff == 0 || cfg.d_ff > MAX_D_FF {
-        return bad(format!("--d-ff {} must be between 1 and {MAX_D_FF}", cfg.d_ff));
+        return bad(format!(
+            "--d-ff {} must be between 1 and {MAX_D_FF}",
+            cfg.d_ff
+        ));
     }
     if cfg.max_len == 0 || cfg.max_len > MAX_LEN {
-        return bad(format!("--max-len {} must be between 1 and {MAX_LEN}", cfg.max_len));
+        return bad(format!(
+            "--max-len {} must be between 1 and {MAX_LEN}",
+            cfg.max_len
+        ));
     }
     let (d, f, l) = (cfg.d_model as u64, cfg.d_ff as u64, cfg.layers as u64);
     // 4 d×d projections, two FFN matrices, FFN biases, two LayerNorms.
@@ -161,7 +176,11 @@ impl Textbook {
         let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
         rng.set_stream(EMBED_STREAM + id as u64);
         let std = (1.0 / self.cfg.d_model as f32).sqrt();
-        Array1::random_using(self.cfg.d_model, Normal::new(0.0, std).expect("std > 0"), &mut rng)
+        Array1::random_using(
+            self.cfg.d_model,
+            Normal::new(0.0, std).expect("std > 0"),
+            &mut rng,
+        )
     }
 
     fn probs_and_context(&self, b: &Block, x: &Array2<f32>) -> ops::Attention {
@@ -227,7 +246,10 @@ impl Model for Textbook {
 
     fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>> {
         let b = self.blocks.get(layer).ok_or_else(|| {
-            Error::Input(format!("layer {layer} out of range (0..{})", self.blocks.len()))
+            Error::Input(format!(
+                "layer {layer} out of range (0..{})",
+                self.blocks.len()
+            ))
         })?;
         Ok(self.probs_and_context(b, resid_in).probs)
     }
@@ -327,7 +349,10 @@ mod tests {
         for row in t.hidden[2].rows() {
             let mean = row.sum() / 32.0;
             let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / 32.0;
-            assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3, "{mean} {var}");
+            assert!(
+                mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3,
+                "{mean} {var}"
+            );
         }
     }
 
@@ -335,15 +360,30 @@ mod tests {
     fn bad_sizes_are_clear_errors() {
         let base = TextbookConfig::default();
         let cases = [
-            (TextbookConfig { heads: 7, ..base }, "not divisible by --heads 7"),
+            (
+                TextbookConfig { heads: 7, ..base },
+                "not divisible by --heads 7",
+            ),
             (TextbookConfig { heads: 0, ..base }, "--heads 0"),
             (TextbookConfig { layers: 0, ..base }, "--layers 0"),
             (TextbookConfig { d_model: 0, ..base }, "--d-model 0"),
             (TextbookConfig { d_ff: 0, ..base }, "--d-ff 0"),
             (TextbookConfig { max_len: 0, ..base }, "--max-len 0"),
-            (TextbookConfig { d_model: 1 << 40, ..base }, "--d-model"),
             (
-                TextbookConfig { layers: 96, d_model: 8192, heads: 8, d_ff: 65536, ..base },
+                TextbookConfig {
+                    d_model: 1 << 40,
+                    ..base
+                },
+                "--d-model",
+            ),
+            (
+                TextbookConfig {
+                    layers: 96,
+                    d_model: 8192,
+                    heads: 8,
+                    d_ff: 65536,
+                    ..base
+                },
                 "parameters",
             ),
         ];
@@ -367,13 +407,19 @@ mod tests {
         let err = run(&m, "one two three four five", None, &Default::default())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("7 tokens") && err.contains("at most 5"), "{err}");
+        assert!(
+            err.contains("7 tokens") && err.contains("at most 5"),
+            "{err}"
+        );
     }
 
     #[test]
     fn parameter_count_of_the_default_model() {
         let m = Textbook::new(TextbookConfig::default()).unwrap();
         // 30522·512 embedding + 6 · (4·512² + 2·512·2048 + 2048 + 512 + 4·512)
-        assert_eq!(m.info().n_params, 30522 * 512 + 6 * (4 * 512 * 512 + 2 * 512 * 2048 + 2048 + 512 + 2048));
+        assert_eq!(
+            m.info().n_params,
+            30522 * 512 + 6 * (4 * 512 * 512 + 2 * 512 * 2048 + 2048 + 512 + 2048)
+        );
     }
 }

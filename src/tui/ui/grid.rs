@@ -1,0 +1,435 @@
+//! The attention grid: rows = query tokens, columns = key tokens, each cell coloured by weight.
+
+use super::layout::{self, GridGeom};
+use super::widgets::{Theme, half_block_picture, pct, put, put_str};
+use crate::colormap::{self, Scale};
+use crate::show::fit_right;
+use crate::tui::app::{App, Focus};
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, BorderType, Widget};
+
+/// The grid block's title: what is shown.
+pub fn title(app: &App) -> String {
+    if app.mean {
+        format!(
+            " Attention · layer {} · mean of {} heads ",
+            app.layer,
+            app.n_heads()
+        )
+    } else {
+        format!(" Attention · layer {} · head {} ", app.layer, app.head)
+    }
+}
+
+/// Which rows/columns are on screen, when not everything is.
+pub fn position_note(app: &App, g: &GridGeom) -> Option<String> {
+    let n = app.visible.len();
+    if n == 0 {
+        return None;
+    }
+    if app.zoom {
+        let (by_r, by_c, _, _) =
+            layout::zoom_blocks(n, g.cells, app.color != crate::tui::app::ColorMode::Mono);
+        return Some(format!(
+            " zoomed out · {n}×{n} · {by_r}×{by_c} tokens per dot · z: back "
+        ));
+    }
+    if g.rows >= n && g.cols >= n {
+        return None;
+    }
+    let compact = g.inner.width < 60;
+    let (r0, c0) = app.scroll;
+    let r1 = (r0 + g.rows).min(n);
+    let c1 = (c0 + g.cols).min(n);
+    Some(if compact {
+        format!(
+            " r{r0}–{} c{c0}–{} /{n} ",
+            r1.saturating_sub(1),
+            c1.saturating_sub(1)
+        )
+    } else {
+        format!(
+            " rows {r0}–{} · cols {c0}–{} of {n} · z: zoom out ",
+            r1.saturating_sub(1),
+            c1.saturating_sub(1)
+        )
+    })
+}
+
+/// Style of a token label on an axis.
+fn label_style(app: &App, theme: &Theme, tok: usize, selected: bool) -> Style {
+    if selected {
+        return theme.selected();
+    }
+    match app.trace().and_then(|t| t.tokens.get(tok)) {
+        Some(t) if t.special => theme.special(),
+        Some(t) if t.type_id == 1 => theme.segment_b(),
+        _ => theme.label(),
+    }
+}
+
+fn label(app: &App, tok: usize) -> &str {
+    app.trace()
+        .and_then(|t| t.tokens.get(tok))
+        .map(|t| t.label.as_str())
+        .unwrap_or("")
+}
+
+/// Draw the grid block into `area`.
+pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let theme = Theme::new(app.color);
+    let g = layout::grid_geom(app, area);
+    let mut block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(theme.border(app.focus == Focus::Explorer))
+        .title(Line::styled(title(app), theme.title()));
+    if let Some(note) = position_note(app, &g) {
+        block = block.title_bottom(Line::styled(note, theme.accent()).right_aligned());
+    }
+    block.render(area, buf);
+    let inner = g.inner;
+    if inner.width == 0 || inner.height == 0 {
+        return;
+    }
+    if app.data.is_none() {
+        let msg = if app.busy() {
+            "running the model…"
+        } else {
+            "no trace yet: type a sentence and press Enter"
+        };
+        put(
+            buf,
+            inner.x + 1,
+            inner.y,
+            inner.width.saturating_sub(1),
+            msg,
+            theme.dim(),
+        );
+        return;
+    }
+    if app.visible.is_empty() {
+        put(
+            buf,
+            inner.x + 1,
+            inner.y,
+            inner.width.saturating_sub(1),
+            "every token is special: x shows them again",
+            theme.dim(),
+        );
+        return;
+    }
+    if app.zoom {
+        render_zoom(app, &g, buf, &theme);
+    } else {
+        render_cells(app, &g, buf, &theme);
+    }
+    render_legend(app, g.legend, buf, &theme);
+}
+
+fn row_max(m: &ndarray::Array2<f32>, i: usize) -> f32 {
+    m.row(i).iter().copied().fold(0.0f32, f32::max)
+}
+
+fn render_cells(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
+    let inner = g.inner;
+    let cw = g.cell_w;
+    let (r0, c0) = app.scroll;
+    let n = app.visible.len();
+    let m = &app.matrix;
+    if m.nrows() != n || m.ncols() != n {
+        return;
+    }
+    // Corner caption.
+    put(
+        buf,
+        inner.x,
+        inner.y + g.header_rows - 1,
+        g.label_w,
+        "q╲k",
+        theme.dim(),
+    );
+    // Column labels (staggered over two rows when they do not fit one cell).
+    for vc in 0..g.cols {
+        let j = c0 + vc;
+        let Some(&tok) = app.visible.get(j) else {
+            break;
+        };
+        let x = g.cells.x + vc as u16 * cw;
+        let style = label_style(app, theme, tok, j == app.cur.1);
+        if g.header_rows == 1 {
+            put(
+                buf,
+                x,
+                inner.y,
+                cw.saturating_sub(1).max(1),
+                label(app, tok),
+                style,
+            );
+        } else {
+            let y = if vc % 2 == 0 { inner.y + 1 } else { inner.y };
+            let room = (inner.x + inner.width).saturating_sub(x);
+            let w = (2 * cw - 1).min(room);
+            let text = label(app, tok);
+            let shown = unicode_width::UnicodeWidthStr::width(text).min(w as usize) as u16;
+            put(buf, x, y, shown.max(1), text, style);
+        }
+    }
+    let idx_w = n
+        .saturating_sub(1)
+        .max(app.visible.last().copied().unwrap_or(0))
+        .to_string()
+        .len();
+    for vr in 0..g.rows {
+        let i = r0 + vr;
+        if i >= n {
+            break;
+        }
+        let y = g.cells.y + vr as u16 * g.row_h;
+        let tok = app.visible[i];
+        let row_label = format!("{:>idx_w$} {}", tok, label(app, tok));
+        put(
+            buf,
+            inner.x,
+            y,
+            g.label_w,
+            &row_label,
+            label_style(app, theme, tok, i == app.cur.0),
+        );
+        let rmax = row_max(m, i);
+        for vc in 0..g.cols {
+            let j = c0 + vc;
+            if j >= n {
+                break;
+            }
+            let w = m[[i, j]];
+            let t = app.scale.apply(w, rmax);
+            let x = g.cells.x + vc as u16 * cw;
+            let cursor = (i, j) == app.cur;
+            let (text, style) = if theme.mono() {
+                let shade = colormap::shade(t).to_string();
+                let body = if cursor {
+                    if cw >= 3 {
+                        format!("[{}]", shade.repeat(cw as usize - 2))
+                    } else {
+                        "◆ ".to_string()
+                    }
+                } else {
+                    format!("{} ", shade.repeat(cw as usize - 1))
+                };
+                (
+                    body,
+                    if cursor {
+                        Style::default().add_modifier(Modifier::BOLD)
+                    } else {
+                        Style::default()
+                    },
+                )
+            } else {
+                let body = if app.numbers && cw >= 3 {
+                    format!("{} ", fit_right(&pct(w), cw as usize - 1))
+                } else {
+                    " ".repeat(cw as usize)
+                };
+                let mut st = theme.heat(t);
+                if cursor {
+                    st = st.add_modifier(Modifier::REVERSED | Modifier::BOLD);
+                }
+                (body, st)
+            };
+            buf.set_stringn(x, y, &text, cw as usize, style);
+            for extra in 1..g.row_h {
+                let fill = if theme.mono() && !cursor {
+                    text.clone()
+                } else if theme.mono() {
+                    format!(
+                        "{} ",
+                        colormap::shade(t).to_string().repeat(cw as usize - 1)
+                    )
+                } else {
+                    " ".repeat(cw as usize)
+                };
+                buf.set_stringn(x, y + extra, &fill, cw as usize, style);
+            }
+        }
+    }
+}
+
+fn render_zoom(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
+    let n = app.visible.len();
+    let m = &app.matrix;
+    if m.nrows() != n || m.ncols() != n {
+        return;
+    }
+    let halves = !theme.mono();
+    let (by_r, by_c, pic_w, pic_h) = layout::zoom_blocks(n, g.cells, halves);
+    let maxes: Vec<f32> = (0..n).map(|i| row_max(m, i)).collect();
+    let scale = app.scale;
+    let value = |r: usize, c: usize| scale.apply(m[[r, c]], maxes[r]);
+    let pic = Rect::new(
+        g.cells.x,
+        g.cells.y,
+        pic_w.min(g.cells.width),
+        pic_h.min(g.cells.height),
+    );
+    half_block_picture(buf, pic, n, n, (by_r, by_c), &value, theme);
+    // Mark the cursor's dot.
+    let cy = (app.cur.0 / by_r) as u16 / if halves { 2 } else { 1 };
+    let cx = (app.cur.1 / by_c) as u16;
+    if cx < pic.width && cy < pic.height {
+        let cell = &mut buf[(pic.x + cx, pic.y + cy)];
+        cell.set_symbol("◆");
+        cell.modifier.insert(Modifier::BOLD);
+        if !theme.mono() {
+            cell.fg = ratatui::style::Color::White;
+        }
+    }
+}
+
+/// The colour legend: a gradient (or the shade steps) with the scale's end labels.
+pub fn render_legend(app: &App, area: Rect, buf: &mut Buffer, theme: &Theme) {
+    if area.width < 10 || area.height == 0 {
+        return;
+    }
+    let (lo, hi) = match app.scale {
+        Scale::Linear => ("0", "1"),
+        Scale::Log => ("1e-4", "1"),
+        Scale::RowMax => ("0", "row max"),
+    };
+    let mut x = area.x;
+    let end = area.x + area.width;
+    if theme.mono() {
+        let steps = format!("{lo} ' '·░·▒·▓·█ {hi}");
+        x = put_str(buf, x, area.y, end - x, &steps, Style::default());
+    } else {
+        x = put_str(buf, x, area.y, end - x, &format!("{lo} "), theme.dim());
+        let gw = (area.width / 4).clamp(8, 24);
+        for k in 0..gw {
+            if x >= end {
+                break;
+            }
+            let t = k as f32 / (gw - 1) as f32;
+            buf.set_string(x, area.y, " ", theme.heat(t));
+            x += 1;
+        }
+        x = put_str(
+            buf,
+            x,
+            area.y,
+            end.saturating_sub(x),
+            &format!(" {hi}"),
+            theme.dim(),
+        );
+    }
+    let what = format!("  {} scale (s)", app.scale.name());
+    x = put_str(buf, x, area.y, end.saturating_sub(x), &what, theme.dim());
+    if app.hide_special {
+        put_str(
+            buf,
+            x,
+            area.y,
+            end.saturating_sub(x),
+            " · specials hidden (x)",
+            theme.accent(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::app::{App, ColorMode, Focus, Prepared};
+    use crate::tui::synthetic::{self, Kind};
+    use ratatui::style::Color;
+
+    fn app(color: ColorMode, size: (u16, u16)) -> App {
+        let mut app = App::new(synthetic::info(Kind::Gpt2), "a b c", None, color, size);
+        app.data = Some(Prepared::new(synthetic::trace(Kind::Gpt2, &["a", "b", "c"])).unwrap());
+        app.focus = Focus::Explorer;
+        app.cur = (1, 0);
+        app.refresh();
+        app
+    }
+
+    #[test]
+    fn mono_grid_is_exact() {
+        // Layer 0 head 0 of the synthetic GPT-2 trace is a previous-token head.
+        let app = app(ColorMode::Mono, (80, 24));
+        let area = Rect::new(0, 0, 30, 7);
+        let mut buf = Buffer::empty(area);
+        render(&app, area, &mut buf);
+        let expected = Buffer::with_lines([
+            "╭ Attention · layer 0 · head ╮",
+            "│q╲k  a     b     c          │",
+            "│0 a  █████                  │",
+            "│1 b  [████]                 │",
+            "│2 c        █████            │",
+            "│0 ' '·░·▒·▓·█ 1  linear sca…│",
+            "╰────────────────────────────╯",
+        ]);
+        for y in 0..7 {
+            for x in 0..30 {
+                assert_eq!(
+                    buf[(x, y)].symbol(),
+                    expected[(x, y)].symbol(),
+                    "({x}, {y})\n{buf:?}"
+                );
+            }
+        }
+        // The cursor's row and column labels are highlighted, the cursor cell is bold; no colour anywhere.
+        assert!(buf[(3, 3)].modifier.contains(Modifier::REVERSED));
+        assert!(buf[(6, 1)].modifier.contains(Modifier::REVERSED));
+        assert!(buf[(6, 3)].modifier.contains(Modifier::BOLD));
+        assert!(buf.content.iter().all(|c| c.bg == Color::Reset));
+    }
+
+    #[test]
+    fn colour_cells_carry_the_heat_colour_and_numbers() {
+        let app = app(ColorMode::TrueColor, (80, 24));
+        let area = Rect::new(0, 0, 30, 7);
+        let mut buf = Buffer::empty(area);
+        render(&app, area, &mut buf);
+        let hot = colormap::rgb(1.0);
+        let cold = colormap::rgb(0.0);
+        // Row 0 attends to token 0 with weight 1: "100" on the hottest colour; its neighbour is cold.
+        assert_eq!(buf[(6, 2)].bg, Color::Rgb(hot[0], hot[1], hot[2]));
+        let cell: String = (6..11).map(|x| buf[(x, 2)].symbol()).collect();
+        assert_eq!(cell, "  100");
+        assert_eq!(buf[(12, 2)].bg, Color::Rgb(cold[0], cold[1], cold[2]));
+        // The cursor cell (1, 0) is reversed.
+        assert!(buf[(6, 3)].modifier.contains(Modifier::REVERSED));
+        // 256-colour mode uses palette indices.
+        let app = app_256();
+        let mut buf = Buffer::empty(area);
+        render(&app, area, &mut buf);
+        assert_eq!(buf[(6, 2)].bg, Color::Indexed(colormap::ansi256(hot)));
+    }
+
+    fn app_256() -> App {
+        app(ColorMode::Ansi256, (80, 24))
+    }
+
+    #[test]
+    fn scale_changes_colours_but_not_weights() {
+        let mut a = app(ColorMode::TrueColor, (80, 24));
+        a.layer = 1; // layer 1 head 0 is a sink head; head 2 is uniform
+        a.head = 2;
+        a.refresh();
+        let area = Rect::new(0, 0, 30, 7);
+        let mut lin = Buffer::empty(area);
+        render(&a, area, &mut lin);
+        a.scale = Scale::RowMax;
+        let mut rm = Buffer::empty(area);
+        render(&a, area, &mut rm);
+        // Row 2 sees 3 tokens at 1/3 each: dim in linear, full in row-max.
+        let third = colormap::rgb(1.0 / 3.0);
+        let full = colormap::rgb(1.0);
+        assert_eq!(lin[(6, 4)].bg, Color::Rgb(third[0], third[1], third[2]));
+        assert_eq!(rm[(6, 4)].bg, Color::Rgb(full[0], full[1], full[2]));
+        let text = |b: &Buffer| (6..11).map(|x| b[(x, 4)].symbol()).collect::<String>();
+        assert_eq!(text(&lin), "   33");
+        assert_eq!(text(&rm), "   33");
+    }
+}

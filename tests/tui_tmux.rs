@@ -1,0 +1,311 @@
+//! End to end: the real `attn` binary in a real terminal (tmux). Types sentences (one Korean), presses keys, captures
+//! the pane and checks what is shown, then quits and checks the terminal was given back.
+//!
+//! Without tmux the test prints a note and passes, unless ATTN_REQUIRE_TMUX=1 (then it fails).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use unicode_width::UnicodeWidthStr;
+
+struct Session {
+    name: String,
+}
+
+impl Session {
+    fn start(w: u16, h: u16, cmd: &str) -> Session {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("attn-e2e-{}-{nanos}", std::process::id());
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                &w.to_string(),
+                "-y",
+                &h.to_string(),
+                cmd,
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "tmux new-session failed");
+        Session { name }
+    }
+    fn send(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.name];
+        args.extend(keys);
+        assert!(Command::new("tmux").args(&args).status().unwrap().success());
+    }
+    fn type_text(&self, text: &str) {
+        assert!(
+            Command::new("tmux")
+                .args(["send-keys", "-t", &self.name, "-l", text])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    fn capture(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    fn alive(&self) -> bool {
+        Command::new("tmux")
+            .args(["has-session", "-t", &self.name])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+    /// Wait until every needle is on screen; panics with the screen after `secs`.
+    fn wait_for(&self, needles: &[&str], secs: u64) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.capture();
+            if needles.iter().all(|n| s.contains(n)) {
+                return s;
+            }
+            if start.elapsed() > Duration::from_secs(secs) {
+                panic!("timed out waiting for {needles:?}; the screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .output();
+    }
+}
+
+fn tmux_ok() -> bool {
+    let found = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var("ATTN_REQUIRE_TMUX").is_ok_and(|v| v == "1") {
+            panic!("ATTN_REQUIRE_TMUX=1 but tmux is not installed (apt-get install -y tmux)");
+        }
+        eprintln!(
+            "note: tmux is not installed; skipping the end-to-end terminal test (ATTN_REQUIRE_TMUX=1 makes it fail)"
+        );
+    }
+    found
+}
+
+fn quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
+
+/// The lines of the pane that belong to boxes: every one must span exactly the pane width, or wide characters were
+/// measured differently from how the terminal drew them.
+fn assert_aligned(screen: &str, width: usize) {
+    for line in screen.lines() {
+        if line.starts_with('│') || line.starts_with('╭') || line.starts_with('╰') {
+            assert_eq!(line.width(), width, "misaligned line: {line:?}\n{screen}");
+        }
+    }
+}
+
+#[test]
+fn the_binary_in_tmux() {
+    if !tmux_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dumps = dir.path().join("dumps");
+    let bin = env!("CARGO_BIN_EXE_attn");
+    let cmd = format!(
+        "cd {} && exec {} --model textbook --dump-dir {}",
+        quote(dir.path()),
+        quote(Path::new(bin)),
+        quote(&dumps)
+    );
+    let s = Session::start(120, 40, &cmd);
+    let screen = s.wait_for(
+        &["Layer 0/5 · Head 0/7", "tokens · forward", "random weights"],
+        60,
+    );
+    assert!(screen.contains("The cat sat on the mat"), "{screen}");
+    assert_aligned(&screen, 120);
+
+    // The starting sentence is selected: typing replaces it; Enter runs and moves to the explorer.
+    s.type_text("I love AI");
+    s.send(&["Enter"]);
+    let screen = s.wait_for(&["5 tokens", "«i»", "[SEP]"], 30);
+    assert!(screen.contains("A ❯ I love AI"), "{screen}");
+    s.send(&["Right", "Down"]);
+    s.wait_for(
+        &["Layer 1/5 · Head 1/7", "Attention · layer 1 · head 1"],
+        10,
+    );
+    s.send(&["m"]);
+    s.wait_for(&["Model overview", "6 layers × 8 heads"], 10);
+    s.send(&["Right", "Enter"]);
+    s.wait_for(&["Attention · layer 1 · head 2"], 10);
+    s.send(&["d"]);
+    let screen = s.wait_for(&["wrote"], 10);
+    assert!(screen.contains("layer01_head02"), "{screen}");
+    let made: Vec<_> = std::fs::read_dir(&dumps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(made.len(), 1);
+    assert!(
+        made[0].join("layer01_head02.npy").exists() && made[0].join("layer01_head02.csv").exists()
+    );
+
+    // A Korean sentence: the uncased tokenizer splits it into jamo; the boxes stay aligned in a real terminal.
+    s.send(&["Tab", "C-u"]);
+    s.type_text("안녕하세요 세계");
+    s.send(&["Enter"]);
+    let screen = s.wait_for(&["##ㅏ", "A ❯ 안녕하세요 세계"], 30);
+    assert_aligned(&screen, 120);
+    // Help lists the keys; any key closes it.
+    s.send(&["?"]);
+    s.wait_for(&["attn · keys", "dump the whole trace"], 10);
+    s.send(&["Space"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!s.capture().contains("attn · keys"));
+
+    // Views: positions, norms, zoom, colour modes, scale; a tiny window shows the notice; q quits.
+    s.send(&["p"]);
+    s.wait_for(&["Positional (sinusoidal)", "positions × dimensions"], 10);
+    s.send(&["n"]);
+    s.wait_for(&["Residual stream, layer by layer"], 10);
+    s.send(&["n", "s"]);
+    s.wait_for(&["log scale"], 10);
+    let _ = Command::new("tmux")
+        .args(["resize-window", "-t", &s.name, "-x", "20", "-y", "6"])
+        .output();
+    s.wait_for(&["too small"], 10);
+    let _ = Command::new("tmux")
+        .args(["resize-window", "-t", &s.name, "-x", "100", "-y", "30"])
+        .output();
+    s.wait_for(&["Layer 1/5"], 10);
+    s.send(&["q"]);
+    let start = Instant::now();
+    while s.alive() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!s.alive(), "q did not quit:\n{}", s.capture());
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    if !tmux_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_attn");
+    let marker = dir.path().join("after");
+    // After attn ends, the shell prints whether the terminal is back in cooked mode (stty shows `icanon`).
+    let cmd = format!(
+        "{} --model textbook --text hi; stty -a | grep -o -- '-icanon\\|icanon' | head -1 > {}; sleep 30",
+        quote(Path::new(bin)),
+        quote(&marker)
+    );
+    let s = Session::start(80, 24, &cmd);
+    s.wait_for(&["Layer 0/5"], 60);
+    // The pane runs a shell; attn is its child.
+    let shell = Command::new("tmux")
+        .args(["display-message", "-p", "-t", &s.name, "#{pane_pid}"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let pid = Command::new("pgrep").args(["-P", &shell]).output();
+    let pid = pid
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let pid = pid.lines().next().unwrap_or("").to_string();
+    if pid.is_empty() {
+        eprintln!("note: pgrep could not find the process; skipping the SIGTERM check");
+        return;
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = Instant::now();
+    while !marker.exists() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mode = std::fs::read_to_string(&marker).unwrap_or_default();
+    assert_eq!(mode.trim(), "icanon", "raw mode was left on after SIGTERM");
+    let screen = s.capture();
+    assert!(
+        !screen.contains("Layer 0/5"),
+        "the alternate screen was not left:\n{screen}"
+    );
+}
+
+#[test]
+fn no_color_draws_shades() {
+    if !tmux_ok() {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_attn");
+    let cmd = format!(
+        "NO_COLOR=1 COLORTERM=truecolor {} --model textbook --text 'I love AI'",
+        quote(Path::new(bin))
+    );
+    let s = Session::start(100, 30, &cmd);
+    s.wait_for(&["' '·░·▒·▓·█", "5 tokens"], 60);
+    // No colour escape reaches the pane: capture with escapes and look for colour codes.
+    let out = Command::new("tmux")
+        .args(["capture-pane", "-e", "-p", "-t", &s.name])
+        .output()
+        .unwrap();
+    let raw = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !raw.contains("[38;2;") && !raw.contains("[48;2;") && !raw.contains("[48;5;"),
+        "{raw}"
+    );
+    s.send(&["q"]);
+}
+
+#[test]
+fn decoder_logit_lens_from_the_worker() {
+    if !tmux_ok() {
+        return;
+    }
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tiny-gpt2");
+    if !model.join("model.safetensors").exists() {
+        eprintln!("note: fixtures/tiny-gpt2 is missing; skipping the logit-lens check");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_attn");
+    let cmd = format!(
+        "{} --model {} --text 'Hello world, this is a test'",
+        quote(Path::new(bin)),
+        quote(&model)
+    );
+    let s = Session::start(120, 40, &cmd);
+    s.wait_for(&["tiny-gpt2", "Layer 0/1 · Head 0/3", "next after"], 60);
+    s.send(&["Tab", "e"]);
+    let screen = s.wait_for(&["Logit lens at position 1", "L0", "L1"], 20);
+    assert!(
+        screen.contains("the last row is the model's own"),
+        "{screen}"
+    );
+    s.send(&["j"]);
+    s.wait_for(&["Logit lens at position 2"], 20);
+    s.send(&["q"]);
+}
