@@ -20,16 +20,7 @@ pub fn linear_view(
         Some(bb) => bb.to_owned(),
         None => Array2::zeros(shape),
     };
-    // Row-major x and an [out, in] row-major weight: the packing-free kernel (see gemm.rs); anything else (e.g. the
-    // transposed view of a Conv1D weight) goes through ndarray's GEMM.
-    if let (Some(xs), Some(ws), k) = (x.as_slice(), w.as_slice(), x.ncols())
-        && k == w.ncols()
-        && let Some(ys) = y.as_slice_mut()
-    {
-        super::gemm::matmul_nt_acc(xs, ws, k, ys);
-        return y;
-    }
-    ndarray::linalg::general_mat_mul(1.0, x, &w.t(), 1.0, &mut y);
+    super::gemm::linear_acc(x, w, &mut y);
     y
 }
 
