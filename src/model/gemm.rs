@@ -7,14 +7,14 @@
 //!   rows × 3 weight rows keep 12 eight-lane accumulators in registers (AVX2+FMA when the CPU has it, checked at run
 //!   time; otherwise the same loop with plain multiply-add).
 //! - longer inputs: ndarray's GEMM (matrixmultiply), whose packed kernel is about twice as fast once the packing is
-//!   amortised.
+//!   amortised. Large products are split by output columns over the available cores (each thread packs and
+//!   multiplies only its share of the weight); `ATTN_THREADS` caps the thread count, 1 turns threading off.
 //!
 //! Measured on the development machine (one core, 458 × 384 × 1536): packed GEMM ~90 GFLOP/s, this kernel ~48;
-//! at 5 × 1536 × 384: this kernel 0.13–0.5 ms, packed GEMM 0.7–1.1 ms; a whole MiniLM forward at 40 tokens: 22.6 ms
-//! through the GEMM, 27.3 ms through this kernel. Splitting rows over threads was tried and gave nothing on the
-//! shared 2-core machine, so everything runs on the calling thread.
+//! at 5 × 1536 × 384: this kernel 0.13–0.5 ms, packed GEMM 0.7–1.1 ms. A whole MiniLM forward at 40 tokens: 22.5 ms
+//! through the GEMM on one thread, 27.3 ms through this kernel, 17.2 ms through the GEMM on two threads.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, Axis};
 
 /// Below this many input rows the packing-free kernel is used.
 pub const SMALL_N: usize = 16;
@@ -50,7 +50,45 @@ pub fn linear_acc(x: &ArrayView2<f32>, w: &ArrayView2<f32>, y: &mut Array2<f32>)
         matmul_nt_acc(xs, ws, k, ys);
         return;
     }
-    ndarray::linalg::general_mat_mul(1.0, x, &w.t(), 1.0, y);
+    let m = w.nrows();
+    let threads = threads_for(n, m, k);
+    if threads <= 1 {
+        ndarray::linalg::general_mat_mul(1.0, x, &w.t(), 1.0, y);
+        return;
+    }
+    // Split the outputs (weight rows) between threads: each packs and multiplies only its share of the weight.
+    let per = m.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut parts = w
+            .axis_chunks_iter(Axis(0), per)
+            .zip(y.axis_chunks_iter_mut(Axis(1), per));
+        let first = parts.next();
+        for (ws, mut ys) in parts {
+            scope.spawn(move || ndarray::linalg::general_mat_mul(1.0, x, &ws.t(), 1.0, &mut ys));
+        }
+        if let Some((ws, mut ys)) = first {
+            ndarray::linalg::general_mat_mul(1.0, x, &ws.t(), 1.0, &mut ys);
+        }
+    });
+}
+
+/// Threads for one product: only larger ones are split (a thread start costs tens of microseconds), each thread
+/// gets at least 64 outputs. `ATTN_THREADS` caps the count (1 = no threading); default: the available cores.
+fn threads_for(n: usize, m: usize, k: usize) -> usize {
+    const MIN_WORK: usize = 1 << 22;
+    if n.saturating_mul(m).saturating_mul(k) < MIN_WORK {
+        return 1;
+    }
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let max = *THREADS.get_or_init(|| {
+        std::env::var("ATTN_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|t| *t >= 1)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |p| p.get()))
+            .min(16)
+    });
+    max.min(m / 64).max(1)
 }
 
 fn single(x: &[f32], w: &[f32], k: usize, y: &mut [f32]) {
@@ -295,7 +333,7 @@ mod tests {
     #[test]
     fn linear_acc_agrees_on_both_paths() {
         for n in [1, 5, 15, 16, 70, 300] {
-            let (m, k) = (40, 120);
+            let (m, k) = (160, 120); // 300 × 160 × 120 is large enough to be split over threads
             let x =
                 Array2::from_shape_fn((n, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.1 - 0.5);
             let w = Array2::from_shape_fn((m, k), |(i, j)| ((i * 5 + j) % 13) as f32 * 0.1 - 0.6);
