@@ -84,7 +84,7 @@ impl Gpt2Config {
                 super::MAX_HF_LAYERS
             ));
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return bad(format!(
                 "`n_embd` {} is not divisible by `n_head` {}",
                 self.n_embd, self.n_head

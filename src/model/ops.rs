@@ -20,7 +20,7 @@ pub fn linear_view(
         Some(bb) => bb.to_owned(),
         None => Array2::zeros(shape),
     };
-    ndarray::linalg::general_mat_mul(1.0, x, &w.t(), 1.0, &mut y);
+    super::gemm::linear_acc(x, w, &mut y);
     y
 }
 
@@ -101,6 +101,12 @@ pub fn gelu_erf(x: f32) -> f32 {
     (0.5 * xd * (1.0 + libm::erf(xd / std::f64::consts::SQRT_2))) as f32
 }
 
+/// [`gelu_erf`] in single precision (`erff`, < 1 ulp): the same function to f32 accuracy, several times faster
+/// (used in the feed-forward layers of real models, where it runs on `tokens × d_ff` values per layer).
+pub fn gelu_erf_f32(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
 /// tanh-approximate GELU (GPT-2's `gelu_new`).
 pub fn gelu_tanh(x: f32) -> f32 {
     let xd = x as f64;
@@ -136,7 +142,7 @@ impl Activation {
 
     pub fn apply_in_place(self, x: &mut Array2<f32>) {
         match self {
-            Activation::GeluErf => x.mapv_inplace(gelu_erf),
+            Activation::GeluErf => x.mapv_inplace(gelu_erf_f32),
             Activation::GeluTanh => x.mapv_inplace(gelu_tanh),
             Activation::Relu => x.mapv_inplace(relu),
             Activation::Silu => x.mapv_inplace(silu),
