@@ -8,6 +8,7 @@
 //! stream, so the 30522 × d table is never materialised and the same seed always gives the same row.
 
 use super::ops;
+use super::packed::PackedMatrix;
 use super::{Arch, Model, ModelInfo, TextbookConfig};
 use crate::tokenize::{Encoded, Tokenizer};
 use crate::trace::{ForwardOptions, LayerTrace, Positional, Trace};
@@ -32,16 +33,17 @@ const LN_EPS: f32 = 1e-5;
 /// Stream id base for the embedding rows (layer weights use stream 0).
 const EMBED_STREAM: u64 = 1 << 32;
 
+/// One block; the projections are packed once for `x · Wᵀ` (see [`PackedMatrix`]).
 struct Block {
-    wq: Array2<f32>,
-    wk: Array2<f32>,
-    wv: Array2<f32>,
-    wo: Array2<f32>,
+    wq: PackedMatrix,
+    wk: PackedMatrix,
+    wv: PackedMatrix,
+    wo: PackedMatrix,
     ln1_g: Array1<f32>,
     ln1_b: Array1<f32>,
-    w1: Array2<f32>,
+    w1: PackedMatrix,
     b1: Array1<f32>,
-    w2: Array2<f32>,
+    w2: PackedMatrix,
     b2: Array1<f32>,
     ln2_g: Array1<f32>,
     ln2_b: Array1<f32>,
@@ -111,10 +113,11 @@ pub fn validate(cfg: &TextbookConfig, vocab: usize) -> Result<u64> {
     Ok(blocks + vocab as u64 * d)
 }
 
-fn xavier(rng: &mut ChaCha8Rng, out: usize, inp: usize) -> Array2<f32> {
+/// A Xavier-uniform `[out, in]` weight, packed for the forward pass.
+fn xavier(rng: &mut ChaCha8Rng, out: usize, inp: usize) -> PackedMatrix {
     let a = (6.0 / (out + inp) as f32).sqrt();
     let dist = Uniform::new_inclusive(-a, a).expect("a > 0");
-    Array2::random_using((out, inp), dist, rng)
+    PackedMatrix::new(&Array2::random_using((out, inp), dist, rng))
 }
 
 impl Textbook {
@@ -185,9 +188,9 @@ impl Textbook {
 
     fn probs_and_context(&self, b: &Block, x: &Array2<f32>) -> ops::Attention {
         let xv = x.view();
-        let q = ops::linear(&xv, &b.wq, None);
-        let k = ops::linear(&xv, &b.wk, None);
-        let v = ops::linear(&xv, &b.wv, None);
+        let q = b.wq.matmul_t(&xv);
+        let k = b.wk.matmul_t(&xv);
+        let v = b.wv.matmul_t(&xv);
         let h = self.cfg.heads;
         ops::attention(&q, &k, &v, h, h, self.cfg.d_model / h, self.cfg.causal)
     }
@@ -217,11 +220,11 @@ impl Model for Textbook {
         let mut layers = Vec::with_capacity(self.blocks.len());
         for b in &self.blocks {
             let att = self.probs_and_context(b, &x);
-            let attn_out = ops::linear(&att.context.view(), &b.wo, None);
+            let attn_out = b.wo.matmul_t(&att.context.view());
             let mid = ops::layer_norm(&(&x + &attn_out).view(), &b.ln1_g, &b.ln1_b, LN_EPS);
-            let mut inner = ops::linear(&mid.view(), &b.w1, Some(&b.b1));
+            let mut inner = b.w1.matmul_t(&mid.view()) + &b.b1;
             inner.mapv_inplace(ops::relu);
-            let ffn_out = ops::linear(&inner.view(), &b.w2, Some(&b.b2));
+            let ffn_out = b.w2.matmul_t(&inner.view()) + &b.b2;
             x = ops::layer_norm(&(&mid + &ffn_out).view(), &b.ln2_g, &b.ln2_b, LN_EPS);
             layers.push(LayerTrace {
                 attention: opts.keep_attention.then_some(att.probs),
