@@ -391,7 +391,7 @@ fn status(app: &App, area: Rect, buf: &mut Buffer) {
     );
 }
 
-/// Every key, for the help popup (and docs/tui.md).
+/// Every key, for the help popup (and the README tour).
 pub const KEYS: &[(&str, &str)] = &[
     ("", "Input (the sentence line)"),
     (
