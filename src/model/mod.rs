@@ -6,7 +6,9 @@
 pub mod bert;
 pub mod gemm;
 pub mod gpt2;
+pub mod llama;
 pub mod ops;
+pub mod packed;
 pub mod textbook;
 
 use crate::tokenize::{Encoded, Tokenizer};
@@ -357,11 +359,9 @@ pub fn dtype_note(st: &crate::weights::safetensors::SafeTensors) -> String {
     )
 }
 
-fn load_gguf(_spec: &str, path: &Path) -> Result<Box<dyn Model>> {
-    Err(Error::Input(format!(
-        "{}: GGUF files are not supported yet",
-        path.display()
-    )))
+fn load_gguf(spec: &str, path: &Path) -> Result<Box<dyn Model>> {
+    let g = crate::weights::Gguf::open(path)?;
+    Ok(Box::new(llama::Llama::from_gguf(&g, spec)?))
 }
 
 #[cfg(test)]

@@ -214,6 +214,36 @@ pub fn apply_rope_half(x: &mut Array2<f32>, n_heads: usize, head_dim: usize, fre
     }
 }
 
+/// `cos` and `sin` of every rotation angle, `[n, freqs.len()]` each, for [`apply_rope_half_cached`].
+pub fn rope_cos_sin(angles: &Array2<f32>) -> (Array2<f32>, Array2<f32>) {
+    (angles.mapv(f32::cos), angles.mapv(f32::sin))
+}
+
+/// [`apply_rope_half`] with the cosines and sines computed once per input (`[n, rot/2]` each, from
+/// [`rope_cos_sin`]) instead of once per head.
+pub fn apply_rope_half_cached(
+    x: &mut Array2<f32>,
+    n_heads: usize,
+    head_dim: usize,
+    cos: &Array2<f32>,
+    sin: &Array2<f32>,
+) {
+    let half = cos.ncols();
+    for ((mut row, c), s) in x.rows_mut().into_iter().zip(cos.rows()).zip(sin.rows()) {
+        let (Some(row), Some(c), Some(s)) = (row.as_slice_mut(), c.as_slice(), s.as_slice()) else {
+            continue;
+        };
+        for head in row.chunks_exact_mut(head_dim).take(n_heads) {
+            let (lo, hi) = head.split_at_mut(half);
+            for (((a, b), c), s) in lo.iter_mut().zip(hi.iter_mut()).zip(c).zip(s) {
+                let (x0, x1) = (*a, *b);
+                *a = x0 * c - x1 * s;
+                *b = x1 * c + x0 * s;
+            }
+        }
+    }
+}
+
 /// The result of scaled dot-product attention over all heads.
 pub struct Attention {
     /// `[heads, n, n]`, row = query, column = key; rows sum to 1.
@@ -272,6 +302,67 @@ pub fn top_k(values: &ArrayView1<f32>, k: usize) -> Vec<usize> {
     idx.truncate(k);
     idx.sort_by(|a, b| values[*b].total_cmp(&values[*a]));
     idx
+}
+
+/// The `k` most likely entries of a row of logits, largest first, with their softmax probabilities over the whole
+/// row: one pass for the top-k (a small sorted buffer behind a threshold test), one vectorizable pass for the
+/// normalizer `Σ exp(v - max)` (with [`exp_nonpos`]); the probabilities of the `k` winners use `f32::exp`.
+pub fn softmax_top_k(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let k = k.min(logits.len());
+    if k == 0 {
+        return vec![];
+    }
+    let mut top: Vec<(usize, f32)> = Vec::with_capacity(k + 1);
+    let mut threshold = f32::NEG_INFINITY;
+    for (i, &v) in logits.iter().enumerate() {
+        if top.len() < k || v > threshold {
+            let at = top.partition_point(|&(_, w)| w >= v);
+            top.insert(at, (i, v));
+            top.truncate(k);
+            if top.len() == k {
+                threshold = top[k - 1].1;
+            }
+        }
+    }
+    let max = top.iter().map(|t| t.1).fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY || !max.is_finite() || logits.iter().any(|v| v.is_nan()) {
+        return top.into_iter().map(|(i, _)| (i, 0.0)).collect();
+    }
+    let mut lanes = [0f32; 8];
+    let chunks = logits.chunks_exact(8);
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|&v| exp_nonpos(v - max))
+        .sum();
+    for c in chunks {
+        for j in 0..8 {
+            lanes[j] += exp_nonpos(c[j] - max);
+        }
+    }
+    let sum = lanes.iter().sum::<f32>() + tail;
+    top.into_iter()
+        .map(|(i, v)| (i, (v - max).exp() / sum))
+        .collect()
+}
+
+/// `exp(x)` for `x ≤ 0`, branch-free so loops over it vectorize: `2^n · p(r)` with `n = round(x·log₂e)`,
+/// `r = x − n·ln 2` (Cody–Waite split) and a degree-6 Taylor polynomial on `|r| ≤ ln2/2`; relative error below 1e-6.
+/// Inputs below −87 are treated as −87 (`exp(−87) ≈ 1.6e-38`, nothing next to a sum that includes `exp(0) = 1`).
+#[inline(always)]
+pub fn exp_nonpos(x: f32) -> f32 {
+    const SHIFT: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer held in the low mantissa bits
+    let x = x.clamp(-87.0, 0.0);
+    let t = x * std::f32::consts::LOG2_E + SHIFT;
+    let n = t - SHIFT;
+    // ln 2 = 355/512 (exact in f32) − 2.1219444e-4.
+    let r = x - n * (355.0 / 512.0) + n * 2.121_944_4e-4;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let e = (t.to_bits() as i32 - 0x4B40_0000 + 127) << 23;
+    p * f32::from_bits(e as u32)
 }
 
 #[cfg(test)]
@@ -393,6 +484,56 @@ mod tests {
         for (a, b) in before.iter().zip(row_norms(&x.view())) {
             assert!(close(*a, b, 1e-5));
         }
+    }
+
+    #[test]
+    fn cached_rope_equals_rope() {
+        let freqs = rope_freqs(8, 10000.0);
+        let mut a =
+            Array2::from_shape_fn((5, 24), |(i, j)| ((i * 13 + j * 7) % 11) as f32 * 0.1 - 0.5);
+        let mut b = a.clone();
+        apply_rope_half(&mut a, 3, 8, &freqs);
+        let (c, s) = rope_cos_sin(&rope_angles(5, &freqs));
+        apply_rope_half_cached(&mut b, 3, 8, &c, &s);
+        for (x, y) in a.iter().zip(b.iter()) {
+            assert!(close(*x, *y, 1e-6), "{x} {y}");
+        }
+    }
+
+    #[test]
+    fn softmax_top_k_matches_full_softmax() {
+        let v: Vec<f32> = (0..1000)
+            .map(|i| ((i * 7919) % 1009) as f32 * 0.01)
+            .collect();
+        let mut full = Array2::from_shape_vec((1, 1000), v.clone()).unwrap();
+        softmax_rows(&mut full);
+        let want = top_k(&full.row(0), 5);
+        let got = softmax_top_k(&v, 5);
+        assert_eq!(got.iter().map(|p| p.0).collect::<Vec<_>>(), want);
+        for (i, p) in got {
+            assert!(close(p, full[[0, i]], 1e-6));
+        }
+        assert_eq!(
+            softmax_top_k(&[1.0, 3.0, 2.0], 10)
+                .iter()
+                .map(|p| p.0)
+                .collect::<Vec<_>>(),
+            vec![1, 2, 0]
+        );
+        assert!(softmax_top_k(&[1.0], 0).is_empty());
+    }
+
+    #[test]
+    fn exp_nonpos_matches_exp() {
+        let mut worst = 0f32;
+        for i in 0..=86_000 {
+            let x = -(i as f32) * 0.001;
+            let (a, b) = (exp_nonpos(x), x.exp());
+            worst = worst.max(((a - b) / b).abs());
+        }
+        assert!(worst < 1e-6, "relative error {worst}");
+        assert_eq!(exp_nonpos(0.0), 1.0);
+        assert!(exp_nonpos(-1000.0) < 1e-37);
     }
 
     #[test]
