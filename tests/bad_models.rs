@@ -175,6 +175,60 @@ fn f16_and_bf16_weights_load_and_agree_with_f32() {
 }
 
 #[test]
+fn bert_prefix_and_old_gamma_beta_names_load_the_same_model() {
+    let text = "the cat sat on the mat";
+    let reference = model::run(
+        load(&fixture("tiny-bert")).unwrap().as_ref(),
+        text,
+        None,
+        &ForwardOptions::default(),
+    )
+    .unwrap();
+    let (_tmp, dir) = copy("tiny-bert");
+    let p = dir.join("model.safetensors");
+    let bytes = std::fs::read(&p).unwrap();
+    let st = SafeTensors::from_bytes(bytes.clone(), "orig").unwrap();
+    let renamed: Vec<(String, String, Vec<usize>, Vec<u8>)> = st
+        .names()
+        .map(|name| {
+            let info = st.info(name).unwrap();
+            let new = format!(
+                "bert.{}",
+                name.replace("LayerNorm.weight", "LayerNorm.gamma")
+                    .replace("LayerNorm.bias", "LayerNorm.beta")
+            );
+            (
+                new,
+                info.dtype.name().to_string(),
+                info.shape.clone(),
+                bytes[info.start..info.end].to_vec(),
+            )
+        })
+        .collect();
+    assert!(
+        renamed
+            .iter()
+            .any(|t| t.0 == "bert.embeddings.LayerNorm.gamma")
+    );
+    let refs: Vec<(&str, &str, Vec<usize>, Vec<u8>)> = renamed
+        .iter()
+        .map(|(n, d, s, b)| (n.as_str(), d.as_str(), s.clone(), b.clone()))
+        .collect();
+    std::fs::write(&p, serialize(&refs)).unwrap();
+    let t = model::run(
+        load(&dir).unwrap().as_ref(),
+        text,
+        None,
+        &ForwardOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(t.hidden, reference.hidden);
+    for l in 0..t.n_layers() {
+        assert_eq!(t.layers[l].attention, reference.layers[l].attention);
+    }
+}
+
+#[test]
 fn missing_tensor_is_named() {
     let (_tmp, dir) = copy("tiny-bert");
     edit_weights(&dir, |name, _, _, _| {

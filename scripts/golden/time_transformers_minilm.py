@@ -6,6 +6,7 @@ Measures, on this machine: Python start-up + `import torch, transformers`; loadi
 output_hidden_states (torch.no_grad, default torch threads), reporting the median and minimum over repeats.
 
 Run: HF_HUB_OFFLINE=1 /work/venv/bin/python scripts/golden/time_transformers_minilm.py [models/minilm]
+Set TORCH_THREADS=1 to compare with attn on one thread (ATTN_THREADS=1).
 """
 import time
 
@@ -36,6 +37,8 @@ def timed(fn, repeats):
 
 def main() -> None:
     torch.manual_seed(0)
+    if os.environ.get("TORCH_THREADS"):
+        torch.set_num_threads(int(os.environ["TORCH_THREADS"]))
     src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "models", "minilm")
     tok = AutoTokenizer.from_pretrained(src)
     load_med, load_min = timed(lambda: BertModel.from_pretrained(src, attn_implementation="eager",
