@@ -15,6 +15,7 @@
 //! `Positional::Learned` holds the position-embedding rows that were added.
 
 use super::ops::{self, Activation};
+use super::packed::PackedMatrix;
 use super::{Arch, Model, ModelInfo, Origin};
 use crate::tokenize::{Encoded, Tokenizer};
 use crate::trace::{ForwardOptions, LayerTrace, Positional, Trace};
@@ -113,19 +114,19 @@ impl BertConfig {
 }
 
 struct Block {
-    q: Matrix,
+    q: PackedMatrix,
     q_b: Vector,
-    k: Matrix,
+    k: PackedMatrix,
     k_b: Vector,
-    v: Matrix,
+    v: PackedMatrix,
     v_b: Vector,
-    o: Matrix,
+    o: PackedMatrix,
     o_b: Vector,
     ln1_g: Vector,
     ln1_b: Vector,
-    ff1: Matrix,
+    ff1: PackedMatrix,
     ff1_b: Vector,
-    ff2: Matrix,
+    ff2: PackedMatrix,
     ff2_b: Vector,
     ln2_g: Vector,
     ln2_b: Vector,
@@ -149,6 +150,11 @@ pub struct Bert {
 struct Names<'a> {
     st: &'a SafeTensors,
     prefix: &'static str,
+}
+
+/// Pack a loaded `[out, in]` weight once for the forward pass (see [`PackedMatrix`]).
+fn packed(m: Matrix) -> PackedMatrix {
+    PackedMatrix::from_view(&m.view())
 }
 
 impl Names<'_> {
@@ -218,19 +224,19 @@ impl Bert {
             let (ln1_g, ln1_b) = nm.layer_norm(&format!("{p}attention.output.LayerNorm"), d)?;
             let (ln2_g, ln2_b) = nm.layer_norm(&format!("{p}output.LayerNorm"), d)?;
             blocks.push(Block {
-                q: nm.matrix(&format!("{p}attention.self.query.weight"), d, d)?,
+                q: packed(nm.matrix(&format!("{p}attention.self.query.weight"), d, d)?),
                 q_b: nm.vector(&format!("{p}attention.self.query.bias"), d)?,
-                k: nm.matrix(&format!("{p}attention.self.key.weight"), d, d)?,
+                k: packed(nm.matrix(&format!("{p}attention.self.key.weight"), d, d)?),
                 k_b: nm.vector(&format!("{p}attention.self.key.bias"), d)?,
-                v: nm.matrix(&format!("{p}attention.self.value.weight"), d, d)?,
+                v: packed(nm.matrix(&format!("{p}attention.self.value.weight"), d, d)?),
                 v_b: nm.vector(&format!("{p}attention.self.value.bias"), d)?,
-                o: nm.matrix(&format!("{p}attention.output.dense.weight"), d, d)?,
+                o: packed(nm.matrix(&format!("{p}attention.output.dense.weight"), d, d)?),
                 o_b: nm.vector(&format!("{p}attention.output.dense.bias"), d)?,
                 ln1_g,
                 ln1_b,
-                ff1: nm.matrix(&format!("{p}intermediate.dense.weight"), f, d)?,
+                ff1: packed(nm.matrix(&format!("{p}intermediate.dense.weight"), f, d)?),
                 ff1_b: nm.vector(&format!("{p}intermediate.dense.bias"), f)?,
-                ff2: nm.matrix(&format!("{p}output.dense.weight"), d, f)?,
+                ff2: packed(nm.matrix(&format!("{p}output.dense.weight"), d, f)?),
                 ff2_b: nm.vector(&format!("{p}output.dense.bias"), d)?,
                 ln2_g,
                 ln2_b,
@@ -284,9 +290,9 @@ impl Bert {
 
     fn attention(&self, b: &Block, x: &Array2<f32>) -> ops::Attention {
         let xv = x.view();
-        let q = ops::linear_view(&xv, &b.q.view(), Some(&b.q_b.view()));
-        let k = ops::linear_view(&xv, &b.k.view(), Some(&b.k_b.view()));
-        let v = ops::linear_view(&xv, &b.v.view(), Some(&b.v_b.view()));
+        let q = b.q.matmul_t(&xv) + &b.q_b.view();
+        let k = b.k.matmul_t(&xv) + &b.k_b.view();
+        let v = b.v.matmul_t(&xv) + &b.v_b.view();
         let h = self.cfg.num_attention_heads;
         ops::attention(&q, &k, &v, h, h, self.cfg.hidden_size / h, false)
     }
@@ -354,12 +360,12 @@ impl Model for Bert {
         let mut layers = Vec::with_capacity(self.blocks.len());
         for b in &self.blocks {
             let att = self.attention(b, &x);
-            let attn_out = ops::linear_view(&att.context.view(), &b.o.view(), Some(&b.o_b.view()));
+            let attn_out = b.o.matmul_t(&att.context.view()) + &b.o_b.view();
             x += &attn_out;
             let mid = ops::layer_norm_view(&x.view(), &b.ln1_g.view(), &b.ln1_b.view(), self.eps);
-            let mut inner = ops::linear_view(&mid.view(), &b.ff1.view(), Some(&b.ff1_b.view()));
+            let mut inner = b.ff1.matmul_t(&mid.view()) + &b.ff1_b.view();
             self.act.apply_in_place(&mut inner);
-            let ffn_out = ops::linear_view(&inner.view(), &b.ff2.view(), Some(&b.ff2_b.view()));
+            let ffn_out = b.ff2.matmul_t(&inner.view()) + &b.ff2_b.view();
             let sum = &mid + &ffn_out;
             x = ops::layer_norm_view(&sum.view(), &b.ln2_g.view(), &b.ln2_b.view(), self.eps);
             layers.push(LayerTrace {

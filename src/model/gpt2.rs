@@ -15,6 +15,7 @@
 //! attention residual add; `next_tokens` is the top-k of `softmax(lm_head(ln_f(hidden[L])))` at every position.
 
 use super::ops::{self, Activation};
+use super::packed::PackedMatrix;
 use super::{Arch, Model, ModelInfo, Origin};
 use crate::tokenize::{Encoded, Tokenizer};
 use crate::trace::{ForwardOptions, LayerTrace, Positional, TopToken, Trace};
@@ -120,15 +121,15 @@ struct Block {
     ln1_g: Vector,
     ln1_b: Vector,
     /// `[3d, d]` (transposed view of Conv1D `[d, 3d]`).
-    qkv: Matrix,
+    qkv: PackedMatrix,
     qkv_b: Vector,
-    o: Matrix,
+    o: PackedMatrix,
     o_b: Vector,
     ln2_g: Vector,
     ln2_b: Vector,
-    fc: Matrix,
+    fc: PackedMatrix,
     fc_b: Vector,
-    proj: Matrix,
+    proj: PackedMatrix,
     proj_b: Vector,
 }
 
@@ -143,8 +144,8 @@ pub struct Gpt2 {
     blocks: Vec<Block>,
     lnf_g: Vector,
     lnf_b: Vector,
-    /// A separate LM head `[vocab, d]`; `None` when tied to `wte`.
-    lm_head: Option<Matrix>,
+    /// The LM head `[vocab, d]`, packed: `lm_head.weight` when the file has one, else `wte` (tied).
+    head: PackedMatrix,
 }
 
 impl Gpt2 {
@@ -179,15 +180,19 @@ impl Gpt2 {
             blocks.push(Block {
                 ln1_g: vec(&format!("{p}ln_1.weight"), d)?,
                 ln1_b: vec(&format!("{p}ln_1.bias"), d)?,
-                qkv: conv(&format!("{p}attn.c_attn.weight"), 3 * d, d)?,
+                qkv: PackedMatrix::from_view(
+                    &conv(&format!("{p}attn.c_attn.weight"), 3 * d, d)?.view(),
+                ),
                 qkv_b: vec(&format!("{p}attn.c_attn.bias"), 3 * d)?,
-                o: conv(&format!("{p}attn.c_proj.weight"), d, d)?,
+                o: PackedMatrix::from_view(&conv(&format!("{p}attn.c_proj.weight"), d, d)?.view()),
                 o_b: vec(&format!("{p}attn.c_proj.bias"), d)?,
                 ln2_g: vec(&format!("{p}ln_2.weight"), d)?,
                 ln2_b: vec(&format!("{p}ln_2.bias"), d)?,
-                fc: conv(&format!("{p}mlp.c_fc.weight"), f, d)?,
+                fc: PackedMatrix::from_view(&conv(&format!("{p}mlp.c_fc.weight"), f, d)?.view()),
                 fc_b: vec(&format!("{p}mlp.c_fc.bias"), f)?,
-                proj: conv(&format!("{p}mlp.c_proj.weight"), d, f)?,
+                proj: PackedMatrix::from_view(
+                    &conv(&format!("{p}mlp.c_proj.weight"), d, f)?.view(),
+                ),
                 proj_b: vec(&format!("{p}mlp.c_proj.bias"), d)?,
             });
         }
@@ -198,6 +203,7 @@ impl Gpt2 {
         } else {
             None
         };
+        let head = PackedMatrix::from_view(&lm_head.as_ref().unwrap_or(&wte).view());
         let notes = vec![
             "pre-LN blocks: x + attn(ln_1(x)), then x + mlp(ln_2(x)); final ln_f".to_string(),
             format!(
@@ -243,23 +249,19 @@ impl Gpt2 {
             blocks,
             lnf_g,
             lnf_b,
-            lm_head,
+            head,
         })
     }
 
     fn attention(&self, b: &Block, x: &Array2<f32>) -> ops::Attention {
         let a = ops::layer_norm_view(&x.view(), &b.ln1_g.view(), &b.ln1_b.view(), self.eps);
-        let qkv = ops::linear_view(&a.view(), &b.qkv.view(), Some(&b.qkv_b.view()));
+        let qkv = b.qkv.matmul_t(&a.view()) + &b.qkv_b.view();
         let d = self.cfg.n_embd;
         let q = qkv.slice(s![.., 0..d]).to_owned();
         let k = qkv.slice(s![.., d..2 * d]).to_owned();
         let v = qkv.slice(s![.., 2 * d..3 * d]).to_owned();
         let h = self.cfg.n_head;
         ops::attention(&q, &k, &v, h, h, d / h, true)
-    }
-
-    fn head(&self) -> &Matrix {
-        self.lm_head.as_ref().unwrap_or(&self.wte)
     }
 
     /// LM-head logits `[n, vocab]` of `ln_f(hidden)`.
@@ -270,7 +272,7 @@ impl Gpt2 {
             &self.lnf_b.view(),
             self.eps,
         );
-        ops::linear_view(&h.view(), &self.head().view(), None)
+        self.head.matmul_t(&h.view())
     }
 
     fn top_tokens(&self, logits: &Array2<f32>, k: usize) -> Vec<Vec<TopToken>> {
@@ -334,13 +336,13 @@ impl Model for Gpt2 {
         let mut layers = Vec::with_capacity(self.blocks.len());
         for b in &self.blocks {
             let att = self.attention(b, &x);
-            let attn_out = ops::linear_view(&att.context.view(), &b.o.view(), Some(&b.o_b.view()));
+            let attn_out = b.o.matmul_t(&att.context.view()) + &b.o_b.view();
             x += &attn_out;
             let mid = x.clone();
             let m = ops::layer_norm_view(&x.view(), &b.ln2_g.view(), &b.ln2_b.view(), self.eps);
-            let mut inner = ops::linear_view(&m.view(), &b.fc.view(), Some(&b.fc_b.view()));
+            let mut inner = b.fc.matmul_t(&m.view()) + &b.fc_b.view();
             self.act.apply_in_place(&mut inner);
-            let ffn_out = ops::linear_view(&inner.view(), &b.proj.view(), Some(&b.proj_b.view()));
+            let ffn_out = b.proj.matmul_t(&inner.view()) + &b.proj_b.view();
             x += &ffn_out;
             layers.push(LayerTrace {
                 attention: opts.keep_attention.then_some(att.probs),

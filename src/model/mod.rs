@@ -4,7 +4,6 @@
 //! fills a [`Trace`]; it never prints and never touches the terminal.
 
 pub mod bert;
-pub mod gemm;
 pub mod gpt2;
 pub mod llama;
 pub mod ops;

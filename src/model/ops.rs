@@ -1,28 +1,7 @@
 //! Numerical building blocks shared by every architecture. All row-wise: a matrix is `[tokens, features]`.
 
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut1, Axis, s};
-
-/// `x · wᵀ + b` for a weight stored as PyTorch's nn.Linear does: `[out, in]`.
-pub fn linear(x: &ArrayView2<f32>, w: &Array2<f32>, b: Option<&Array1<f32>>) -> Array2<f32> {
-    linear_view(x, &w.view(), b.map(|b| b.view()).as_ref())
-}
-
-/// [`linear`] over borrowed weights (e.g. views into a memory-mapped file): `x · wᵀ + b` with `w` `[out, in]`,
-/// any strides (a transposed view of a Conv1D `[in, out]` weight works unchanged). The bias is written first and
-/// the product accumulated onto it in one GEMM.
-pub fn linear_view(
-    x: &ArrayView2<f32>,
-    w: &ArrayView2<f32>,
-    b: Option<&ArrayView1<f32>>,
-) -> Array2<f32> {
-    let shape = (x.nrows(), w.nrows());
-    let mut y = match b.and_then(|b| b.broadcast(shape)) {
-        Some(bb) => bb.to_owned(),
-        None => Array2::zeros(shape),
-    };
-    super::gemm::linear_acc(x, w, &mut y);
-    y
-}
+use rayon::prelude::*;
 
 /// Numerically stable softmax of one row, in place. Entries equal to `-inf` get probability 0.
 pub fn softmax_in_place(mut row: ArrayViewMut1<f32>) {
@@ -268,25 +247,36 @@ pub fn attention(
     let n = q.nrows();
     let group = n_heads / n_kv_heads.max(1);
     let scale = 1.0 / (head_dim as f32).sqrt();
+    // Heads are independent: for longer inputs compute them in parallel, then lay them out (the same numbers as a
+    // serial loop). Short inputs stay on one thread, where spreading them out costs more than it saves.
+    let min_len = if n < 32 { n_heads.max(1) } else { 1 };
+    let heads: Vec<(Array2<f32>, Array2<f32>)> = (0..n_heads)
+        .into_par_iter()
+        .with_min_len(min_len)
+        .map(|h| {
+            let g = h / group.max(1);
+            let qh = q.slice(s![.., h * head_dim..(h + 1) * head_dim]);
+            let kh = k.slice(s![.., g * head_dim..(g + 1) * head_dim]);
+            let vh = v.slice(s![.., g * head_dim..(g + 1) * head_dim]);
+            let mut scores = qh.dot(&kh.t());
+            scores.mapv_inplace(|x| x * scale);
+            if causal {
+                for i in 0..n {
+                    scores.slice_mut(s![i, i + 1..]).fill(f32::NEG_INFINITY);
+                }
+            }
+            softmax_rows(&mut scores);
+            let ctx = scores.dot(&vh);
+            (scores, ctx)
+        })
+        .collect();
     let mut probs = Array3::<f32>::zeros((n_heads, n, n));
     let mut context = Array2::<f32>::zeros((n, n_heads * head_dim));
-    for h in 0..n_heads {
-        let g = h / group.max(1);
-        let qh = q.slice(s![.., h * head_dim..(h + 1) * head_dim]);
-        let kh = k.slice(s![.., g * head_dim..(g + 1) * head_dim]);
-        let vh = v.slice(s![.., g * head_dim..(g + 1) * head_dim]);
-        let mut scores = qh.dot(&kh.t());
-        scores.mapv_inplace(|x| x * scale);
-        if causal {
-            for i in 0..n {
-                scores.slice_mut(s![i, i + 1..]).fill(f32::NEG_INFINITY);
-            }
-        }
-        softmax_rows(&mut scores);
+    for (h, (p, c)) in heads.into_iter().enumerate() {
+        probs.index_axis_mut(Axis(0), h).assign(&p);
         context
             .slice_mut(s![.., h * head_dim..(h + 1) * head_dim])
-            .assign(&scores.dot(&vh));
-        probs.index_axis_mut(Axis(0), h).assign(&scores);
+            .assign(&c);
     }
     Attention { probs, context }
 }

@@ -34,6 +34,11 @@ impl std::fmt::Debug for PackedMatrix {
 
 impl PackedMatrix {
     pub fn new(w: &Array2<f32>) -> Self {
+        Self::from_view(&w.view())
+    }
+
+    /// Pack any `[m, k]` view (e.g. a memory-mapped or transposed weight).
+    pub fn from_view(w: &ArrayView2<f32>) -> Self {
         let (m, k) = w.dim();
         let n_panels = m.div_ceil(NR);
         let mut panels = vec![0f32; n_panels * k * NR];
