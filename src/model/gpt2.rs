@@ -5,8 +5,8 @@
 //! unless the file has its own `lm_head.weight`.
 //!
 //! Weight layout: GPT-2's Conv1D stores weights `[in, out]` (the transpose of nn.Linear). The loader presents each
-//! as a transposed `[out, in]` view of the mapped data (no copy), so the forward pass uses the same `x · wᵀ + b` as
-//! every other model. `c_attn` packs Q, K and V along its output: columns `0..d` are Q, `d..2d` K, `2d..3d` V.
+//! as a transposed `[out, in]` view of the mapped data and packs it once (`PackedMatrix`), so the forward pass uses
+//! the same `x · wᵀ + b` as every other model. `c_attn` packs Q, K and V along its output: columns `0..d` are Q, `d..2d` K, `2d..3d` V.
 //! Tensor names are those of `GPT2Model`, with or without the `transformer.` prefix of `GPT2LMHeadModel`; the
 //! causal-mask buffers some checkpoints store (`attn.bias`, `attn.masked_bias`) are ignored.
 //!

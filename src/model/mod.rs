@@ -352,7 +352,7 @@ pub fn dtype_note(st: &crate::weights::safetensors::SafeTensors) -> String {
     kinds.sort_unstable();
     kinds.dedup();
     format!(
-        "weights: {} in {} tensors, memory-mapped (F32 used in place, F16/BF16 converted to f32)",
+        "weights: {} in {} tensors, memory-mapped, packed once for the forward pass (F16/BF16 converted to f32)",
         kinds.join("/"),
         st.len()
     )
