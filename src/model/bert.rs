@@ -290,9 +290,9 @@ impl Bert {
 
     fn attention(&self, b: &Block, x: &Array2<f32>) -> ops::Attention {
         let xv = x.view();
-        let q = b.q.matmul_t(&xv) + &b.q_b.view();
-        let k = b.k.matmul_t(&xv) + &b.k_b.view();
-        let v = b.v.matmul_t(&xv) + &b.v_b.view();
+        let q = b.q.matmul_t(&xv) + b.q_b.view();
+        let k = b.k.matmul_t(&xv) + b.k_b.view();
+        let v = b.v.matmul_t(&xv) + b.v_b.view();
         let h = self.cfg.num_attention_heads;
         ops::attention(&q, &k, &v, h, h, self.cfg.hidden_size / h, false)
     }
@@ -360,12 +360,12 @@ impl Model for Bert {
         let mut layers = Vec::with_capacity(self.blocks.len());
         for b in &self.blocks {
             let att = self.attention(b, &x);
-            let attn_out = b.o.matmul_t(&att.context.view()) + &b.o_b.view();
+            let attn_out = b.o.matmul_t(&att.context.view()) + b.o_b.view();
             x += &attn_out;
             let mid = ops::layer_norm_view(&x.view(), &b.ln1_g.view(), &b.ln1_b.view(), self.eps);
-            let mut inner = b.ff1.matmul_t(&mid.view()) + &b.ff1_b.view();
+            let mut inner = b.ff1.matmul_t(&mid.view()) + b.ff1_b.view();
             self.act.apply_in_place(&mut inner);
-            let ffn_out = b.ff2.matmul_t(&inner.view()) + &b.ff2_b.view();
+            let ffn_out = b.ff2.matmul_t(&inner.view()) + b.ff2_b.view();
             let sum = &mid + &ffn_out;
             x = ops::layer_norm_view(&sum.view(), &b.ln2_g.view(), &b.ln2_b.view(), self.eps);
             layers.push(LayerTrace {

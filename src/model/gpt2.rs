@@ -255,7 +255,7 @@ impl Gpt2 {
 
     fn attention(&self, b: &Block, x: &Array2<f32>) -> ops::Attention {
         let a = ops::layer_norm_view(&x.view(), &b.ln1_g.view(), &b.ln1_b.view(), self.eps);
-        let qkv = b.qkv.matmul_t(&a.view()) + &b.qkv_b.view();
+        let qkv = b.qkv.matmul_t(&a.view()) + b.qkv_b.view();
         let d = self.cfg.n_embd;
         let q = qkv.slice(s![.., 0..d]).to_owned();
         let k = qkv.slice(s![.., d..2 * d]).to_owned();
@@ -336,13 +336,13 @@ impl Model for Gpt2 {
         let mut layers = Vec::with_capacity(self.blocks.len());
         for b in &self.blocks {
             let att = self.attention(b, &x);
-            let attn_out = b.o.matmul_t(&att.context.view()) + &b.o_b.view();
+            let attn_out = b.o.matmul_t(&att.context.view()) + b.o_b.view();
             x += &attn_out;
             let mid = x.clone();
             let m = ops::layer_norm_view(&x.view(), &b.ln2_g.view(), &b.ln2_b.view(), self.eps);
-            let mut inner = b.fc.matmul_t(&m.view()) + &b.fc_b.view();
+            let mut inner = b.fc.matmul_t(&m.view()) + b.fc_b.view();
             self.act.apply_in_place(&mut inner);
-            let ffn_out = b.proj.matmul_t(&inner.view()) + &b.proj_b.view();
+            let ffn_out = b.proj.matmul_t(&inner.view()) + b.proj_b.view();
             x += &ffn_out;
             layers.push(LayerTrace {
                 attention: opts.keep_attention.then_some(att.probs),
