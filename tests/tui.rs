@@ -219,7 +219,7 @@ fn sentence_pair_has_a_second_input_line() {
     }
     let fx = key(&mut app, KeyCode::Enter);
     match &fx[..] {
-        [attn::tui::app::Effect::Run { text, text_b, .. }] => {
+        [attn::tui::app::Effect::Job(attn::tui::worker::Job::Run { text, text_b, .. })] => {
             assert_eq!(text, "a cat");
             assert_eq!(text_b.as_deref(), Some("a doggy"));
         }
@@ -252,9 +252,9 @@ fn decoder_views_with_gqa_rope_next_tokens_and_lens() {
     assert_eq!(app.view, View::Lens);
     let (generation, pos) = match &fx[..] {
         [
-            attn::tui::app::Effect::Lens {
+            attn::tui::app::Effect::Job(attn::tui::worker::Job::Lens {
                 generation, pos, ..
-            },
+            }),
         ] => (*generation, *pos),
         other => panic!("{other:?}"),
     };
@@ -282,7 +282,12 @@ fn decoder_views_with_gqa_rope_next_tokens_and_lens() {
     // j moves the position and asks again.
     let fx = key(&mut app, KeyCode::Char('k'));
     assert!(
-        matches!(&fx[..], [attn::tui::app::Effect::Lens { .. }]),
+        matches!(
+            &fx[..],
+            [attn::tui::app::Effect::Job(
+                attn::tui::worker::Job::Lens { .. }
+            )]
+        ),
         "{fx:?}"
     );
     assert!(matches!(app.lens, Some(Lens { rows: None, .. })));
@@ -499,7 +504,7 @@ fn input_editing_and_escaped_control_characters() {
     let later = Instant::now() + Duration::from_secs(1);
     let fx = app.update(Event::Tick, later);
     assert!(
-        matches!(&fx[..], [attn::tui::app::Effect::Run { text, .. }] if text == "한국"),
+        matches!(&fx[..], [attn::tui::app::Effect::Job(attn::tui::worker::Job::Run { text, .. })] if text == "한국"),
         "{fx:?}"
     );
 }

@@ -3,6 +3,7 @@
 
 use super::event::Event;
 use super::ui::layout;
+use super::worker::Job;
 use crate::analysis::{self, HeadStats, LayerNorms};
 use crate::colormap::Scale;
 use crate::model::ModelInfo;
@@ -325,16 +326,8 @@ pub struct Lens {
 /// What the run loop must do after an update.
 #[derive(Debug)]
 pub enum Effect {
-    Run {
-        generation: u64,
-        text: String,
-        text_b: Option<String>,
-    },
-    Lens {
-        generation: u64,
-        pos: usize,
-        trace: Arc<Trace>,
-    },
+    /// Hand a job (a run, a logit lens) to the worker.
+    Job(Job),
     /// Write the matrix on screen as `<stem>.npy` + `<stem>.csv`.
     DumpHead {
         stem: String,
@@ -639,11 +632,11 @@ impl App {
         let b = self.inputs[1].text.clone();
         self.generation += 1;
         self.busy_since = Some(self.now);
-        Some(Effect::Run {
+        Some(Effect::Job(Job::Run {
             generation: self.generation,
             text,
             text_b: (!b.trim().is_empty()).then_some(b),
-        })
+        }))
     }
 
     fn edited(&mut self) {
@@ -1071,11 +1064,11 @@ impl App {
             pos,
             rows: None,
         });
-        Some(Effect::Lens {
+        Some(Effect::Job(Job::Lens {
             generation: self.data_gen,
             pos,
             trace: d.trace.clone(),
-        })
+        }))
     }
 
     /// The file stem of the matrix on screen: `layer02_head03`, `layer02_mean`, `…_nospecial`.

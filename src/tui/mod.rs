@@ -18,7 +18,7 @@ use ratatui::backend::Backend;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use worker::{Job, Worker};
+use worker::Worker;
 
 /// The sentence the explorer starts with when none is given.
 pub const DEFAULT_TEXT: &str = "The cat sat on the mat because it was tired.";
@@ -101,24 +101,7 @@ impl Env {
     pub fn apply(&self, effects: Vec<Effect>, app: &mut App) {
         for e in effects {
             match e {
-                Effect::Run {
-                    generation,
-                    text,
-                    text_b,
-                } => self.worker.submit(Job::Run {
-                    generation,
-                    text,
-                    text_b,
-                }),
-                Effect::Lens {
-                    generation,
-                    pos,
-                    trace,
-                } => self.worker.submit(Job::Lens {
-                    generation,
-                    pos,
-                    trace,
-                }),
+                Effect::Job(job) => self.worker.submit(job),
                 Effect::DumpHead {
                     stem,
                     labels,
