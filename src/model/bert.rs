@@ -60,39 +60,24 @@ impl BertConfig {
     /// Reject configurations the forward pass cannot honour. `file` names config.json in messages.
     pub fn validate(&self, file: &str) -> Result<Activation> {
         let bad = |m: String| Err(Error::Config(format!("{file}: {m}")));
-        let positive = [
-            ("vocab_size", self.vocab_size),
-            ("hidden_size", self.hidden_size),
+        super::check_hf_sizes(
+            file,
+            &[
+                ("vocab_size", self.vocab_size),
+                ("hidden_size", self.hidden_size),
+                ("num_hidden_layers", self.num_hidden_layers),
+                ("num_attention_heads", self.num_attention_heads),
+                ("intermediate_size", self.intermediate_size),
+                ("max_position_embeddings", self.max_position_embeddings),
+                ("type_vocab_size", self.type_vocab_size),
+            ],
             ("num_hidden_layers", self.num_hidden_layers),
-            ("num_attention_heads", self.num_attention_heads),
-            ("intermediate_size", self.intermediate_size),
-            ("max_position_embeddings", self.max_position_embeddings),
-            ("type_vocab_size", self.type_vocab_size),
-        ];
-        for (name, v) in positive {
-            if v == 0 {
-                return bad(format!("`{name}` is 0; it must be positive"));
-            }
-        }
-        if self.num_hidden_layers > super::MAX_HF_LAYERS {
-            return bad(format!(
-                "`num_hidden_layers` {} is more than {}",
-                self.num_hidden_layers,
-                super::MAX_HF_LAYERS
-            ));
-        }
-        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
-            return bad(format!(
-                "`hidden_size` {} is not divisible by `num_attention_heads` {}",
-                self.hidden_size, self.num_attention_heads
-            ));
-        }
-        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps >= 0.0) {
-            return bad(format!(
-                "`layer_norm_eps` {} must be a non-negative number",
-                self.layer_norm_eps
-            ));
-        }
+            [
+                ("hidden_size", self.hidden_size),
+                ("num_attention_heads", self.num_attention_heads),
+            ],
+            ("layer_norm_eps", self.layer_norm_eps),
+        )?;
         if let Some(p) = &self.position_embedding_type
             && p != "absolute"
         {
@@ -103,13 +88,7 @@ impl BertConfig {
         if self.is_decoder {
             return bad("`is_decoder: true` BERT models are not supported".into());
         }
-        Activation::from_hf(&self.hidden_act).ok_or_else(|| {
-            Error::Config(format!(
-                "{file}: `hidden_act` `{}` is not supported (supported: {})",
-                self.hidden_act,
-                Activation::HF_NAMES
-            ))
-        })
+        super::hf_activation(file, "hidden_act", &self.hidden_act)
     }
 }
 

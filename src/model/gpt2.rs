@@ -65,38 +65,20 @@ impl Gpt2Config {
     /// Reject configurations the forward pass cannot honour. `file` names config.json in messages.
     pub fn validate(&self, file: &str) -> Result<Activation> {
         let bad = |m: String| Err(Error::Config(format!("{file}: {m}")));
-        let positive = [
-            ("vocab_size", self.vocab_size),
-            ("n_embd", self.n_embd),
+        super::check_hf_sizes(
+            file,
+            &[
+                ("vocab_size", self.vocab_size),
+                ("n_embd", self.n_embd),
+                ("n_layer", self.n_layer),
+                ("n_head", self.n_head),
+                ("n_positions", self.n_positions),
+                ("n_inner", self.d_ff()),
+            ],
             ("n_layer", self.n_layer),
-            ("n_head", self.n_head),
-            ("n_positions", self.n_positions),
-            ("n_inner", self.d_ff()),
-        ];
-        for (name, v) in positive {
-            if v == 0 {
-                return bad(format!("`{name}` is 0; it must be positive"));
-            }
-        }
-        if self.n_layer > super::MAX_HF_LAYERS {
-            return bad(format!(
-                "`n_layer` {} is more than {}",
-                self.n_layer,
-                super::MAX_HF_LAYERS
-            ));
-        }
-        if !self.n_embd.is_multiple_of(self.n_head) {
-            return bad(format!(
-                "`n_embd` {} is not divisible by `n_head` {}",
-                self.n_embd, self.n_head
-            ));
-        }
-        if !(self.layer_norm_epsilon.is_finite() && self.layer_norm_epsilon >= 0.0) {
-            return bad(format!(
-                "`layer_norm_epsilon` {} must be a non-negative number",
-                self.layer_norm_epsilon
-            ));
-        }
+            [("n_embd", self.n_embd), ("n_head", self.n_head)],
+            ("layer_norm_epsilon", self.layer_norm_epsilon),
+        )?;
         if !self.scale_attn_weights
             || self.scale_attn_by_inverse_layer_idx
             || self.reorder_and_upcast_attn
@@ -107,13 +89,7 @@ impl Gpt2Config {
                     .into(),
             );
         }
-        Activation::from_hf(&self.activation_function).ok_or_else(|| {
-            Error::Config(format!(
-                "{file}: `activation_function` `{}` is not supported (supported: {})",
-                self.activation_function,
-                Activation::HF_NAMES
-            ))
-        })
+        super::hf_activation(file, "activation_function", &self.activation_function)
     }
 }
 

@@ -238,6 +238,51 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert", "gpt2"];
 /// More blocks than any real BERT/GPT-2 checkpoint has: a config asking for more is refused before loading.
 pub const MAX_HF_LAYERS: usize = 1024;
 
+/// The checks every Hugging Face config shares, with the config's own key names: the sizes in `positive` are not 0,
+/// the layer count is at most [`MAX_HF_LAYERS`], the width divides into the heads, and the norm epsilon is a
+/// non-negative number. Errors name `file` and the key.
+pub(crate) fn check_hf_sizes(
+    file: &str,
+    positive: &[(&str, usize)],
+    layers: (&str, usize),
+    width_heads: [(&str, usize); 2],
+    eps: (&str, f64),
+) -> Result<()> {
+    let bad = |m: String| Err(Error::Config(format!("{file}: {m}")));
+    for (name, v) in positive {
+        if *v == 0 {
+            return bad(format!("`{name}` is 0; it must be positive"));
+        }
+    }
+    if layers.1 > MAX_HF_LAYERS {
+        return bad(format!(
+            "`{}` {} is more than {MAX_HF_LAYERS}",
+            layers.0, layers.1
+        ));
+    }
+    let [(w, width), (h, heads)] = width_heads;
+    if !width.is_multiple_of(heads) {
+        return bad(format!("`{w}` {width} is not divisible by `{h}` {heads}"));
+    }
+    if !(eps.1.is_finite() && eps.1 >= 0.0) {
+        return bad(format!(
+            "`{}` {} must be a non-negative number",
+            eps.0, eps.1
+        ));
+    }
+    Ok(())
+}
+
+/// The activation a config names under `key`, or an error listing the supported ones.
+pub(crate) fn hf_activation(file: &str, key: &str, name: &str) -> Result<ops::Activation> {
+    ops::Activation::from_hf(name).ok_or_else(|| {
+        Error::Config(format!(
+            "{file}: `{key}` `{name}` is not supported (supported: {})",
+            ops::Activation::HF_NAMES
+        ))
+    })
+}
+
 /// Who a loaded model is: the user's spec, a display name and where it came from (for [`ModelInfo`]).
 #[derive(Debug, Clone)]
 pub struct Origin {
