@@ -88,6 +88,25 @@ pub struct LayerTrace {
     pub ffn_update_norm: Vec<f32>,
 }
 
+impl LayerTrace {
+    /// What a block recorded: its attention probabilities (kept when `keep`), the mid-block stream, and the outputs
+    /// of its attention and feed-forward sub-layers (whose per-token norms are stored).
+    pub fn record(
+        probs: Array3<f32>,
+        keep: bool,
+        mid: Array2<f32>,
+        attn_update: &Array2<f32>,
+        ffn_update: &Array2<f32>,
+    ) -> Self {
+        LayerTrace {
+            attention: keep.then_some(probs),
+            attn_update_norm: crate::model::ops::row_norms(&attn_update.view()),
+            ffn_update_norm: crate::model::ops::row_norms(&ffn_update.view()),
+            mid,
+        }
+    }
+}
+
 /// Everything one forward pass recorded.
 #[derive(Debug, Clone)]
 pub struct Trace {
@@ -108,6 +127,27 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// A trace of `tokens` with no text attached yet (`model::run` sets it), no next tokens and no GQA groups.
+    pub fn new(
+        tokens: Vec<TokenInfo>,
+        hidden: Vec<Array2<f32>>,
+        layers: Vec<LayerTrace>,
+        positional: Positional,
+        elapsed: Duration,
+    ) -> Self {
+        Trace {
+            text: String::new(),
+            text_b: None,
+            tokens,
+            hidden,
+            layers,
+            positional,
+            next_tokens: None,
+            kv_group: vec![],
+            elapsed,
+        }
+    }
+
     pub fn n_tokens(&self) -> usize {
         self.tokens.len()
     }

@@ -347,25 +347,22 @@ impl Model for Bert {
             let ffn_out = b.ff2.matmul_t(&inner.view()) + b.ff2_b.view();
             let sum = &mid + &ffn_out;
             x = ops::layer_norm_view(&sum.view(), &b.ln2_g.view(), &b.ln2_b.view(), self.eps);
-            layers.push(LayerTrace {
-                attention: opts.keep_attention.then_some(att.probs),
-                attn_update_norm: ops::row_norms(&attn_out.view()),
-                ffn_update_norm: ops::row_norms(&ffn_out.view()),
+            layers.push(LayerTrace::record(
+                att.probs,
+                opts.keep_attention,
                 mid,
-            });
+                &attn_out,
+                &ffn_out,
+            ));
             hidden.push(x.clone());
         }
-        Ok(Trace {
-            text: String::new(),
-            text_b: None,
-            tokens: enc.tokens.clone(),
+        Ok(Trace::new(
+            enc.tokens.clone(),
             hidden,
             layers,
-            positional: Positional::Learned(pos),
-            next_tokens: None,
-            kv_group: vec![],
-            elapsed: start.elapsed(),
-        })
+            Positional::Learned(pos),
+            start.elapsed(),
+        ))
     }
 
     fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>> {

@@ -320,26 +320,25 @@ impl Model for Gpt2 {
             self.act.apply_in_place(&mut inner);
             let ffn_out = b.proj.matmul_t(&inner.view()) + b.proj_b.view();
             x += &ffn_out;
-            layers.push(LayerTrace {
-                attention: opts.keep_attention.then_some(att.probs),
-                attn_update_norm: ops::row_norms(&attn_out.view()),
-                ffn_update_norm: ops::row_norms(&ffn_out.view()),
+            layers.push(LayerTrace::record(
+                att.probs,
+                opts.keep_attention,
                 mid,
-            });
+                &attn_out,
+                &ffn_out,
+            ));
             hidden.push(x.clone());
         }
         let next_tokens = (opts.top_k > 0).then(|| self.top_tokens(&self.logits(&x), opts.top_k));
-        Ok(Trace {
-            text: String::new(),
-            text_b: None,
-            tokens: enc.tokens.clone(),
+        let mut trace = Trace::new(
+            enc.tokens.clone(),
             hidden,
             layers,
-            positional: Positional::Learned(pos),
-            next_tokens,
-            kv_group: vec![],
-            elapsed: start.elapsed(),
-        })
+            Positional::Learned(pos),
+            start.elapsed(),
+        );
+        trace.next_tokens = next_tokens;
+        Ok(trace)
     }
 
     fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>> {

@@ -534,31 +534,31 @@ impl Model for Llama {
             gate.zip_mut_with(&up, |g, u| *g = ops::silu(*g) * u);
             let ffn_out = b.w_down.matmul_t(&gate.view());
             x = &mid + &ffn_out;
-            layers.push(LayerTrace {
-                attention: opts.keep_attention.then_some(att.probs),
-                attn_update_norm: ops::row_norms(&attn_out.view()),
-                ffn_update_norm: ops::row_norms(&ffn_out.view()),
+            layers.push(LayerTrace::record(
+                att.probs,
+                opts.keep_attention,
                 mid,
-            });
+                &attn_out,
+                &ffn_out,
+            ));
         }
         let next_tokens = (opts.top_k > 0).then(|| self.top_tokens(&x, opts.top_k));
         hidden.push(x);
         let group = self.cfg.n_heads / self.cfg.n_kv_heads;
-        Ok(Trace {
-            text: String::new(),
-            text_b: None,
-            tokens: enc.tokens.clone(),
+        let mut trace = Trace::new(
+            enc.tokens.clone(),
             hidden,
             layers,
-            positional: Positional::Rotary {
+            Positional::Rotary {
                 freqs: self.freqs.clone(),
                 angles,
                 head_dim: self.cfg.head_dim,
             },
-            next_tokens,
-            kv_group: (0..self.cfg.n_heads).map(|h| h / group).collect(),
-            elapsed: start.elapsed(),
-        })
+            start.elapsed(),
+        );
+        trace.next_tokens = next_tokens;
+        trace.kv_group = (0..self.cfg.n_heads).map(|h| h / group).collect();
+        Ok(trace)
     }
 
     fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>> {

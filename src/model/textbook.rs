@@ -226,25 +226,22 @@ impl Model for Textbook {
             inner.mapv_inplace(ops::relu);
             let ffn_out = b.w2.matmul_t(&inner.view()) + &b.b2;
             x = ops::layer_norm(&(&mid + &ffn_out).view(), &b.ln2_g, &b.ln2_b, LN_EPS);
-            layers.push(LayerTrace {
-                attention: opts.keep_attention.then_some(att.probs),
-                attn_update_norm: ops::row_norms(&attn_out.view()),
-                ffn_update_norm: ops::row_norms(&ffn_out.view()),
+            layers.push(LayerTrace::record(
+                att.probs,
+                opts.keep_attention,
                 mid,
-            });
+                &attn_out,
+                &ffn_out,
+            ));
             hidden.push(x.clone());
         }
-        Ok(Trace {
-            text: String::new(),
-            text_b: None,
-            tokens: enc.tokens.clone(),
+        Ok(Trace::new(
+            enc.tokens.clone(),
             hidden,
             layers,
-            positional: Positional::Sinusoidal(pe),
-            next_tokens: None,
-            kv_group: vec![],
-            elapsed: start.elapsed(),
-        })
+            Positional::Sinusoidal(pe),
+            start.elapsed(),
+        ))
     }
 
     fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>> {
