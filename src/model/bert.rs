@@ -366,19 +366,7 @@ impl Model for Bert {
     }
 
     fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>> {
-        let b = self.blocks.get(layer).ok_or_else(|| {
-            Error::Input(format!(
-                "layer {layer} out of range (0..{})",
-                self.blocks.len()
-            ))
-        })?;
-        if resid_in.ncols() != self.cfg.hidden_size {
-            return Err(Error::Input(format!(
-                "the residual stream has width {}, the model {}",
-                resid_in.ncols(),
-                self.cfg.hidden_size
-            )));
-        }
+        let b = super::checked_block(&self.blocks, layer, resid_in, self.cfg.hidden_size)?;
         Ok(self.attention(b, resid_in).probs)
     }
 }

@@ -562,19 +562,7 @@ impl Model for Llama {
     }
 
     fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>> {
-        let b = self.layers.get(layer).ok_or_else(|| {
-            Error::Input(format!(
-                "layer {layer} out of range (the model has layers 0..{})",
-                self.layers.len().saturating_sub(1)
-            ))
-        })?;
-        if resid_in.ncols() != self.cfg.d_model {
-            return Err(Error::Input(format!(
-                "residual stream has {} features; the model has {}",
-                resid_in.ncols(),
-                self.cfg.d_model
-            )));
-        }
+        let b = super::checked_block(&self.layers, layer, resid_in, self.cfg.d_model)?;
         let angles = ops::rope_angles(resid_in.nrows(), &self.freqs);
         let (cos, sin) = ops::rope_cos_sin(&angles);
         Ok(self.qkv(b, resid_in, &cos, &sin).probs)

@@ -93,6 +93,29 @@ pub trait Model: Send + Sync {
     }
 }
 
+/// The block `Model::layer_attention` was asked for, after checking the layer index and the residual stream's width
+/// (a programming or file mix-up, reported as an error rather than a panic).
+pub(crate) fn checked_block<'a, B>(
+    blocks: &'a [B],
+    layer: usize,
+    resid_in: &Array2<f32>,
+    width: usize,
+) -> Result<&'a B> {
+    let b = blocks.get(layer).ok_or_else(|| {
+        Error::Input(format!(
+            "layer {layer} out of range (the model has layers 0..={})",
+            blocks.len().saturating_sub(1)
+        ))
+    })?;
+    if resid_in.ncols() != width {
+        return Err(Error::Input(format!(
+            "the residual stream has width {}; the model's is {width}",
+            resid_in.ncols()
+        )));
+    }
+    Ok(b)
+}
+
 /// Tokenize and run: checks empty text and the model's length limit, then runs the forward pass.
 pub fn run(
     model: &dyn Model,

@@ -245,12 +245,7 @@ impl Model for Textbook {
     }
 
     fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>> {
-        let b = self.blocks.get(layer).ok_or_else(|| {
-            Error::Input(format!(
-                "layer {layer} out of range (0..{})",
-                self.blocks.len()
-            ))
-        })?;
+        let b = super::checked_block(&self.blocks, layer, resid_in, self.cfg.d_model)?;
         Ok(self.probs_and_context(b, resid_in).probs)
     }
 }
