@@ -451,8 +451,8 @@ impl Llama {
         let mut k = b.wk.matmul_t(&hv);
         let v = b.wv.matmul_t(&hv);
         let hd = self.cfg.head_dim;
-        ops::apply_rope_half_cached(&mut q, self.cfg.n_heads, hd, cos, sin);
-        ops::apply_rope_half_cached(&mut k, self.cfg.n_kv_heads, hd, cos, sin);
+        ops::apply_rope_half(&mut q, self.cfg.n_heads, hd, cos, sin);
+        ops::apply_rope_half(&mut k, self.cfg.n_kv_heads, hd, cos, sin);
         ops::attention(&q, &k, &v, self.cfg.n_heads, self.cfg.n_kv_heads, hd, true)
     }
 
