@@ -13,14 +13,24 @@ struct Session {
 }
 
 impl Session {
+    /// A tmux command on this session's own server.
+    fn tmux(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.name]);
+        c
+    }
     fn start(w: u16, h: u16, cmd: &str) -> Session {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .subsec_nanos();
         let name = format!("attn-e2e-{}-{nanos}", std::process::id());
+        // Each session gets its own tmux server (socket named after it), so tests running in parallel never race
+        // one shared server starting up or shutting down.
         let ok = Command::new("tmux")
             .args([
+                "-L",
+                &name,
                 "new-session",
                 "-d",
                 "-s",
@@ -40,11 +50,11 @@ impl Session {
     fn send(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", &self.name];
         args.extend(keys);
-        assert!(Command::new("tmux").args(&args).status().unwrap().success());
+        assert!(self.tmux().args(&args).status().unwrap().success());
     }
     fn type_text(&self, text: &str) {
         assert!(
-            Command::new("tmux")
+            self.tmux()
                 .args(["send-keys", "-t", &self.name, "-l", text])
                 .status()
                 .unwrap()
@@ -52,14 +62,15 @@ impl Session {
         );
     }
     fn capture(&self) -> String {
-        let out = Command::new("tmux")
+        let out = self
+            .tmux()
             .args(["capture-pane", "-p", "-t", &self.name])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
     fn alive(&self) -> bool {
-        Command::new("tmux")
+        self.tmux()
             .args(["has-session", "-t", &self.name])
             .output()
             .map(|o| o.status.success())
@@ -83,9 +94,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
-            .output();
+        let _ = self.tmux().arg("kill-server").output();
     }
 }
 
@@ -187,11 +196,13 @@ fn the_binary_in_tmux() {
     s.wait_for(&["Residual stream, layer by layer"], 10);
     s.send(&["n", "s"]);
     s.wait_for(&["log scale"], 10);
-    let _ = Command::new("tmux")
+    let _ = s
+        .tmux()
         .args(["resize-window", "-t", &s.name, "-x", "20", "-y", "6"])
         .output();
     s.wait_for(&["too small"], 10);
-    let _ = Command::new("tmux")
+    let _ = s
+        .tmux()
         .args(["resize-window", "-t", &s.name, "-x", "100", "-y", "30"])
         .output();
     s.wait_for(&["Layer 1/5"], 10);
@@ -220,7 +231,8 @@ fn sigterm_restores_the_terminal() {
     let s = Session::start(80, 24, &cmd);
     s.wait_for(&["Layer 0/5"], 60);
     // The pane runs a shell; attn is its child.
-    let shell = Command::new("tmux")
+    let shell = s
+        .tmux()
         .args(["display-message", "-p", "-t", &s.name, "#{pane_pid}"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
@@ -269,7 +281,8 @@ fn no_color_draws_shades() {
     let s = Session::start(100, 30, &cmd);
     s.wait_for(&["' '·░·▒·▓·█", "5 tokens"], 60);
     // No colour escape reaches the pane: capture with escapes and look for colour codes.
-    let out = Command::new("tmux")
+    let out = s
+        .tmux()
         .args(["capture-pane", "-e", "-p", "-t", &s.name])
         .output()
         .unwrap();
