@@ -36,6 +36,7 @@ fn bench(c: &mut Criterion) {
     let opts = ForwardOptions {
         keep_attention: true,
         top_k: 5,
+        ..Default::default()
     };
     let m = model::load(&spec, &tb).expect("MiniLM loads");
     for (n, text) in sentences() {

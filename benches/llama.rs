@@ -56,6 +56,7 @@ fn bench(c: &mut Criterion) {
         let all = ForwardOptions {
             keep_attention: true,
             top_k: 5,
+            ..Default::default()
         };
         g.bench_function(
             format!("forward {name}, all attention + top-5 at every position"),
@@ -64,6 +65,7 @@ fn bench(c: &mut Criterion) {
         let no_top = ForwardOptions {
             keep_attention: true,
             top_k: 0,
+            ..Default::default()
         };
         g.bench_function(
             format!("forward {name}, all attention, no next tokens"),

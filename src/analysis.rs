@@ -1,6 +1,6 @@
 //! Pure functions over a [`Trace`]: residual-stream norms, head statistics, aggregations.
 
-use crate::model::ops;
+use crate::numeric::ops;
 use crate::trace::Trace;
 use ndarray::{Array2, Array3, ArrayView2, Axis};
 

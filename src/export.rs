@@ -4,7 +4,8 @@
 
 use crate::analysis;
 use crate::model::Model;
-use crate::trace::{Trace, layer_attention};
+use crate::model::layer_attention;
+use crate::trace::Trace;
 use crate::{Error, Result};
 use serde_json::json;
 use std::fs;

@@ -7,6 +7,7 @@ pub mod colormap;
 pub mod error;
 pub mod export;
 pub mod model;
+pub mod numeric;
 pub mod show;
 pub mod tokenize;
 pub mod trace;

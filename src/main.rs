@@ -2,9 +2,10 @@
 
 use anyhow::{Context, Result, bail};
 use attn::cli::{Cli, ColorChoice, Command, DumpArgs, ExploreArgs, InfoArgs, ShowArgs};
+use attn::model::layer_attention;
 use attn::model::{self, Model};
 use attn::show::{self, Colors};
-use attn::trace::{ForwardOptions, layer_attention};
+use attn::trace::ForwardOptions;
 use clap::Parser;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
@@ -236,6 +237,7 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
     let opts = ForwardOptions {
         keep_attention: false,
         top_k: 5,
+        ..Default::default()
     };
     let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
     let att = layer_attention(m.as_ref(), &trace, a.layer)?;

@@ -3,33 +3,12 @@
 //! Scaling: the residual stream is kept for every layer boundary (`(L+1) × n × d` floats) and the mid-block stream
 //! (`L × n × d`). Attention probabilities (`L × H × n × n`) are kept only when [`ForwardOptions::keep_attention`]
 //! asks for them; otherwise any layer's attention can be recomputed exactly from `hidden[layer]` with
-//! [`crate::model::Model::layer_attention`] (see [`layer_attention`]), so long inputs never hold every matrix at once.
+//! [`crate::model::Model::layer_attention`] (see [`crate::model::layer_attention`]), so long inputs never hold every matrix at once.
 
+pub use crate::tokenize::TokenInfo;
 use ndarray::{Array2, Array3};
 use serde::Serialize;
-use std::borrow::Cow;
 use std::time::Duration;
-
-/// One token of the input.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TokenInfo {
-    /// Vocabulary id.
-    pub id: u32,
-    /// The vocabulary string of the token (`[CLS]`, `##ing`, `Ġlove`).
-    pub text: String,
-    /// A label for display: readable, single line, control characters escaped.
-    #[serde(skip)]
-    pub label: String,
-    /// Byte offsets into the input text (`start == end` for added special tokens).
-    pub start: usize,
-    pub end: usize,
-    /// Special token ([CLS], [SEP], BOS, ...).
-    #[serde(skip)]
-    pub special: bool,
-    /// Segment (token type) id: 0 for sentence A, 1 for sentence B.
-    #[serde(skip)]
-    pub type_id: u32,
-}
 
 /// The positional signal of the model, for the positional views and `positional.npy`.
 #[derive(Debug, Clone)]
@@ -100,8 +79,8 @@ impl LayerTrace {
     ) -> Self {
         LayerTrace {
             attention: keep.then_some(probs),
-            attn_update_norm: crate::model::ops::row_norms(&attn_update.view()),
-            ffn_update_norm: crate::model::ops::row_norms(&ffn_update.view()),
+            attn_update_norm: crate::numeric::ops::row_norms(&attn_update.view()),
+            ffn_update_norm: crate::numeric::ops::row_norms(&ffn_update.view()),
             mid,
         }
     }
@@ -163,13 +142,26 @@ impl Trace {
     }
 }
 
+/// Called by a forward pass after each block with `(blocks done, blocks in all)`, on the thread running it (for
+/// progress bars; it must be cheap).
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
 /// Options of a forward pass.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ForwardOptions {
     /// Keep every layer's attention matrix in the trace.
     pub keep_attention: bool,
     /// How many next tokens to record per position (decoders); 0 = none.
     pub top_k: usize,
+    /// Told after every block.
+    pub progress: Option<Progress>,
 }
 
 impl Default for ForwardOptions {
@@ -177,11 +169,19 @@ impl Default for ForwardOptions {
         ForwardOptions {
             keep_attention: true,
             top_k: 5,
+            progress: None,
         }
     }
 }
 
 impl ForwardOptions {
+    /// Tell the progress callback, if any, that `done` of `total` blocks are finished.
+    pub fn report(&self, done: usize, total: usize) {
+        if let Some(p) = &self.progress {
+            (p.0)(done, total);
+        }
+    }
+
     /// Keep attention unless `L × H × n × n` floats would exceed `budget_bytes`.
     pub fn for_size(layers: usize, heads: usize, n: usize, budget_bytes: usize) -> Self {
         let bytes = layers
@@ -193,26 +193,5 @@ impl ForwardOptions {
             keep_attention: bytes <= budget_bytes,
             ..Default::default()
         }
-    }
-}
-
-/// The attention of `layer`, borrowed from the trace when kept, else recomputed from `hidden[layer]`.
-pub fn layer_attention<'a>(
-    model: &dyn crate::model::Model,
-    trace: &'a Trace,
-    layer: usize,
-) -> crate::Result<Cow<'a, Array3<f32>>> {
-    let lt = trace.layers.get(layer).ok_or_else(|| {
-        crate::Error::Input(format!(
-            "layer {layer} out of range (the model has {} layers, numbered 0..{})",
-            trace.layers.len(),
-            trace.layers.len().saturating_sub(1)
-        ))
-    })?;
-    match &lt.attention {
-        Some(a) => Ok(Cow::Borrowed(a)),
-        None => Ok(Cow::Owned(
-            model.layer_attention(layer, &trace.hidden[layer])?,
-        )),
     }
 }

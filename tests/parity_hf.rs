@@ -183,6 +183,7 @@ fn tiny_gpt2_matches_transformers_and_its_logits() {
         let opts = ForwardOptions {
             keep_attention: true,
             top_k: vocab,
+            ..Default::default()
         };
         let t = model::run(m.as_ref(), &case.text, None, &opts).unwrap();
         let (a, h) = compare(&label, &t, &golden, case, true);

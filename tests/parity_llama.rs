@@ -113,7 +113,7 @@ fn tiny_llama_matches_transformers() {
         assert_eq!(next.len(), t.n_tokens());
         for (p, top) in next.iter().enumerate() {
             let row = want_logits.slice(s![p, ..]);
-            let want: Vec<usize> = attn::model::ops::top_k(&row, 5);
+            let want: Vec<usize> = attn::numeric::ops::top_k(&row, 5);
             let got: Vec<usize> = top.iter().map(|t| t.id as usize).collect();
             assert_eq!(got, want, "sentence {i} position {p} top-5");
             let max = row.iter().fold(f32::NEG_INFINITY, |a, b| a.max(*b));
@@ -191,11 +191,12 @@ fn tiny_llama_trace_is_consistent() {
         &ForwardOptions {
             keep_attention: false,
             top_k: 0,
+            ..Default::default()
         },
     )
     .unwrap();
     assert!(lazy.next_tokens.is_none() && lazy.layers[1].attention.is_none());
-    let a = attn::trace::layer_attention(m.as_ref(), &lazy, 1).unwrap();
+    let a = attn::model::layer_attention(m.as_ref(), &lazy, 1).unwrap();
     assert_eq!(Some(&*a), t.layers[1].attention.as_ref());
     // The parameter count is every tensor the model reads: untied embedding + output.
     let v = 420u64;
@@ -272,7 +273,7 @@ fn smollm2_tokenizer_matches_transformers() {
         return;
     };
     let g = attn::weights::Gguf::open(&path).unwrap();
-    let tok = attn::weights::gguf_tokenizer::from_gguf(&g).unwrap();
+    let tok = attn::tokenize::gguf::from_gguf(&g).unwrap();
     let j: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("fixtures/golden/smollm2_tokenizer.json")).unwrap(),
     )
@@ -386,7 +387,7 @@ fn other_pre_tokenizers_match_transformers() {
         let tok = cache.entry(file.clone()).or_insert_with(|| {
             let g =
                 attn::weights::Gguf::open(&repo().join("fixtures/tokenizers").join(&file)).unwrap();
-            attn::weights::gguf_tokenizer::from_gguf(&g).unwrap()
+            attn::tokenize::gguf::from_gguf(&g).unwrap()
         });
         let text = row["text"].as_str().unwrap();
         let want: Vec<u32> = row["ids"]

@@ -628,7 +628,7 @@ fn scripted_session_types_runs_navigates_opens_and_dumps() {
     let arr = common::Npy::read(&npy);
     assert_eq!(arr.shape, vec![5, 5]);
     let vals: Vec<f32> = arr.f32().iter().copied().collect();
-    let expect = attn::trace::layer_attention(textbook().as_ref(), t, 1).unwrap();
+    let expect = attn::model::layer_attention(textbook().as_ref(), t, 1).unwrap();
     for (i, v) in expect.index_axis(ndarray::Axis(0), 1).iter().enumerate() {
         assert_eq!(vals[i], *v);
     }

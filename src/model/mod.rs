@@ -3,13 +3,11 @@
 //! Every architecture lives in its own file and implements [`Model`]. A forward pass is a plain per-layer loop that
 //! fills a [`Trace`]; it never prints and never touches the terminal.
 
-pub mod bert;
-pub mod gpt2;
-pub mod llama;
-pub mod ops;
-pub mod packed;
-pub mod textbook;
+pub mod arch;
 
+pub use arch::{bert, gpt2, llama, textbook};
+
+use crate::numeric::ops;
 use crate::tokenize::{Encoded, Tokenizer};
 use crate::trace::{ForwardOptions, Trace};
 use crate::{Error, Result};
@@ -429,6 +427,27 @@ pub fn dtype_note(st: &crate::weights::safetensors::SafeTensors) -> String {
 fn load_gguf(spec: &str, path: &Path) -> Result<Box<dyn Model>> {
     let g = crate::weights::Gguf::open(path)?;
     Ok(Box::new(llama::Llama::from_gguf(&g, spec)?))
+}
+
+/// The attention of `layer`, borrowed from the trace when kept, else recomputed from `hidden[layer]`.
+pub fn layer_attention<'a>(
+    model: &dyn Model,
+    trace: &'a Trace,
+    layer: usize,
+) -> Result<std::borrow::Cow<'a, Array3<f32>>> {
+    let lt = trace.layers.get(layer).ok_or_else(|| {
+        Error::Input(format!(
+            "layer {layer} out of range (the model has {} layers, numbered 0..{})",
+            trace.layers.len(),
+            trace.layers.len().saturating_sub(1)
+        ))
+    })?;
+    match &lt.attention {
+        Some(a) => Ok(std::borrow::Cow::Borrowed(a)),
+        None => Ok(std::borrow::Cow::Owned(
+            model.layer_attention(layer, &trace.hidden[layer])?,
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ pub fn trace(kind: Kind, words: &[&str]) -> Trace {
         })
         .collect();
     let positional = match kind {
-        Kind::Encoder => Positional::Sinusoidal(crate::model::ops::sinusoidal_positions(n, D)),
+        Kind::Encoder => Positional::Sinusoidal(crate::numeric::ops::sinusoidal_positions(n, D)),
         Kind::Gpt2 => Positional::Learned(Array2::from_shape_fn((n, D), |(i, k)| {
             0.1 * ((i as f32 + 1.0) * (k as f32 + 1.0) * 0.7).cos()
         })),

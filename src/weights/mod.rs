@@ -6,4 +6,3 @@ pub mod safetensors;
 
 pub use dequant::GgmlType;
 pub use gguf::{Gguf, GgufValue, TensorInfo};
-pub mod gguf_tokenizer;

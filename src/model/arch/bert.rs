@@ -14,9 +14,9 @@
 //! are those of the attention output projection and of the second feed-forward matrix (biases included);
 //! `Positional::Learned` holds the position-embedding rows that were added.
 
-use super::ops::{self, Activation};
-use super::packed::PackedMatrix;
-use super::{Arch, Model, ModelInfo, Origin};
+use crate::model::{Arch, Model, ModelInfo, Origin};
+use crate::numeric::ops::{self, Activation};
+use crate::numeric::packed::PackedMatrix;
 use crate::tokenize::{Encoded, Tokenizer};
 use crate::trace::{ForwardOptions, LayerTrace, Positional, Trace};
 use crate::weights::safetensors::{Matrix, SafeTensors, Vector};
@@ -60,7 +60,7 @@ impl BertConfig {
     /// Reject configurations the forward pass cannot honour. `file` names config.json in messages.
     pub fn validate(&self, file: &str) -> Result<Activation> {
         let bad = |m: String| Err(Error::Config(format!("{file}: {m}")));
-        super::check_hf_sizes(
+        crate::model::check_hf_sizes(
             file,
             &[
                 ("vocab_size", self.vocab_size),
@@ -88,7 +88,7 @@ impl BertConfig {
         if self.is_decoder {
             return bad("`is_decoder: true` BERT models are not supported".into());
         }
-        super::hf_activation(file, "hidden_act", &self.hidden_act)
+        crate::model::hf_activation(file, "hidden_act", &self.hidden_act)
     }
 }
 
@@ -172,7 +172,7 @@ impl Bert {
         tokenizer: Tokenizer,
         origin: Origin,
     ) -> Result<Self> {
-        let cfg: BertConfig = super::parse_config(config, config_file)?;
+        let cfg: BertConfig = crate::model::parse_config(config, config_file)?;
         let act = cfg.validate(config_file)?;
         let prefix = if weights.contains("bert.embeddings.word_embeddings.weight") {
             "bert."
@@ -233,7 +233,7 @@ impl Bert {
                 cfg.type_vocab_size
             ),
         ];
-        notes.push(super::dtype_note(weights));
+        notes.push(crate::model::dtype_note(weights));
         let info = ModelInfo {
             spec: origin.spec,
             name: origin.name,
@@ -245,7 +245,7 @@ impl Bert {
             d_ff: f,
             vocab_size: cfg.vocab_size,
             max_len: cfg.max_position_embeddings,
-            n_params: super::count_params(weights),
+            n_params: crate::model::count_params(weights),
             causal: false,
             positional: "learned".into(),
             tokenizer: tokenizer.description().to_string(),
@@ -337,7 +337,7 @@ impl Model for Bert {
         let mut hidden = Vec::with_capacity(self.blocks.len() + 1);
         hidden.push(x.clone());
         let mut layers = Vec::with_capacity(self.blocks.len());
-        for b in &self.blocks {
+        for (l, b) in self.blocks.iter().enumerate() {
             let att = self.attention(b, &x);
             let attn_out = b.o.matmul_t(&att.context.view()) + b.o_b.view();
             x += &attn_out;
@@ -354,6 +354,7 @@ impl Model for Bert {
                 &attn_out,
                 &ffn_out,
             ));
+            opts.report(l + 1, self.blocks.len());
             hidden.push(x.clone());
         }
         Ok(Trace::new(
@@ -366,7 +367,7 @@ impl Model for Bert {
     }
 
     fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>> {
-        let b = super::checked_block(&self.blocks, layer, resid_in, self.cfg.hidden_size)?;
+        let b = crate::model::checked_block(&self.blocks, layer, resid_in, self.cfg.hidden_size)?;
         Ok(self.attention(b, resid_in).probs)
     }
 }

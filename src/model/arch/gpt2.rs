@@ -14,9 +14,9 @@
 //! block *before* `ln_f` (transformers' last `hidden_states` entry is after `ln_f`); `mid` is the stream after the
 //! attention residual add; `next_tokens` is the top-k of `softmax(lm_head(ln_f(hidden[L])))` at every position.
 
-use super::ops::{self, Activation};
-use super::packed::PackedMatrix;
-use super::{Arch, Model, ModelInfo, Origin};
+use crate::model::{Arch, Model, ModelInfo, Origin};
+use crate::numeric::ops::{self, Activation};
+use crate::numeric::packed::PackedMatrix;
 use crate::tokenize::{Encoded, Tokenizer};
 use crate::trace::{ForwardOptions, LayerTrace, Positional, TopToken, Trace};
 use crate::weights::safetensors::{Matrix, SafeTensors, Vector};
@@ -65,7 +65,7 @@ impl Gpt2Config {
     /// Reject configurations the forward pass cannot honour. `file` names config.json in messages.
     pub fn validate(&self, file: &str) -> Result<Activation> {
         let bad = |m: String| Err(Error::Config(format!("{file}: {m}")));
-        super::check_hf_sizes(
+        crate::model::check_hf_sizes(
             file,
             &[
                 ("vocab_size", self.vocab_size),
@@ -89,7 +89,7 @@ impl Gpt2Config {
                     .into(),
             );
         }
-        super::hf_activation(file, "activation_function", &self.activation_function)
+        crate::model::hf_activation(file, "activation_function", &self.activation_function)
     }
 }
 
@@ -134,7 +134,7 @@ impl Gpt2 {
         tokenizer: Tokenizer,
         origin: Origin,
     ) -> Result<Self> {
-        let cfg: Gpt2Config = super::parse_config(config, config_file)?;
+        let cfg: Gpt2Config = crate::model::parse_config(config, config_file)?;
         let act = cfg.validate(config_file)?;
         let pre = if weights.contains("transformer.wte.weight") {
             "transformer."
@@ -194,7 +194,7 @@ impl Gpt2 {
                     "tied to wte"
                 }
             ),
-            super::dtype_note(weights),
+            crate::model::dtype_note(weights),
         ];
         let info = ModelInfo {
             spec: origin.spec,
@@ -207,7 +207,7 @@ impl Gpt2 {
             d_ff: f,
             vocab_size: cfg.vocab_size,
             max_len: cfg.n_positions,
-            n_params: super::count_params(weights),
+            n_params: crate::model::count_params(weights),
             causal: true,
             positional: "learned".into(),
             tokenizer: tokenizer.description().to_string(),
@@ -310,7 +310,7 @@ impl Model for Gpt2 {
         let mut hidden = Vec::with_capacity(self.blocks.len() + 1);
         hidden.push(x.clone());
         let mut layers = Vec::with_capacity(self.blocks.len());
-        for b in &self.blocks {
+        for (l, b) in self.blocks.iter().enumerate() {
             let att = self.attention(b, &x);
             let attn_out = b.o.matmul_t(&att.context.view()) + b.o_b.view();
             x += &attn_out;
@@ -327,6 +327,7 @@ impl Model for Gpt2 {
                 &attn_out,
                 &ffn_out,
             ));
+            opts.report(l + 1, self.blocks.len());
             hidden.push(x.clone());
         }
         let next_tokens = (opts.top_k > 0).then(|| self.top_tokens(&self.logits(&x), opts.top_k));
@@ -342,7 +343,7 @@ impl Model for Gpt2 {
     }
 
     fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>> {
-        let b = super::checked_block(&self.blocks, layer, resid_in, self.cfg.n_embd)?;
+        let b = crate::model::checked_block(&self.blocks, layer, resid_in, self.cfg.n_embd)?;
         Ok(self.attention(b, resid_in).probs)
     }
 

@@ -11,12 +11,13 @@
 //! undoes that permutation once ([`unpermute_rows`]), so the forward pass uses rotate-half RoPE and its queries, keys
 //! and attention equal transformers' on the same file.
 
-use super::ops;
-use super::packed::PackedMatrix;
-use super::{Arch, Model, ModelInfo};
+use crate::model::{Arch, Model, ModelInfo};
+use crate::numeric::ops;
+use crate::numeric::packed::PackedMatrix;
+use crate::tokenize::gguf as gguf_tokenizer;
 use crate::tokenize::{Encoded, Tokenizer};
 use crate::trace::{ForwardOptions, LayerTrace, Positional, TopToken, Trace};
-use crate::weights::{Gguf, gguf_tokenizer};
+use crate::weights::Gguf;
 use crate::{Error, Result};
 use ndarray::{Array1, Array2, Array3, Axis, Ix1, Ix2};
 use rayon::prelude::*;
@@ -522,7 +523,7 @@ impl Model for Llama {
         let (cos, sin) = ops::rope_cos_sin(&angles);
         let mut hidden = Vec::with_capacity(self.layers.len() + 1);
         let mut layers = Vec::with_capacity(self.layers.len());
-        for b in &self.layers {
+        for (l, b) in self.layers.iter().enumerate() {
             hidden.push(x.clone());
             let att = self.qkv(b, &x, &cos, &sin);
             let attn_out = b.wo.matmul_t(&att.context.view());
@@ -541,6 +542,7 @@ impl Model for Llama {
                 &attn_out,
                 &ffn_out,
             ));
+            opts.report(l + 1, self.layers.len());
         }
         let next_tokens = (opts.top_k > 0).then(|| self.top_tokens(&x, opts.top_k));
         hidden.push(x);
@@ -562,7 +564,7 @@ impl Model for Llama {
     }
 
     fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>> {
-        let b = super::checked_block(&self.layers, layer, resid_in, self.cfg.d_model)?;
+        let b = crate::model::checked_block(&self.layers, layer, resid_in, self.cfg.d_model)?;
         let angles = ops::rope_angles(resid_in.nrows(), &self.freqs);
         let (cos, sin) = ops::rope_cos_sin(&angles);
         Ok(self.qkv(b, resid_in, &cos, &sin).probs)

@@ -7,9 +7,9 @@
 //! LayerNorm γ = 1, β = 0. Embedding rows are N(0, 1/d_model) and drawn lazily per token id from their own ChaCha8
 //! stream, so the 30522 × d table is never materialised and the same seed always gives the same row.
 
-use super::ops;
-use super::packed::PackedMatrix;
-use super::{Arch, Model, ModelInfo, TextbookConfig};
+use crate::model::{Arch, Model, ModelInfo, TextbookConfig};
+use crate::numeric::ops;
+use crate::numeric::packed::PackedMatrix;
 use crate::tokenize::{Encoded, Tokenizer};
 use crate::trace::{ForwardOptions, LayerTrace, Positional, Trace};
 use crate::{Error, Result};
@@ -218,7 +218,7 @@ impl Model for Textbook {
         }
         let mut hidden = vec![x.clone()];
         let mut layers = Vec::with_capacity(self.blocks.len());
-        for b in &self.blocks {
+        for (l, b) in self.blocks.iter().enumerate() {
             let att = self.probs_and_context(b, &x);
             let attn_out = b.wo.matmul_t(&att.context.view());
             let mid = ops::layer_norm(&(&x + &attn_out).view(), &b.ln1_g, &b.ln1_b, LN_EPS);
@@ -233,6 +233,7 @@ impl Model for Textbook {
                 &attn_out,
                 &ffn_out,
             ));
+            opts.report(l + 1, self.blocks.len());
             hidden.push(x.clone());
         }
         Ok(Trace::new(
@@ -245,7 +246,7 @@ impl Model for Textbook {
     }
 
     fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>> {
-        let b = super::checked_block(&self.blocks, layer, resid_in, self.cfg.d_model)?;
+        let b = crate::model::checked_block(&self.blocks, layer, resid_in, self.cfg.d_model)?;
         Ok(self.probs_and_context(b, resid_in).probs)
     }
 }
@@ -322,11 +323,12 @@ mod tests {
             &ForwardOptions {
                 keep_attention: false,
                 top_k: 0,
+                ..Default::default()
             },
         )
         .unwrap();
         assert!(lazy.layers[0].attention.is_none());
-        let got = crate::trace::layer_attention(&m, &lazy, 1).unwrap();
+        let got = crate::model::layer_attention(&m, &lazy, 1).unwrap();
         assert_eq!(Some(&*got), t.layers[1].attention.as_ref());
     }
 

@@ -1,12 +1,36 @@
 //! One tokenizer type over the `tokenizers` crate: from a tokenizer.json, from bytes, or the bundled
-//! BERT-uncased WordPiece vocabulary the textbook model uses. (The GGUF loader builds its own from metadata.)
+//! BERT-uncased WordPiece vocabulary the textbook model uses; [`gguf`] builds one from GGUF metadata.
 
-use crate::trace::TokenInfo;
+pub mod gguf;
+
 use crate::{Error, Result};
+use serde::Serialize;
 use std::path::Path;
 
 /// The BERT-uncased WordPiece tokenizer.json (from all-MiniLM-L6-v2), embedded so the textbook model needs no files.
-const BUNDLED_BERT_UNCASED: &[u8] = include_bytes!("../fixtures/bert-base-uncased.tokenizer.json");
+const BUNDLED_BERT_UNCASED: &[u8] =
+    include_bytes!("../../fixtures/bert-base-uncased.tokenizer.json");
+
+/// One token of the input.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenInfo {
+    /// Vocabulary id.
+    pub id: u32,
+    /// The vocabulary string of the token (`[CLS]`, `##ing`, `Ġlove`).
+    pub text: String,
+    /// A label for display: readable, single line, control characters escaped.
+    #[serde(skip)]
+    pub label: String,
+    /// Byte offsets into the input text (`start == end` for added special tokens).
+    pub start: usize,
+    pub end: usize,
+    /// Special token ([CLS], [SEP], BOS, ...).
+    #[serde(skip)]
+    pub special: bool,
+    /// Segment (token type) id: 0 for sentence A, 1 for sentence B.
+    #[serde(skip)]
+    pub type_id: u32,
+}
 
 /// How display labels are made from tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
