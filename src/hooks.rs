@@ -277,10 +277,71 @@ impl Hooks {
         }
         Ok(())
     }
+    /// Zero-ablate (or, with `mean`, mean-ablate) each `(layer, head)`: one intervention on `attn.z` per layer.
+    /// Indices are checked against the model's `n_layers` × `n_heads`.
+    pub fn ablate(
+        &mut self,
+        heads: &[(usize, usize)],
+        n_layers: usize,
+        n_heads: usize,
+        mean: bool,
+    ) -> Result<()> {
+        let mut by_layer: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for &(l, h) in heads {
+            if l >= n_layers || h >= n_heads {
+                return Err(Error::Input(format!(
+                    "cannot ablate head {l}.{h}: the model has layers 0..={} and heads 0..={}",
+                    n_layers.saturating_sub(1),
+                    n_heads.saturating_sub(1)
+                )));
+            }
+            let hs = by_layer.entry(l).or_default();
+            if !hs.contains(&h) {
+                hs.push(h);
+            }
+        }
+        for (l, hs) in by_layer {
+            self.edits.push(if mean {
+                Intervention::mean_heads(l, hs)
+            } else {
+                Intervention::zero_heads(l, hs)
+            });
+        }
+        Ok(())
+    }
+
     /// One line per edit.
     pub fn describe(&self) -> Vec<String> {
         self.edits.iter().map(Intervention::describe).collect()
     }
+}
+
+/// Parse a head list `LAYER.HEAD[,LAYER.HEAD…]` (e.g. `3.5,10.0`), counting from 0.
+pub fn parse_heads(s: &str) -> Result<Vec<(usize, usize)>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let parsed = p
+                .split_once('.')
+                .and_then(|(l, h)| Some((l.trim().parse().ok()?, h.trim().parse().ok()?)));
+            parsed.ok_or_else(|| {
+                Error::Input(format!(
+                    "`{}` is not a head: write LAYER.HEAD, e.g. 3.5 (both from 0)",
+                    crate::tokenize::escape_label(p)
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .and_then(|v| {
+            if v.is_empty() {
+                Err(Error::Input(
+                    "the head list is empty: write LAYER.HEAD[,LAYER.HEAD…]".into(),
+                ))
+            } else {
+                Ok(v)
+            }
+        })
 }
 
 /// The tensors a forward pass captured, by hook point and layer.
@@ -354,6 +415,21 @@ impl Captures {
 mod tests {
     use super::*;
     use ndarray::{Array3, IxDyn};
+
+    #[test]
+    fn head_lists_parse_and_check() {
+        assert_eq!(parse_heads("3.5, 0.1").unwrap(), vec![(3, 5), (0, 1)]);
+        for bad in ["", "3", "a.b", "3.5,x"] {
+            assert!(parse_heads(bad).is_err(), "{bad}");
+        }
+        let mut h = Hooks::default();
+        h.ablate(&[(1, 2), (1, 3), (0, 0), (1, 2)], 2, 4, false)
+            .unwrap();
+        assert_eq!(h.edits.len(), 2);
+        assert_eq!(h.describe()[1], "zero heads [2, 3] of attn.z at layer 1");
+        let err = h.ablate(&[(2, 0)], 2, 4, false).unwrap_err().to_string();
+        assert!(err.contains("cannot ablate head 2.0"), "{err}");
+    }
 
     #[test]
     fn names_round_trip() {
