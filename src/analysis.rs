@@ -285,13 +285,7 @@ fn first_bad_row(m: &Array2<f32>) -> Option<usize> {
 /// mid-block stream, the feed-forward update norms and the block's output, then the next-token probabilities.
 /// Cost: one pass over the recorded streams, `O(L·n·d)`.
 pub fn first_non_finite(trace: &Trace) -> Option<NonFinite> {
-    let at = |layer, site, token| {
-        Some(NonFinite {
-            layer,
-            site,
-            token,
-        })
-    };
+    let at = |layer, site, token| Some(NonFinite { layer, site, token });
     let bad = |v: &[f32]| v.iter().position(|x| !x.is_finite());
     if let Some(t) = trace.hidden.first().and_then(first_bad_row) {
         return at(None, "embeddings", t);
@@ -302,7 +296,11 @@ pub fn first_non_finite(trace: &Trace) -> Option<NonFinite> {
             .as_ref()
             .and_then(|a| {
                 a.outer_iter()
-                    .filter_map(|h| h.rows().into_iter().position(|r| r.iter().any(|v| !v.is_finite())))
+                    .filter_map(|h| {
+                        h.rows()
+                            .into_iter()
+                            .position(|r| r.iter().any(|v| !v.is_finite()))
+                    })
                     .min()
             })
             .into_iter()
@@ -365,7 +363,10 @@ mod non_finite_tests {
         t.hidden[3][[0, 0]] = f32::NAN;
         let nf = first_non_finite(&t).unwrap();
         assert_eq!((nf.layer, nf.site, nf.token), (Some(1), "feed-forward", 2));
-        assert!(nf.to_string().contains("layer 1, feed-forward sub-layer"), "{nf}");
+        assert!(
+            nf.to_string().contains("layer 1, feed-forward sub-layer"),
+            "{nf}"
+        );
 
         let mut t = clean.clone();
         t.layers[2].mid[[0, 5]] = f32::NAN;

@@ -2,8 +2,8 @@
 //! and in the dump files.
 
 use crate::export::Format;
-use crate::model::budget;
 use crate::model::TextbookConfig;
+use crate::model::budget;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 

@@ -89,7 +89,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = open_regular(dir.path()).unwrap_err().to_string();
         assert!(e.contains("is a directory, not a regular file"), "{e}");
-        let e = read_capped(Path::new("/dev/zero"), 10).unwrap_err().to_string();
+        let e = read_capped(Path::new("/dev/zero"), 10)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/dev/zero: is a character device"), "{e}");
         let fifo = dir.path().join("fifo");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
@@ -105,7 +107,10 @@ mod tests {
         std::fs::write(&p, vec![b' '; 100]).unwrap();
         assert_eq!(read_capped(&p, 100).unwrap().len(), 100);
         let e = read_capped(&p, 99).unwrap_err().to_string();
-        assert!(e.contains("big.json: is 100 bytes") && e.contains("at most 99"), "{e}");
+        assert!(
+            e.contains("big.json: is 100 bytes") && e.contains("at most 99"),
+            "{e}"
+        );
         let link = dir.path().join("link.json");
         std::os::unix::fs::symlink(&p, &link).unwrap();
         assert_eq!(read_to_string_capped(&link, 100).unwrap().len(), 100);

@@ -22,7 +22,10 @@ fn main() {
     };
     if let Err(e) = result {
         // Messages quote file names, tensor names and metadata: escape what could drive the terminal.
-        eprintln!("attn: error: {}", attn::tokenize::escape_lines(&format!("{e:#}")));
+        eprintln!(
+            "attn: error: {}",
+            attn::tokenize::escape_lines(&format!("{e:#}"))
+        );
         std::process::exit(1);
     }
 }
@@ -38,7 +41,9 @@ fn check_finite(trace: &attn::trace::Trace, strict: bool) -> Result<()> {
         if strict {
             bail!("{nf} (--strict)");
         }
-        warn(&format!("{nf}; values shown from there on are not meaningful"));
+        warn(&format!(
+            "{nf}; values shown from there on are not meaningful"
+        ));
     }
     Ok(())
 }
@@ -57,7 +62,9 @@ fn plan_run(
     model::budget::check_text_bytes(info, text.len() + text_b.map_or(0, str::len))?;
     let n = m.tokenizer().encode(text, text_b)?.ids.len();
     let top_k = if info.causal { 5 } else { 0 };
-    Ok(model::budget::plan(info, n, attention, top_k, budget, what)?)
+    Ok(model::budget::plan(
+        info, n, attention, top_k, budget, what,
+    )?)
 }
 
 /// Print to stdout; a closed pipe (`attn show ... | head`) ends the program quietly instead of panicking.
@@ -263,7 +270,11 @@ fn dump(a: DumpArgs) -> Result<()> {
         trace.elapsed.as_secs_f64() * 1e3
     );
     for f in files {
-        let _ = writeln!(out, "wrote {}", attn::tokenize::escape_text(&f.display().to_string()));
+        let _ = writeln!(
+            out,
+            "wrote {}",
+            attn::tokenize::escape_text(&f.display().to_string())
+        );
     }
     emit(&out)
 }

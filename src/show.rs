@@ -76,9 +76,13 @@ fn paint(out: &mut String, cell: &str, t: f32, colors: Colors) {
     }
 }
 
-/// A weight in 4 columns: ` .42`, `1.00`, `   0` for exact zero (masked).
+/// A weight in 4 columns: ` .42`, `1.00`, `   0` for exact zero (masked), ` NaN` / `   ∞` for non-finite values.
 pub fn weight_cell(w: f32) -> String {
-    if w == 0.0 {
+    if w.is_nan() {
+        " NaN".into()
+    } else if w.is_infinite() {
+        "   ∞".into()
+    } else if w == 0.0 {
         "   0".into()
     } else if w >= 0.995 {
         "1.00".into()

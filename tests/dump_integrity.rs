@@ -254,7 +254,9 @@ fn interrupt(sig: i32, code: i32) {
             })
             .unwrap_or_default();
         if let Some(s) = stage.first()
-            && s.join("attention").read_dir().is_ok_and(|mut d| d.next().is_some())
+            && s.join("attention")
+                .read_dir()
+                .is_ok_and(|mut d| d.next().is_some())
         {
             break true;
         }
@@ -302,7 +304,11 @@ fn stale_staging_dirs_and_locks_of_dead_processes_are_removed() {
 
 /// Peak resident memory of a finished child, in KiB (`ru_maxrss` of a `wait4` on it).
 fn peak_rss_kib(mut c: Command) -> (i64, Output) {
-    let child = c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let pid = child.id() as i32;
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

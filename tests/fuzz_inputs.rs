@@ -219,7 +219,11 @@ fn a_hundred_thousand_mutated_and_truncated_files_are_ok_or_err() {
     let folder = dir.path().join("bert");
     std::fs::create_dir(&folder).unwrap();
     for f in ["config.json", "tokenizer.json"] {
-        std::fs::copy(common::repo().join("fixtures/tiny-bert").join(f), folder.join(f)).unwrap();
+        std::fs::copy(
+            common::repo().join("fixtures/tiny-bert").join(f),
+            folder.join(f),
+        )
+        .unwrap();
     }
     let bert = read("fixtures/tiny-bert/model.safetensors");
     let bert_hot = 8 + u64::from_le_bytes(bert[..8].try_into().unwrap()) as usize;

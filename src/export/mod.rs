@@ -75,7 +75,12 @@ pub fn fresh_dump_dir(root: &Path, stamp: &str) -> Result<PathBuf> {
 }
 
 /// One progress line: `writing attention  12/30 layers [=========>          ] 40%  ETA 3 s`.
-pub fn progress_line(label: &str, done: usize, total: usize, elapsed: std::time::Duration) -> String {
+pub fn progress_line(
+    label: &str,
+    done: usize,
+    total: usize,
+    elapsed: std::time::Duration,
+) -> String {
     let total = total.max(1);
     let done = done.min(total);
     let width = 24;

@@ -206,7 +206,10 @@ mod tests {
     fn estimate_counts_each_part() {
         let e = estimate(&info(), 100, true, 5);
         assert_eq!(e.streams, 13 * 100 * 512 * 4);
-        assert_eq!(e.transient, 2 * 8 * 100 * 100 * 4 + 100 * (4 * 512 + 2 * 2048) * 4);
+        assert_eq!(
+            e.transient,
+            2 * 8 * 100 * 100 * 4 + 100 * (4 * 512 + 2 * 2048) * 4
+        );
         assert_eq!(e.attention, 6 * 8 * 100 * 100 * 4);
         assert_eq!(e.logits, 0, "encoders have no logits");
         assert_eq!(estimate(&info(), 100, false, 5).attention, 0);
@@ -221,9 +224,16 @@ mod tests {
         assert!(o.keep_attention);
         let o = plan(&i, 4000, AttentionUse::KeepIfFits, 0, 1 << 30, "x").unwrap();
         assert!(!o.keep_attention, "3 GiB of attention is streamed");
-        let e = plan(&i, 16000, AttentionUse::Recompute, 0, DEFAULT_BUDGET, "attn show")
-            .unwrap_err()
-            .to_string();
+        let e = plan(
+            &i,
+            16000,
+            AttentionUse::Recompute,
+            0,
+            DEFAULT_BUDGET,
+            "attn show",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("attn show on 16000 tokens")
                 && e.contains("over the memory budget of 4.0 GiB")
@@ -238,7 +248,10 @@ mod tests {
         i.max_len = 512;
         assert!(check_text_bytes(&i, 512 * 64).is_ok());
         let e = check_text_bytes(&i, 1 << 20).unwrap_err().to_string();
-        assert!(e.contains("1048576 bytes") && e.contains("at most 512 tokens"), "{e}");
+        assert!(
+            e.contains("1048576 bytes") && e.contains("at most 512 tokens"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -234,7 +234,10 @@ pub fn escape_text(s: &str) -> String {
 
 /// [`escape_text`] line by line: a multi-line message keeps its line breaks, everything else is escaped.
 pub fn escape_lines(s: &str) -> String {
-    s.split('\n').map(escape_text).collect::<Vec<_>>().join("\n")
+    s.split('\n')
+        .map(escape_text)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -299,7 +302,10 @@ mod tests {
     fn escape_label_hides_control_characters() {
         assert_eq!(escape_label("a\u{1b}[2J"), "a\\u{1b}[2J");
         assert_eq!(escape_label(" hi\n"), "␣hi\\n");
-        assert_eq!(escape_text(" Evil\u{1b}]0;t\u{7}"), " Evil\\u{1b}]0;t\\u{7}");
+        assert_eq!(
+            escape_text(" Evil\u{1b}]0;t\u{7}"),
+            " Evil\\u{1b}]0;t\\u{7}"
+        );
         assert_eq!(escape_lines("a\u{1b}[2J\nb"), "a\\u{1b}[2J\nb");
     }
 }
