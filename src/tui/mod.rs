@@ -231,7 +231,14 @@ pub fn run<B: Backend>(
     loop {
         sync_size(terminal, app)?;
         if FULL_REDRAW.swap(false, Ordering::SeqCst) {
-            terminal.clear().map_err(backend_err)?;
+            // The screen's content is unknown (after `fg`): wipe it and draw a blank frame, so the next frame is
+            // sent whole. (`Terminal::clear` would ask the terminal for the cursor position, racing the input
+            // thread for the answer.)
+            terminal
+                .backend_mut()
+                .clear_region(ratatui::backend::ClearType::All)
+                .map_err(backend_err)?;
+            terminal.draw(|_| {}).map_err(backend_err)?;
         }
         terminal.draw(|f| ui::draw(f, app)).map_err(backend_err)?;
         if app.quit {
