@@ -369,3 +369,40 @@ fn json_dumps_stream_within_the_memory_of_npy() {
         "peak RSS: npy {npy} KiB, json {json} KiB"
     );
 }
+
+#[test]
+fn progress_goes_to_a_terminal_stderr_only_and_quiet_silences_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = env!("CARGO_BIN_EXE_attn");
+    let line = |out: &str, extra: &str| {
+        format!(
+            "ATTN_MODELS_DIR=/nonexistent {exe} dump {} -t 'one two three' -o {} {extra} >/dev/null",
+            SMALL.join(" "),
+            tmp.path().join(out).display()
+        )
+    };
+    // `script` gives the command a terminal: stderr is a TTY there.
+    let in_tty = |cmdline: String| -> Option<String> {
+        let o = Command::new("script")
+            .args(["-qec", &cmdline, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+        Some(String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let Some(shown) = in_tty(line("A", "")) else {
+        eprintln!("note: `script` is not available; skipping the TTY half");
+        return;
+    };
+    assert!(
+        shown.contains("forward 2/2 layers") && shown.contains("writing attention 2/2 layers"),
+        "{shown}"
+    );
+    assert!(shown.contains("done in"), "{shown}");
+    let quiet = in_tty(line("B", "--quiet")).unwrap();
+    assert!(!quiet.contains("layers ["), "{quiet}");
+    // Not a terminal: nothing on stderr.
+    let o = dump(&tmp.path().join("C"), "one two three", &[]);
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+}
