@@ -332,7 +332,7 @@ pub fn first_non_finite(trace: &Trace) -> Option<NonFinite> {
 #[cfg(test)]
 mod non_finite_tests {
     use super::*;
-    use crate::model::{Model, TextbookConfig, textbook::Textbook};
+    use crate::model::{TextbookConfig, textbook::Textbook};
     use crate::trace::ForwardOptions;
 
     fn trace() -> Trace {

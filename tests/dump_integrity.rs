@@ -303,6 +303,8 @@ fn stale_staging_dirs_and_locks_of_dead_processes_are_removed() {
 }
 
 /// Peak resident memory of a finished child, in KiB (`ru_maxrss` of a `wait4` on it).
+// The child is reaped by `wait4` below (clippy cannot see it).
+#[allow(clippy::zombie_processes)]
 fn peak_rss_kib(mut c: Command) -> (i64, Output) {
     let child = c
         .stdout(Stdio::null())
