@@ -178,7 +178,7 @@ fn explore(a: ExploreArgs) -> Result<()> {
             (size.width, size.height),
         );
         if let Some(n) = note {
-            app.hint = Some(n);
+            app.hint = Some(attn::tokenize::escape_text(&n));
         }
         let dump_root = attn::export::dump_root(a.dump_dir.as_deref());
         app.dump_root = dump_root.clone();

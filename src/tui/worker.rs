@@ -100,6 +100,16 @@ pub fn prepare_within(
     text_b: Option<&str>,
     budget: u64,
 ) -> Result<Prepared, String> {
+    // Errors reach the status line: escape what came from files or the input.
+    prepare_unescaped(model, text, text_b, budget).map_err(|e| crate::tokenize::escape_text(&e))
+}
+
+fn prepare_unescaped(
+    model: &dyn Model,
+    text: &str,
+    text_b: Option<&str>,
+    budget: u64,
+) -> Result<Prepared, String> {
     use crate::model::budget;
     let info = model.info();
     budget::check_text_bytes(info, text.len() + text_b.map_or(0, str::len))
