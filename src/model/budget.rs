@@ -222,7 +222,7 @@ mod tests {
         let i = info();
         let o = plan(&i, 1000, AttentionUse::KeepIfFits, 0, 1 << 30, "x").unwrap();
         assert!(o.keep_attention);
-        let o = plan(&i, 4000, AttentionUse::KeepIfFits, 0, 1 << 30, "x").unwrap();
+        let o = plan(&i, 4000, AttentionUse::KeepIfFits, 0, 2 << 30, "x").unwrap();
         assert!(!o.keep_attention, "3 GiB of attention is streamed");
         let e = plan(
             &i,
