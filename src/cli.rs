@@ -3,6 +3,7 @@
 
 use crate::export::Format;
 use crate::model::TextbookConfig;
+use crate::model::budget;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -83,6 +84,37 @@ impl ModelArgs {
     }
 }
 
+/// `--format` of `attn dump` (the library's [`Format`] knows nothing of clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DumpFormat {
+    /// `attention.npy`, float32 [layers, heads, n, n].
+    #[default]
+    Npy,
+    /// `attention/layerLL_headHH.csv`, one per (layer, head), token labels in the header row and first column.
+    Csv,
+    /// `attention.json`: tokens and the [layers][heads][n][n] nested lists.
+    Json,
+}
+
+impl From<DumpFormat> for Format {
+    fn from(f: DumpFormat) -> Format {
+        match f {
+            DumpFormat::Npy => Format::Npy,
+            DumpFormat::Csv => Format::Csv,
+            DumpFormat::Json => Format::Json,
+        }
+    }
+}
+
+/// The memory budget of a forward pass (see `docs/robustness.md`): default 4G.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct BudgetArgs {
+    /// Memory budget of one forward pass (e.g. 8G, 512M); inputs that would need more are refused before
+    /// anything is allocated.
+    #[arg(long, value_name = "SIZE", value_parser = budget::parse_size, default_value = "4G")]
+    pub mem_budget: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum ColorChoice {
     /// Colour when the output is a terminal and NO_COLOR is not set.
@@ -105,6 +137,8 @@ pub struct ExploreArgs {
     /// Where `d` / `D` write dumps (default ./attn-dumps).
     #[arg(long, value_name = "DIR")]
     pub dump_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 }
@@ -123,9 +157,9 @@ pub struct DumpArgs {
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out: PathBuf,
     /// Format of the attention matrices.
-    #[arg(long, value_enum, default_value_t = Format::Npy)]
-    pub format: Format,
-    /// Overwrite files that already exist.
+    #[arg(long, value_enum, default_value_t = DumpFormat::Npy)]
+    pub format: DumpFormat,
+    /// Replace a previous dump in DIR (every file it wrote) and files of the same names; other files are kept.
     #[arg(long)]
     pub force: bool,
     /// Also write q.npy, k.npy, v.npy, z.npy: every head's queries, keys and values as they enter the dot product
@@ -134,6 +168,14 @@ pub struct DumpArgs {
     pub qkv: bool,
     #[command(flatten)]
     pub run: RunArgs,
+    /// No progress on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Refuse (exit 1, nothing written) when the forward pass produced NaN or Inf values.
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
 }
 
 /// What changes a run: interventions.
@@ -165,6 +207,11 @@ pub struct ShowArgs {
     pub color: ColorChoice,
     #[command(flatten)]
     pub run: RunArgs,
+    /// Fail (exit 1) when the forward pass produced NaN or Inf values, instead of warning.
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
 }
 
 #[derive(Debug, Clone, Args)]

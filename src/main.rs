@@ -21,9 +21,50 @@ fn main() {
         Some(Command::Models) => models(),
     };
     if let Err(e) = result {
-        eprintln!("attn: error: {e:#}");
+        // Messages quote file names, tensor names and metadata: escape what could drive the terminal.
+        eprintln!(
+            "attn: error: {}",
+            attn::tokenize::escape_lines(&format!("{e:#}"))
+        );
         std::process::exit(1);
     }
+}
+
+/// A warning on stderr, escaped.
+fn warn(msg: &str) {
+    eprintln!("attn: warning: {}", attn::tokenize::escape_lines(msg));
+}
+
+/// Warn about NaN/Inf in a trace, or fail with `--strict`.
+fn check_finite(trace: &attn::trace::Trace, strict: bool) -> Result<()> {
+    if let Some(nf) = attn::analysis::first_non_finite(trace) {
+        if strict {
+            bail!("{nf} (--strict)");
+        }
+        warn(&format!(
+            "{nf}; values shown from there on are not meaningful"
+        ));
+    }
+    Ok(())
+}
+
+/// Refuse texts whose length alone is over the model's limit, then count tokens and plan the forward pass within the
+/// memory budget.
+fn plan_run(
+    m: &dyn Model,
+    text: &str,
+    text_b: Option<&str>,
+    attention: model::budget::AttentionUse,
+    budget: u64,
+    what: &str,
+) -> Result<ForwardOptions> {
+    let info = m.info();
+    model::budget::check_text_bytes(info, text.len() + text_b.map_or(0, str::len))?;
+    let n = m.tokenizer().encode(text, text_b)?.ids.len();
+    let top_k = if info.causal { 5 } else { 0 };
+    Ok(model::budget::plan(
+        info, n, attention, top_k, budget, what,
+    )?)
 }
 
 /// Print to stdout; a closed pipe (`attn show ... | head`) ends the program quietly instead of panicking.
@@ -31,7 +72,7 @@ fn emit(s: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        r => Ok(r?),
+        r => r.context("cannot write to standard output"),
     }
 }
 
@@ -86,22 +127,8 @@ fn load_for_explorer(m: &attn::cli::ModelArgs) -> Result<(Box<dyn Model>, Option
     }
 }
 
-/// Put the terminal back: raw mode off, alternate screen left, mouse and paste modes off, cursor shown.
-fn restore_terminal() {
-    use crossterm::{cursor, event, execute, terminal};
-    let _ = terminal::disable_raw_mode();
-    let _ = execute!(
-        std::io::stdout(),
-        event::DisableMouseCapture,
-        event::DisableBracketedPaste,
-        terminal::LeaveAlternateScreen,
-        cursor::Show
-    );
-}
-
 fn explore(a: ExploreArgs) -> Result<()> {
     use attn::tui::{self, app::ColorMode, event};
-    use crossterm::{event as cev, execute, terminal};
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!(
             "the explorer needs a terminal; without one use `attn show --text \"...\"` or `attn dump --text \"...\" --out DIR`"
@@ -128,35 +155,14 @@ fn explore(a: ExploreArgs) -> Result<()> {
     // Restore the terminal before any panic message is printed.
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        restore_terminal();
+        tui::restore_terminal();
         previous(info);
     }));
 
     let (tx, rx) = std::sync::mpsc::channel();
-    // SIGTERM / SIGHUP: ask the loop to quit (it restores the terminal); if it has not within 2 s, restore here.
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ])
-    .context("cannot install signal handlers")?;
-    let sig_tx = tx.clone();
-    std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            let _ = sig_tx.send(event::Event::Quit);
-            std::thread::sleep(std::time::Duration::from_secs(2));
-            restore_terminal();
-            std::process::exit(128 + sig);
-        }
-    });
-
-    terminal::enable_raw_mode().context("cannot switch the terminal to raw mode")?;
-    if let Err(e) = execute!(
-        std::io::stdout(),
-        terminal::EnterAlternateScreen,
-        cev::EnableMouseCapture,
-        cev::EnableBracketedPaste
-    ) {
-        restore_terminal();
+    tui::spawn_signal_thread(tx.clone()).context("cannot install signal handlers")?;
+    if let Err(e) = tui::enter_terminal() {
+        tui::restore_terminal();
         return Err(e).context("cannot set up the terminal");
     }
     let result = (|| -> Result<()> {
@@ -172,16 +178,17 @@ fn explore(a: ExploreArgs) -> Result<()> {
             (size.width, size.height),
         );
         if let Some(n) = note {
-            app.hint = Some(n);
+            app.hint = Some(attn::tokenize::escape_text(&n));
         }
-        let dump_root = a
-            .dump_dir
-            .clone()
-            .unwrap_or_else(|| std::path::PathBuf::from("attn-dumps"));
+        let dump_root = attn::export::dump_root(a.dump_dir.as_deref());
         app.dump_root = dump_root.clone();
         let env = tui::Env {
             model: model.clone(),
-            worker: tui::worker::Worker::spawn(model.clone(), tx.clone()),
+            worker: tui::worker::Worker::spawn_with_budget(
+                model.clone(),
+                tx.clone(),
+                a.budget.mem_budget,
+            ),
             dump_root,
         };
         event::spawn_input_thread(tx.clone());
@@ -189,15 +196,62 @@ fn explore(a: ExploreArgs) -> Result<()> {
         tui::run(&mut terminal, &mut app, &mut source, &env)?;
         Ok(())
     })();
-    restore_terminal();
-    result
+    tui::restore_terminal();
+    result?;
+    // A quit asked by SIGTERM/SIGHUP/SIGINT/SIGQUIT exits with 128 + the signal's number.
+    if let Some(sig) = tui::quit_signal() {
+        std::process::exit(128 + sig);
+    }
+    Ok(())
+}
+
+/// SIGINT, SIGTERM, SIGHUP during a dump: remove the staging area (and the lock) of the dump in flight, then exit with
+/// 128 + the signal's number.
+fn clean_up_dumps_on_signals() -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("cannot install signal handlers")?;
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            attn::export::staged::abort_all();
+            std::process::exit(128 + sig);
+        }
+    });
+    Ok(())
+}
+
+/// A progress printer on stderr (only when stderr is a terminal and `--quiet` was not given).
+fn progress_printer(label: &'static str) -> impl Fn(usize, usize) + Send + Sync + 'static {
+    let start = std::time::Instant::now();
+    move |done, total| {
+        let line = attn::export::progress_line(label, done, total, start.elapsed());
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K{line}");
+        if done >= total {
+            let _ = writeln!(err);
+        }
+        let _ = err.flush();
+    }
 }
 
 fn dump(a: DumpArgs) -> Result<()> {
+    clean_up_dumps_on_signals()?;
     let m = load(&a.model)?;
     let info = m.info();
-    let n_est = a.text.len() + a.text_b.as_ref().map_or(0, |b| b.len()) + 4;
-    let mut opts = ForwardOptions::for_size(info.n_layers, info.n_heads, n_est, 512 << 20);
+    let show_progress = !a.quiet && std::io::stderr().is_terminal();
+    let mut opts = plan_run(
+        m.as_ref(),
+        &a.text,
+        a.text_b.as_deref(),
+        model::budget::AttentionUse::KeepIfFits,
+        a.budget.mem_budget,
+        "attn dump",
+    )?;
+    if show_progress {
+        opts.progress = Some(attn::trace::Progress(std::sync::Arc::new(
+            progress_printer("forward"),
+        )));
+    }
     apply_run_args(&mut opts, &a.run, info)?;
     if a.qkv {
         for p in attn::export::QKV_POINTS {
@@ -205,17 +259,28 @@ fn dump(a: DumpArgs) -> Result<()> {
         }
     }
     let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
-    let files = attn::export::dump(m.as_ref(), &trace, &a.out, a.format, a.force)?;
+    check_finite(&trace, a.strict)?;
+    let writing = progress_printer("writing attention");
+    let dump_opts = attn::export::DumpOptions {
+        format: a.format.into(),
+        force: a.force,
+        progress: show_progress.then_some(&writing as &(dyn Fn(usize, usize) + Sync)),
+    };
+    let files = attn::export::dump(m.as_ref(), &trace, &a.out, &dump_opts)?;
     let mut out = format!(
         "{}: {} tokens, {} layers × {} heads, forward {:.1} ms\n",
-        info.name,
+        attn::tokenize::escape_text(&info.name),
         trace.n_tokens(),
         info.n_layers,
         info.n_heads,
         trace.elapsed.as_secs_f64() * 1e3
     );
     for f in files {
-        let _ = writeln!(out, "wrote {}", f.display());
+        let _ = writeln!(
+            out,
+            "wrote {}",
+            attn::tokenize::escape_text(&f.display().to_string())
+        );
     }
     emit(&out)
 }
@@ -237,7 +302,7 @@ fn apply_run_args(
 
 fn show_cmd(a: ShowArgs) -> Result<()> {
     let m = load(&a.model)?;
-    let info = m.info();
+    let info = &show::escaped_info(m.info());
     let mut out = String::new();
     if a.layer >= info.n_layers {
         bail!(
@@ -255,13 +320,17 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
             info.n_heads - 1
         );
     }
-    let mut opts = ForwardOptions {
-        keep_attention: false,
-        top_k: 5,
-        ..Default::default()
-    };
+    let mut opts = plan_run(
+        m.as_ref(),
+        &a.text,
+        a.text_b.as_deref(),
+        model::budget::AttentionUse::Recompute,
+        a.budget.mem_budget,
+        "attn show",
+    )?;
     apply_run_args(&mut opts, &a.run, info)?;
     let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
+    check_finite(&trace, a.strict)?;
     let att = layer_attention(m.as_ref(), &trace, a.layer)?;
 
     let head = att.index_axis(ndarray::Axis(0), a.head);
@@ -301,7 +370,7 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
     {
         let s: Vec<String> = last
             .iter()
-            .map(|t| format!("{:?} {:.3}", t.text, t.prob))
+            .map(|t| format!("\"{}\" {:.3}", attn::tokenize::escape_text(&t.text), t.prob))
             .collect();
         let _ = writeln!(out, "next token after the last position: {}", s.join(" · "));
     }

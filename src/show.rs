@@ -76,9 +76,13 @@ fn paint(out: &mut String, cell: &str, t: f32, colors: Colors) {
     }
 }
 
-/// A weight in 4 columns: ` .42`, `1.00`, `   0` for exact zero (masked).
+/// A weight in 4 columns: ` .42`, `1.00`, `   0` for exact zero (masked), ` NaN` / `   ∞` for non-finite values.
 pub fn weight_cell(w: f32) -> String {
-    if w == 0.0 {
+    if w.is_nan() {
+        " NaN".into()
+    } else if w.is_infinite() {
+        "   ∞".into()
+    } else if w == 0.0 {
         "   0".into()
     } else if w >= 0.995 {
         "1.00".into()
@@ -167,7 +171,23 @@ pub fn render_head_stats(m: &ArrayView2<f32>) -> String {
 }
 
 /// `attn info`.
+/// A copy of `info` with every string that came from a file escaped for the terminal
+/// ([`crate::tokenize::escape_text`]): what `attn info`, `attn show` and the explorer display.
+pub fn escaped_info(info: &ModelInfo) -> ModelInfo {
+    use crate::tokenize::escape_text as esc;
+    ModelInfo {
+        spec: esc(&info.spec),
+        name: esc(&info.name),
+        positional: esc(&info.positional),
+        tokenizer: esc(&info.tokenizer),
+        source: esc(&info.source),
+        notes: info.notes.iter().map(|n| esc(n)).collect(),
+        ..info.clone()
+    }
+}
+
 pub fn render_info(info: &ModelInfo) -> String {
+    let info = &escaped_info(info);
     let mut out = String::new();
     let _ = writeln!(out, "model         {}", info.name);
     let _ = writeln!(out, "spec          {}", info.spec);

@@ -194,17 +194,4 @@ impl ForwardOptions {
             (p.0)(done, total);
         }
     }
-
-    /// Keep attention unless `L × H × n × n` floats would exceed `budget_bytes`.
-    pub fn for_size(layers: usize, heads: usize, n: usize, budget_bytes: usize) -> Self {
-        let bytes = layers
-            .saturating_mul(heads)
-            .saturating_mul(n)
-            .saturating_mul(n)
-            .saturating_mul(4);
-        ForwardOptions {
-            keep_attention: bytes <= budget_bytes,
-            ..Default::default()
-        }
-    }
 }

@@ -221,7 +221,17 @@ fn dump_qkv_files_match_transformers() {
     let t = run(m.as_ref(), &ids_u32, hooks);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("d");
-    attn::export::dump(m.as_ref(), &t, &out, attn::export::Format::Npy, false).unwrap();
+    attn::export::dump(
+        m.as_ref(),
+        &t,
+        &out,
+        &attn::export::DumpOptions {
+            format: attn::export::Format::Npy,
+            force: false,
+            progress: None,
+        },
+    )
+    .unwrap();
     for what in ["q", "k", "v", "z"] {
         let got = Npy::read(&out.join(format!("{what}.npy"))).f32();
         let want = golden("tiny_llama", what);

@@ -177,7 +177,7 @@ pub struct Origin {
 pub fn load_folder(spec: &str, dir: &Path) -> Result<Box<dyn Model>> {
     let config_path = dir.join("config.json");
     let config_file = config_path.display().to_string();
-    let config = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+    let config = crate::fsutil::read_to_string_capped(&config_path, crate::fsutil::CONFIG_CAP)?;
     let value: serde_json::Value = serde_json::from_str(&config)
         .map_err(|e| Error::format(&config_file, format!("not valid JSON: {e}")))?;
     let model_type = match value.get("model_type") {

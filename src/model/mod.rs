@@ -6,6 +6,7 @@
 pub mod arch;
 pub mod attention;
 pub mod block;
+pub mod budget;
 pub mod embed;
 pub mod engine;
 pub mod head;

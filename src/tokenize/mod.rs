@@ -82,7 +82,7 @@ impl Tokenizer {
     }
 
     pub fn from_file(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::fsutil::read_capped(path, crate::fsutil::TOKENIZER_CAP)?;
         Self::from_bytes(&bytes, &path.display().to_string())
     }
 
@@ -203,13 +203,23 @@ fn model_kind(t: &tokenizers::Tokenizer) -> &'static str {
 /// Make a token safe and readable on one terminal line: control characters and line breaks are escaped,
 /// a leading space is shown as `␣`.
 pub fn escape_label(s: &str) -> String {
+    match s.strip_prefix(' ') {
+        Some(rest) => format!("␣{}", escape_text(rest)),
+        None => escape_text(s),
+    }
+}
+
+/// Make any string that came from a file (a model name, metadata, a tensor name, a path) safe to print on a
+/// terminal: control characters (ESC, BEL, line breaks...) and the Unicode format/bidi controls that could reorder
+/// or hide text are written as escapes (`\n`, `\u{1b}`). The one escaping function: labels, messages and the TUI
+/// all go through it.
+pub fn escape_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for (i, c) in s.chars().enumerate() {
+    for c in s.chars() {
         match c {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            ' ' if i == 0 => out.push('␣'),
             c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             // Unicode format/bidi controls that could reorder or hide text.
             '\u{200b}'..='\u{200f}'
@@ -220,6 +230,14 @@ pub fn escape_label(s: &str) -> String {
         }
     }
     out
+}
+
+/// [`escape_text`] line by line: a multi-line message keeps its line breaks, everything else is escaped.
+pub fn escape_lines(s: &str) -> String {
+    s.split('\n')
+        .map(escape_text)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -284,5 +302,10 @@ mod tests {
     fn escape_label_hides_control_characters() {
         assert_eq!(escape_label("a\u{1b}[2J"), "a\\u{1b}[2J");
         assert_eq!(escape_label(" hi\n"), "␣hi\\n");
+        assert_eq!(
+            escape_text(" Evil\u{1b}]0;t\u{7}"),
+            " Evil\\u{1b}]0;t\\u{7}"
+        );
+        assert_eq!(escape_lines("a\u{1b}[2J\nb"), "a\\u{1b}[2J\nb");
     }
 }

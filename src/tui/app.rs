@@ -80,6 +80,8 @@ pub struct Prepared {
     /// Per layer: norms averaged over tokens.
     pub norms_mean: Vec<LayerNorms>,
     pub n_heads: usize,
+    /// Where NaN/Inf first appear in the trace, if anywhere (shown as a warning in the status line).
+    pub non_finite: Option<analysis::NonFinite>,
 }
 
 impl Prepared {
@@ -141,6 +143,7 @@ impl Prepared {
             t.label = display_label(&t.label);
         }
         Ok(Prepared {
+            non_finite: analysis::first_non_finite(&trace),
             trace: Arc::new(trace),
             stats,
             mean_stats,

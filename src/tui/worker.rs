@@ -5,13 +5,14 @@
 use super::app::Prepared;
 use super::event::Event;
 use crate::model::{self, Model};
-use crate::trace::{ForwardOptions, TopToken, Trace};
+use crate::trace::{TopToken, Trace};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
-/// The explorer keeps every attention matrix of a trace; beyond this many bytes it asks for a shorter text.
-pub const ATTENTION_BUDGET: usize = 1 << 30;
+/// The explorer keeps every attention matrix of a trace; a run whose estimate ([`crate::model::budget`]) is over
+/// this many bytes is refused (`--mem-budget` changes it).
+pub const ATTENTION_BUDGET: u64 = crate::model::budget::DEFAULT_BUDGET;
 
 /// What the worker is asked to do.
 #[derive(Debug)]
@@ -52,6 +53,11 @@ pub const LENS_K: usize = 5;
 
 /// Run one job synchronously (the worker thread's body; also used by benchmarks).
 pub fn run_job(model: &dyn Model, job: Job) -> Event {
+    run_job_within(model, job, ATTENTION_BUDGET)
+}
+
+/// [`run_job`] with a memory budget in bytes.
+pub fn run_job_within(model: &dyn Model, job: Job, budget: u64) -> Event {
     match job {
         Job::Run {
             generation,
@@ -59,7 +65,7 @@ pub fn run_job(model: &dyn Model, job: Job) -> Event {
             text_b,
         } => {
             let start = Instant::now();
-            let result = prepare(model, &text, text_b.as_deref());
+            let result = prepare_within(model, &text, text_b.as_deref(), budget);
             Event::Traced(Box::new(Outcome {
                 generation,
                 result,
@@ -83,21 +89,47 @@ pub fn run_job(model: &dyn Model, job: Job) -> Event {
 
 /// Tokenize, check the size, run the model and analyse the trace.
 pub fn prepare(model: &dyn Model, text: &str, text_b: Option<&str>) -> Result<Prepared, String> {
+    prepare_within(model, text, text_b, ATTENTION_BUDGET)
+}
+
+/// [`prepare`] within a memory budget in bytes: a text too long by its byte length alone is refused before it is
+/// tokenized, then the token count is checked against the budget (every attention matrix is kept).
+pub fn prepare_within(
+    model: &dyn Model,
+    text: &str,
+    text_b: Option<&str>,
+    budget: u64,
+) -> Result<Prepared, String> {
+    // Errors reach the status line: escape what came from files or the input.
+    prepare_unescaped(model, text, text_b, budget).map_err(|e| crate::tokenize::escape_text(&e))
+}
+
+fn prepare_unescaped(
+    model: &dyn Model,
+    text: &str,
+    text_b: Option<&str>,
+    budget: u64,
+) -> Result<Prepared, String> {
+    use crate::model::budget;
     let info = model.info();
+    budget::check_text_bytes(info, text.len() + text_b.map_or(0, str::len))
+        .map_err(|e| e.to_string())?;
     let n = model
         .tokenizer()
         .encode(text, text_b)
         .map_err(|e| e.to_string())?
         .ids
         .len();
-    let opts = ForwardOptions::for_size(info.n_layers, info.n_heads, n, ATTENTION_BUDGET);
-    if !opts.keep_attention {
-        return Err(format!(
-            "{n} tokens is too long for the explorer (every attention matrix would need more than {} MiB); \
-             shorten the text, or use `attn dump`, which streams long inputs",
-            ATTENTION_BUDGET >> 20
-        ));
-    }
+    let top_k = if info.causal { 5 } else { 0 };
+    let opts = budget::plan(
+        info,
+        n,
+        budget::AttentionUse::Keep,
+        top_k,
+        budget,
+        "the explorer",
+    )
+    .map_err(|e| e.to_string())?;
     let trace = model::run(model, text, text_b, &opts).map_err(|e| e.to_string())?;
     Prepared::new(trace)
 }
@@ -124,10 +156,15 @@ pub struct Worker {
 impl Worker {
     /// Start the worker thread; its outcomes go into `events`.
     pub fn spawn(model: Arc<dyn Model>, events: Sender<Event>) -> Worker {
+        Self::spawn_with_budget(model, events, ATTENTION_BUDGET)
+    }
+
+    /// [`Worker::spawn`] with a memory budget in bytes for each run.
+    pub fn spawn_with_budget(model: Arc<dyn Model>, events: Sender<Event>, budget: u64) -> Worker {
         let (jobs, rx) = channel::<Job>();
         std::thread::Builder::new()
             .name("attn-worker".into())
-            .spawn(move || worker_loop(model.as_ref(), rx, events))
+            .spawn(move || worker_loop(model.as_ref(), rx, events, budget))
             .unwrap_or_else(|e| panic!("cannot start the inference thread: {e}"));
         Worker { jobs }
     }
@@ -138,7 +175,7 @@ impl Worker {
     }
 }
 
-fn worker_loop(model: &dyn Model, rx: Receiver<Job>, events: Sender<Event>) {
+fn worker_loop(model: &dyn Model, rx: Receiver<Job>, events: Sender<Event>, budget: u64) {
     while let Ok(first) = rx.recv() {
         // Skip to the newest run job waiting (typing queues many); lens jobs behind it are kept in order.
         let mut queue = vec![first];
@@ -150,7 +187,7 @@ fn worker_loop(model: &dyn Model, rx: Receiver<Job>, events: Sender<Event>) {
             if matches!(job, Job::Run { .. }) && Some(i) != last_run {
                 continue;
             }
-            if events.send(run_job(model, job)).is_err() {
+            if events.send(run_job_within(model, job, budget)).is_err() {
                 return;
             }
         }

@@ -359,6 +359,8 @@ fn status(app: &App, area: Rect, buf: &mut Buffer) {
             st.text.clone(),
             if st.error { theme.error() } else { theme.ok() },
         )
+    } else if let Some(nf) = app.data.as_ref().and_then(|p| p.non_finite) {
+        (format!("⚠ {nf}"), theme.error())
     } else if let Some(h) = &app.hint {
         (h.clone(), theme.bar_alt())
     } else if app.focus == Focus::Input {

@@ -1,6 +1,10 @@
-//! Writers for `.npy`, `.csv` and `.json` dumps. Every dump is staged in a hidden directory next to its target and
-//! renamed into place only when every file was written, so a failure leaves nothing partial behind; an existing
-//! file is never overwritten unless `force` is set.
+//! Writers for `.npy`, `.csv` and `.json` dumps. Every dump is staged in a hidden directory inside its target and
+//! moved into place only when every file was written ([`staged`]): a failure or a signal leaves nothing partial
+//! behind, an existing file is never overwritten unless `force` is set, and `force` replaces a previous dump whole
+//! (the `files` manifest in its `meta.json`). Attention is streamed one layer at a time in every format.
+
+pub mod staged;
+pub use staged::Staged;
 
 use crate::analysis;
 use crate::hooks::HookPoint;
@@ -10,11 +14,11 @@ use crate::trace::Trace;
 use crate::{Error, Result};
 use serde_json::json;
 use std::fs;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Format of the attention matrices in a dump.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// `attention.npy`, float32 [layers, heads, n, n].
     Npy,
@@ -22,6 +26,106 @@ pub enum Format {
     Csv,
     /// `attention.json`: tokens and the [layers][heads][n][n] nested lists.
     Json,
+}
+
+impl Format {
+    /// The name used in `meta.json` and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Npy => "npy",
+            Format::Csv => "csv",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// Where the explorer's dumps go when no `--dump-dir` is given.
+pub const DEFAULT_DUMP_ROOT: &str = "attn-dumps";
+
+/// The explorer's dump root: the one given, else [`DEFAULT_DUMP_ROOT`]. The one place this is decided.
+pub fn dump_root(given: Option<&Path>) -> PathBuf {
+    given.map_or_else(|| PathBuf::from(DEFAULT_DUMP_ROOT), Path::to_path_buf)
+}
+
+/// Create a fresh, empty directory `<root>/<stamp>` (or `<stamp>-2`, `-3`… when taken). Never reuses one.
+pub fn fresh_dump_dir(root: &Path, stamp: &str) -> Result<PathBuf> {
+    if fs::metadata(root).is_ok_and(|m| !m.is_dir()) {
+        return Err(Error::Input(format!(
+            "{}: the dump directory exists and is not a directory",
+            root.display()
+        )));
+    }
+    fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    for k in 1..1000 {
+        let name = if k == 1 {
+            stamp.to_string()
+        } else {
+            format!("{stamp}-{k}")
+        };
+        let dir = root.join(name);
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
+    }
+    Err(Error::Input(format!(
+        "{}: too many dumps in one second",
+        root.display()
+    )))
+}
+
+/// One progress line: `writing attention  12/30 layers [=========>          ] 40%  ETA 3 s`.
+pub fn progress_line(
+    label: &str,
+    done: usize,
+    total: usize,
+    elapsed: std::time::Duration,
+) -> String {
+    let total = total.max(1);
+    let done = done.min(total);
+    let width = 24;
+    let filled = done * width / total;
+    let bar: String = (0..width)
+        .map(|i| match i.cmp(&filled) {
+            std::cmp::Ordering::Less => '=',
+            std::cmp::Ordering::Equal => '>',
+            std::cmp::Ordering::Greater => ' ',
+        })
+        .collect();
+    let eta = if done == 0 {
+        "ETA ?".to_string()
+    } else if done == total {
+        format!("done in {:.1} s", elapsed.as_secs_f64())
+    } else {
+        let rest = elapsed.as_secs_f64() * (total - done) as f64 / done as f64;
+        format!("ETA {rest:.0} s")
+    };
+    format!(
+        "{label} {done:>w$}/{total} layers [{bar}] {:>3}%  {eta}",
+        done * 100 / total,
+        w = total.to_string().len()
+    )
+}
+
+/// How to dump.
+#[derive(Clone, Copy)]
+pub struct DumpOptions<'a> {
+    pub format: Format,
+    /// Replace a previous dump in the same directory (its manifest) and files of the same names.
+    pub force: bool,
+    /// Told `(layers written, layers)` after each layer's attention is written.
+    pub progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+}
+
+impl<'a> DumpOptions<'a> {
+    pub fn new(format: Format, force: bool) -> Self {
+        DumpOptions {
+            format,
+            force,
+            progress: None,
+        }
+    }
 }
 
 /// Write a float32, little-endian, C-order `.npy` (format 1.0) of the given shape.
@@ -85,122 +189,6 @@ pub fn matrix_csv(labels: &[String], m: &ndarray::ArrayView2<f32>) -> String {
         s.push('\n');
     }
     s
-}
-
-/// A set of files written into a hidden staging directory, then moved into `out` together.
-pub struct Staged {
-    out: PathBuf,
-    stage: PathBuf,
-    created_out: bool,
-    files: Vec<PathBuf>,
-    force: bool,
-}
-
-impl Staged {
-    /// Prepare to write into `out`: it may exist (a directory) or be created if its parent exists.
-    pub fn new(out: &Path, force: bool) -> Result<Self> {
-        let mut created_out = false;
-        if out.exists() {
-            if !out.is_dir() {
-                return Err(Error::Input(format!(
-                    "{}: exists and is not a directory",
-                    out.display()
-                )));
-            }
-        } else {
-            let parent = match out.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            if !parent.is_dir() {
-                return Err(Error::Input(format!(
-                    "{}: cannot create the output directory: {} does not exist",
-                    out.display(),
-                    parent.display()
-                )));
-            }
-            fs::create_dir(out).map_err(|e| Error::io(out, e))?;
-            created_out = true;
-        }
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let stage = out.join(format!(".attn-staging-{}-{nanos}", std::process::id()));
-        if let Err(e) = fs::create_dir(&stage) {
-            if created_out {
-                let _ = fs::remove_dir(out);
-            }
-            return Err(Error::io(out, e));
-        }
-        Ok(Staged {
-            out: out.to_path_buf(),
-            stage,
-            created_out,
-            files: vec![],
-            force,
-        })
-    }
-
-    /// Check up front that none of `names` exists in `out` (unless forced).
-    pub fn check_free(&self, names: &[String]) -> Result<()> {
-        if self.force {
-            return Ok(());
-        }
-        for n in names {
-            let p = self.out.join(n);
-            if p.exists() {
-                return Err(Error::Exists { path: p });
-            }
-        }
-        Ok(())
-    }
-
-    /// Write one file (relative name, may contain one sub-directory) through a closure.
-    pub fn write(
-        &mut self,
-        name: &str,
-        f: impl FnOnce(&mut BufWriter<fs::File>) -> std::io::Result<()>,
-    ) -> Result<()> {
-        let path = self.stage.join(name);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let file = fs::File::create(&path).map_err(|e| Error::io(self.out.join(name), e))?;
-        let mut w = BufWriter::new(file);
-        f(&mut w)
-            .and_then(|_| w.flush())
-            .and_then(|_| w.get_ref().sync_all())
-            .map_err(|e| Error::io(self.out.join(name), e))?;
-        self.files.push(PathBuf::from(name));
-        Ok(())
-    }
-
-    /// Move every staged file into place; returns their final paths.
-    pub fn commit(mut self) -> Result<Vec<PathBuf>> {
-        let names: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
-        self.check_free(&names)?;
-        let mut done = vec![];
-        for f in std::mem::take(&mut self.files) {
-            let dst = self.out.join(&f);
-            if let Some(dir) = dst.parent() {
-                fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            }
-            fs::rename(self.stage.join(&f), &dst).map_err(|e| Error::io(&dst, e))?;
-            done.push(dst);
-        }
-        Ok(done)
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.stage);
-        if self.created_out {
-            // Only removes the directory if nothing was moved into it (a failed dump).
-            let _ = fs::remove_dir(&self.out);
-        }
-    }
 }
 
 /// The files a dump writes, for the no-overwrite check.
@@ -295,9 +283,14 @@ pub fn dump(
     model: &dyn Model,
     trace: &Trace,
     out: &Path,
-    format: Format,
-    force: bool,
+    opts: &DumpOptions,
 ) -> Result<Vec<PathBuf>> {
+    let (format, force) = (opts.format, opts.force);
+    let progress = |l: usize, total: usize| {
+        if let Some(p) = opts.progress {
+            p(l, total)
+        }
+    };
     let info = model.info();
     let (nl, nh, n, d) = (
         trace.n_layers(),
@@ -364,6 +357,7 @@ pub fn dump(
                 for l in 0..nl {
                     let a = layer_attention(model, trace, l).map_err(std::io::Error::other)?;
                     a.iter().try_for_each(|v| w.write_all(&v.to_le_bytes()))?;
+                    progress(l + 1, nl);
                 }
                 Ok(())
             })?;
@@ -375,21 +369,32 @@ pub fn dump(
                     let csv = matrix_csv(&labels, &a.index_axis(ndarray::Axis(0), h));
                     st.write(&csv_name(l, h), |w| w.write_all(csv.as_bytes()))?;
                 }
+                progress(l + 1, nl);
             }
         }
         Format::Json => {
-            let mut all = Vec::with_capacity(nl);
-            for l in 0..nl {
-                let a = layer_attention(model, trace, l)?;
-                let heads: Vec<Vec<Vec<f32>>> = a
-                    .outer_iter()
-                    .map(|m| m.rows().into_iter().map(|r| r.to_vec()).collect())
-                    .collect();
-                all.push(heads);
-            }
-            let doc = json!({"tokens": labels, "shape": [nl, nh, n, n], "attention": all});
+            // Streamed like the npy: one layer's attention in memory at a time.
             st.write("attention.json", |w| {
-                Ok(serde_json::to_writer(&mut *w, &doc)?)
+                w.write_all(b"{\"tokens\":")?;
+                serde_json::to_writer(&mut *w, &labels)?;
+                write!(w, ",\"shape\":[{nl},{nh},{n},{n}],\"attention\":[")?;
+                for l in 0..nl {
+                    let a = layer_attention(model, trace, l).map_err(std::io::Error::other)?;
+                    w.write_all(if l == 0 { b"[" } else { b",[" })?;
+                    for (h, m) in a.outer_iter().enumerate() {
+                        w.write_all(if h == 0 { b"[" } else { b",[" })?;
+                        for (i, r) in m.rows().into_iter().enumerate() {
+                            if i > 0 {
+                                w.write_all(b",")?;
+                            }
+                            serde_json::to_writer(&mut *w, &r.to_vec())?;
+                        }
+                        w.write_all(b"]")?;
+                    }
+                    w.write_all(b"]")?;
+                    progress(l + 1, nl);
+                }
+                w.write_all(b"]}")
             })?;
         }
     }
@@ -411,10 +416,12 @@ pub fn dump(
         "text": trace.text,
         "text_b": trace.text_b,
         "n_tokens": n,
-        "format": format!("{format:?}").to_lowercase(),
+        "format": format.name(),
+        "non_finite": analysis::first_non_finite(trace).map(|nf| nf.to_string()),
         "attn_version": env!("CARGO_PKG_VERSION"),
         "interventions": trace.interventions,
         "captured": captured,
+        "files": st.files().iter().map(String::as_str).chain([staged::MANIFEST]).collect::<Vec<_>>(),
     });
     st.write("meta.json", |w| {
         serde_json::to_writer_pretty(&mut *w, &meta)?;
@@ -466,6 +473,16 @@ mod tests {
         let mut one = vec![];
         write_npy(&mut one, &[4], [1.0f32; 4]).unwrap();
         assert!(String::from_utf8_lossy(&one).contains("'shape': (4,)"));
+    }
+
+    #[test]
+    fn progress_line_shows_count_bar_and_eta() {
+        let d = std::time::Duration::from_secs(10);
+        let l = progress_line("forward", 10, 30, d);
+        assert!(l.starts_with("forward 10/30 layers [========>"), "{l}");
+        assert!(l.ends_with("33%  ETA 20 s"), "{l}");
+        assert!(progress_line("w", 0, 4, d).ends_with("ETA ?"));
+        assert!(progress_line("w", 4, 4, d).ends_with("100%  done in 10.0 s"));
     }
 
     #[test]
