@@ -28,6 +28,8 @@ pub enum Command {
     Dump(DumpArgs),
     /// Print one head's attention grid and the residual-norm table.
     Show(ShowArgs),
+    /// Score every head: previous-token, first-token sink, self, and induction on a probe of random tokens repeated.
+    Heads(HeadsArgs),
     /// Print a model's architecture, sizes, parameter count and tokenizer.
     Info(InfoArgs),
     /// List the models that can be opened.
@@ -114,8 +116,19 @@ pub struct DumpArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// The input text.
-    #[arg(long, short = 't')]
-    pub text: String,
+    #[arg(
+        long,
+        short = 't',
+        required_unless_present = "ids",
+        conflicts_with = "ids"
+    )]
+    pub text: Option<String>,
+    /// Token ids instead of text (`12,345,678`), fed exactly as given: no special tokens are added.
+    #[arg(long, value_name = "ID,ID,...")]
+    pub ids: Option<String>,
+    /// Also write `rollout.npy`: attention rollout float32 [layers, n, n] (see docs/dump-format.md).
+    #[arg(long)]
+    pub rollout: bool,
     /// A second sentence (BERT sentence pairs: token type 1).
     #[arg(long)]
     pub text_b: Option<String>,
@@ -135,8 +148,16 @@ pub struct ShowArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// The input text.
-    #[arg(long, short = 't')]
-    pub text: String,
+    #[arg(
+        long,
+        short = 't',
+        required_unless_present = "ids",
+        conflicts_with = "ids"
+    )]
+    pub text: Option<String>,
+    /// Token ids instead of text (`12,345,678`), fed exactly as given: no special tokens are added.
+    #[arg(long, value_name = "ID,ID,...")]
+    pub ids: Option<String>,
     /// A second sentence (BERT sentence pairs: token type 1).
     #[arg(long)]
     pub text_b: Option<String>,
@@ -148,6 +169,18 @@ pub struct ShowArgs {
     pub head: usize,
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HeadsArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Also score the heads on this text (previous, sink, self; induction where a token repeats).
+    #[arg(long, short = 't')]
+    pub text: Option<String>,
+    /// Print JSON: `{"probe": {"ids": [...]}, "heads": [{"layer", "head", "previous", "sink", "self", "induction"}]}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

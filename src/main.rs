@@ -1,7 +1,7 @@
 //! The `attn` binary: parse the command line and dispatch. The only place that touches the terminal's modes.
 
 use anyhow::{Context, Result, bail};
-use attn::cli::{Cli, ColorChoice, Command, DumpArgs, ExploreArgs, InfoArgs, ShowArgs};
+use attn::cli::{Cli, ColorChoice, Command, DumpArgs, ExploreArgs, HeadsArgs, InfoArgs, ShowArgs};
 use attn::model::layer_attention;
 use attn::model::{self, Model};
 use attn::show::{self, Colors};
@@ -17,6 +17,7 @@ fn main() {
         Some(Command::Explore(a)) => explore(a),
         Some(Command::Dump(a)) => dump(a),
         Some(Command::Show(a)) => show_cmd(a),
+        Some(Command::Heads(a)) => heads(a),
         Some(Command::Info(a)) => info(a),
         Some(Command::Models) => models(),
     };
@@ -196,10 +197,27 @@ fn explore(a: ExploreArgs) -> Result<()> {
 fn dump(a: DumpArgs) -> Result<()> {
     let m = load(&a.model)?;
     let info = m.info();
-    let n_est = a.text.len() + a.text_b.as_ref().map_or(0, |b| b.len()) + 4;
+    let n_est = a.text.as_ref().map_or(0, |t| t.len())
+        + a.ids.as_ref().map_or(0, |t| t.len())
+        + a.text_b.as_ref().map_or(0, |b| b.len())
+        + 4;
     let opts = ForwardOptions::for_size(info.n_layers, info.n_heads, n_est, 512 << 20);
-    let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
-    let files = attn::export::dump(m.as_ref(), &trace, &a.out, a.format, a.force)?;
+    let trace = run_input(m.as_ref(), &a.text, &a.ids, &a.text_b, &opts)?;
+    if a.rollout && !a.force && a.out.join("rollout.npy").exists() {
+        bail!(
+            "{}: already exists (use --force to replace it)",
+            a.out.join("rollout.npy").display()
+        );
+    }
+    let mut files = attn::export::dump(m.as_ref(), &trace, &a.out, a.format, a.force)?;
+    if a.rollout {
+        files.extend(attn::export::dump_rollout(
+            m.as_ref(),
+            &trace,
+            &a.out,
+            a.force,
+        )?);
+    }
     let mut out = format!(
         "{}: {} tokens, {} layers × {} heads, forward {:.1} ms\n",
         info.name,
@@ -239,7 +257,7 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
         top_k: 5,
         ..Default::default()
     };
-    let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
+    let trace = run_input(m.as_ref(), &a.text, &a.ids, &a.text_b, &opts)?;
     let att = layer_attention(m.as_ref(), &trace, a.layer)?;
     let head = att.index_axis(ndarray::Axis(0), a.head);
     let labels: Vec<String> = trace.tokens.iter().map(|t| t.label.clone()).collect();
@@ -282,6 +300,71 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
     let _ = writeln!(out);
     out.push_str(&show::render_norm_table(&trace));
     emit(&out)
+}
+
+/// Run `--text` (with `--text-b`) or exactly the `--ids`.
+fn run_input(
+    m: &dyn Model,
+    text: &Option<String>,
+    ids: &Option<String>,
+    text_b: &Option<String>,
+    opts: &ForwardOptions,
+) -> Result<attn::trace::Trace> {
+    match (text, ids) {
+        (_, Some(ids)) => {
+            if text_b.is_some() {
+                bail!("--text-b needs --text; with --ids give every id of both segments");
+            }
+            let ids = attn::tokenize::parse_ids(ids)?;
+            Ok(model::run_ids(m, &ids, opts)?)
+        }
+        (Some(t), None) => Ok(model::run(m, t, text_b.as_deref(), opts)?),
+        (None, None) => bail!("give --text or --ids"),
+    }
+}
+
+fn heads(a: HeadsArgs) -> Result<()> {
+    use attn::analysis::scans;
+    let m = load(&a.model)?;
+    let info = m.info();
+    // T = 50, shorter only for a model whose context cannot hold 2T tokens (the tiny test fixtures).
+    let t = scans::PROBE_T.min(info.max_len / 2);
+    if t < 2 {
+        bail!(
+            "{} takes at most {} tokens: too few for the induction probe",
+            info.name,
+            info.max_len
+        );
+    }
+    let probe = scans::probe_ids(&m.tokenizer().ordinary_ids(), t, scans::PROBE_SEED);
+    let opts = ForwardOptions {
+        keep_attention: false,
+        top_k: 0,
+        ..Default::default()
+    };
+    let trace = model::run_ids(m.as_ref(), &probe, &opts)?;
+    let on_probe = scans::scan_heads(m.as_ref(), &trace, Some(t))?;
+    let on_text = match &a.text {
+        Some(t) => {
+            let tt = model::run(m.as_ref(), t, None, &opts)?;
+            let ids: Vec<u32> = tt.tokens.iter().map(|t| t.id).collect();
+            Some((ids, scans::scan_heads(m.as_ref(), &tt, None)?))
+        }
+        None => None,
+    };
+    if a.json {
+        let mut doc = serde_json::json!({"probe": {"ids": probe}, "heads": on_probe});
+        if let Some((ids, s)) = &on_text {
+            doc["text"] = serde_json::json!({"ids": ids, "heads": s});
+        }
+        return emit(&format!("{}\n", serde_json::to_string(&doc)?));
+    }
+    emit(&show::render_head_scans(
+        info,
+        t,
+        &on_probe,
+        on_text.as_ref().map(|(_, s)| s.as_slice()),
+    ))
 }
 
 fn info(a: InfoArgs) -> Result<()> {
