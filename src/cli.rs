@@ -30,6 +30,12 @@ pub enum Command {
     Show(ShowArgs),
     /// Score every head: previous-token, first-token sink, self, and induction on a probe of random tokens repeated.
     Heads(HeadsArgs),
+    /// Continue a text with a decoder (greedy by default), with a KV cache.
+    Generate(GenerateArgs),
+    /// Ablate every head in turn and rank them by the change of the clean prediction's logit.
+    Sweep(SweepArgs),
+    /// Direct logit attribution: each component's contribution to a token's logit.
+    Attribute(AttributeArgs),
     /// Print a model's architecture, sizes, parameter count and tokenizer.
     Info(InfoArgs),
     /// List the models that can be opened.
@@ -186,6 +192,67 @@ pub struct ShowArgs {
     pub color: ColorChoice,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The prompt.
+    #[arg(long, short = 't')]
+    pub text: String,
+    /// How many tokens to add (generation does not stop at an end-of-text token).
+    #[arg(long, default_value_t = 20)]
+    pub max_new: usize,
+    /// 0 = greedy; otherwise sample from softmax(logits / T).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Sample among the k most likely tokens only (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print `{"ids": [new ids], "text": "..."}`.
+    #[arg(long)]
+    pub json: bool,
+    /// Dump the trace of prompt + continuation into this directory (as `attn dump`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long, short = 't')]
+    pub text: String,
+    /// The position whose prediction is watched (default: the last).
+    #[arg(long)]
+    pub position: Option<usize>,
+    /// Replace each head's z by its mean over positions instead of zero.
+    #[arg(long)]
+    pub mean: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AttributeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long, short = 't')]
+    pub text: String,
+    /// The position (default: the last).
+    #[arg(long)]
+    pub position: Option<usize>,
+    /// The target token, as the tokenizer spells one token (default: the model's top prediction).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Print `{"token", "logit", "components": [{"name", "value"}, …]}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

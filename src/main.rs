@@ -1,7 +1,10 @@
 //! The `attn` binary: parse the command line and dispatch. The only place that touches the terminal's modes.
 
 use anyhow::{Context, Result, bail};
-use attn::cli::{Cli, ColorChoice, Command, DumpArgs, ExploreArgs, HeadsArgs, InfoArgs, ShowArgs};
+use attn::cli::{
+    AttributeArgs, Cli, ColorChoice, Command, DumpArgs, ExploreArgs, GenerateArgs, HeadsArgs,
+    InfoArgs, ShowArgs, SweepArgs,
+};
 use attn::model::layer_attention;
 use attn::model::{self, Model};
 use attn::show::{self, Colors};
@@ -18,6 +21,9 @@ fn main() {
         Some(Command::Dump(a)) => dump(a),
         Some(Command::Show(a)) => show_cmd(a),
         Some(Command::Heads(a)) => heads(a),
+        Some(Command::Generate(a)) => generate(a),
+        Some(Command::Sweep(a)) => sweep(a),
+        Some(Command::Attribute(a)) => attribute(a),
         Some(Command::Info(a)) => info(a),
         Some(Command::Models) => models(),
     };
@@ -391,6 +397,88 @@ fn heads(a: HeadsArgs) -> Result<()> {
         &on_probe,
         on_text.as_ref().map(|(_, s)| s.as_slice()),
     ))
+}
+
+fn generate(a: GenerateArgs) -> Result<()> {
+    use attn::model::generate::{self as generation, Sampling};
+    let m = load(&a.model)?;
+    let prompt = m.tokenizer().encode(&a.text, None)?.ids;
+    let sampling = Sampling {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        seed: a.seed,
+    };
+    // One branch per kind of model; encoder–decoders add theirs here.
+    let g = match (m.info().causal, m.info().arch) {
+        (true, _) => generation::generate(m.as_ref(), &prompt, a.max_new, &sampling, false)?,
+        (false, _) => bail!(
+            "{} is an encoder: `attn generate` needs a decoder",
+            m.info().name
+        ),
+    };
+    if let Some(dir) = &a.out {
+        let all: Vec<u32> = g.prompt.iter().chain(&g.new_ids).copied().collect();
+        let trace = model::run_ids(m.as_ref(), &all, &ForwardOptions::default())?;
+        attn::export::dump(m.as_ref(), &trace, dir, attn::export::Format::Npy, false)?;
+    }
+    if a.json {
+        let doc = serde_json::json!({"ids": g.new_ids, "text": g.text});
+        return emit(&format!("{doc}\n"));
+    }
+    let mean = g.step_ms.iter().sum::<f64>() / g.step_ms.len().max(1) as f64;
+    emit(&format!(
+        "{}{}\n({} new tokens; prompt {:.1} ms, {:.1} ms per token with the KV cache)\n",
+        attn::tokenize::escape_label(&a.text),
+        attn::tokenize::escape_label(&g.text),
+        g.new_ids.len(),
+        g.prompt_ms,
+        mean
+    ))
+}
+
+fn sweep(a: SweepArgs) -> Result<()> {
+    let m = load(&a.model)?;
+    let opts = ForwardOptions {
+        keep_attention: false,
+        top_k: 0,
+        ..Default::default()
+    };
+    let clean = model::run(m.as_ref(), &a.text, None, &opts)?;
+    let tty = std::io::stderr().is_terminal();
+    let progress = |d: usize, t: usize| {
+        if tty && (d % 10 == 0 || d == t) {
+            eprint!("\rablating head {d}/{t}");
+        }
+    };
+    let start = std::time::Instant::now();
+    let s = attn::analysis::ablation::sweep(m.as_ref(), &clean, a.position, a.mean, &progress)?;
+    if tty {
+        eprintln!();
+    }
+    if a.json {
+        return emit(&format!("{}\n", serde_json::to_string(&s)?));
+    }
+    emit(&show::render_sweep(&s, m.tokenizer(), start.elapsed()))
+}
+
+fn attribute(a: AttributeArgs) -> Result<()> {
+    let m = load(&a.model)?;
+    let token = match &a.token {
+        Some(t) => Some(m.tokenizer().inner().token_to_id(t).with_context(|| {
+            format!(
+                "--token `{}` is not one token of the vocabulary",
+                attn::tokenize::escape_label(t)
+            )
+        })?),
+        None => None,
+    };
+    let at = attn::analysis::attribution::attribute(m.as_ref(), &a.text, a.position, token)?;
+    if a.json {
+        let doc = serde_json::json!({"token": at.text, "id": at.token, "position": at.position,
+            "logit": at.logit, "components": at.components});
+        return emit(&format!("{doc}\n"));
+    }
+    emit(&show::render_attribution(&at))
 }
 
 fn info(a: InfoArgs) -> Result<()> {

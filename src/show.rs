@@ -241,6 +241,63 @@ pub fn render_head_scans(
     out
 }
 
+/// `attn sweep`: the clean prediction, then the heads ranked by |Δ logit|.
+pub fn render_sweep(
+    s: &analysis::ablation::Sweep,
+    tok: &crate::tokenize::Tokenizer,
+    took: std::time::Duration,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "position {} · clean prediction {:?} (id {}) logit {:.3} · {}-ablation of {} heads in {:.1} s",
+        s.position,
+        s.token_text,
+        s.token,
+        s.logit,
+        if s.mean { "mean" } else { "zero" },
+        s.heads.len(),
+        took.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "{:>5} {:>4} {:>9} {:>9}  top after",
+        "layer", "head", "Δ logit", "logit"
+    );
+    for h in s.ranked().into_iter().take(20) {
+        let _ = writeln!(
+            out,
+            "{:>5} {:>4} {:>+9.3} {:>9.3}  {:?}",
+            h.layer,
+            h.head,
+            h.delta,
+            h.logit,
+            tok.token_label(h.top)
+        );
+    }
+    out
+}
+
+/// `attn attribute`: the logit, then the components by |value|.
+pub fn render_attribution(a: &analysis::attribution::Attribution) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "position {} · token {:?} (id {}) · logit {:.4} · Σ components {:.4}",
+        a.position,
+        a.text,
+        a.token,
+        a.logit,
+        a.total()
+    );
+    let mut v: Vec<&analysis::attribution::Component> = a.components.iter().collect();
+    v.sort_by(|x, y| y.value.abs().total_cmp(&x.value.abs()));
+    for c in v.into_iter().take(25) {
+        let _ = writeln!(out, "{:>16} {:>+9.4}", c.name, c.value);
+    }
+    out
+}
+
 /// `attn info`.
 pub fn render_info(info: &ModelInfo) -> String {
     let mut out = String::new();

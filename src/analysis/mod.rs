@@ -1,6 +1,8 @@
 //! Pure functions over a [`Trace`]: residual-stream norms, head statistics, aggregations; attention rollout
 //! ([`rollout`]) and head scans ([`scans`]).
 
+pub mod ablation;
+pub mod attribution;
 pub mod rollout;
 pub mod scans;
 

@@ -8,6 +8,7 @@ pub mod attention;
 pub mod block;
 pub mod embed;
 pub mod engine;
+pub mod generate;
 pub mod head;
 pub mod load;
 
