@@ -210,9 +210,9 @@ pub struct GenerateArgs {
     /// Sample among the k most likely tokens only (0 = all).
     #[arg(long, default_value_t = 0)]
     pub top_k: usize,
-    /// Seed of the sampler.
+    /// Seed of the sampler (`--seed` is the textbook model's weight seed).
     #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    pub sample_seed: u64,
     /// Print `{"ids": [new ids], "text": "..."}`.
     #[arg(long)]
     pub json: bool,

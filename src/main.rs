@@ -406,7 +406,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
     let sampling = Sampling {
         temperature: a.temperature,
         top_k: a.top_k,
-        seed: a.seed,
+        seed: a.sample_seed,
     };
     // One branch per kind of model; encoder–decoders add theirs here.
     let g = match (m.info().causal, m.info().arch) {
