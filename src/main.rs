@@ -446,7 +446,7 @@ fn sweep(a: SweepArgs) -> Result<()> {
     let clean = model::run(m.as_ref(), &a.text, None, &opts)?;
     let tty = std::io::stderr().is_terminal();
     let progress = |d: usize, t: usize| {
-        if tty && (d % 10 == 0 || d == t) {
+        if tty && (d.is_multiple_of(10) || d == t) {
             eprint!("\rablating head {d}/{t}");
         }
     };
