@@ -410,7 +410,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
     };
     // One branch per kind of model; encoder–decoders add theirs here.
     let g = match (m.info().causal, m.info().arch) {
-        (true, _) => generation::generate(m.as_ref(), &prompt, a.max_new, &sampling, false)?,
+        (true, _) => generation::generate(m.as_ref(), &prompt, a.max_new, &sampling, true)?,
         (false, _) => bail!(
             "{} is an encoder: `attn generate` needs a decoder",
             m.info().name
@@ -427,7 +427,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
     }
     let mean = g.step_ms.iter().sum::<f64>() / g.step_ms.len().max(1) as f64;
     emit(&format!(
-        "{}{}\n({} new tokens; prompt {:.1} ms, {:.1} ms per token with the KV cache)\n",
+        "{}{}\n({} new tokens; prompt {:.1} ms, {:.1} ms per token with the KV cache, attention recorded)\n",
         attn::tokenize::escape_label(&a.text),
         attn::tokenize::escape_label(&g.text),
         g.new_ids.len(),
