@@ -231,3 +231,80 @@ fn smollm2_has_clear_induction_heads() {
         .count();
     assert!(weak > heads.len() / 2, "most heads are not induction heads");
 }
+
+#[test]
+fn generate_sweep_and_attribute_commands_print_their_json() {
+    let g = golden("tiny_gpt2.json");
+    let model = fixture("fixtures/tiny-gpt2");
+    let prompt = g["prompt"].as_str().unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&ok(&[
+        "generate",
+        "--model",
+        &model,
+        "--text",
+        prompt,
+        "--max-new",
+        "10",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(doc["ids"], g["generate"]["new_ids"]);
+    assert!(doc["text"].is_string());
+    let sampled = |seed: &str| {
+        ok(&[
+            "generate",
+            "--model",
+            &model,
+            "--text",
+            prompt,
+            "--max-new",
+            "6",
+            "--temperature",
+            "1.5",
+            "--top-k",
+            "20",
+            "--sample-seed",
+            seed,
+            "--json",
+        ])
+    };
+    assert_eq!(
+        sampled("3"),
+        sampled("3"),
+        "the same seed samples the same ids"
+    );
+    let sweep: serde_json::Value = serde_json::from_str(&ok(&[
+        "sweep", "--model", &model, "--text", prompt, "--json",
+    ]))
+    .unwrap();
+    assert_eq!(sweep["heads"].as_array().unwrap().len(), 8);
+    assert_eq!(sweep["token"], g["clean_top"]);
+    let at: serde_json::Value = serde_json::from_str(&ok(&[
+        "attribute",
+        "--model",
+        &model,
+        "--text",
+        prompt,
+        "--json",
+    ]))
+    .unwrap();
+    let sum: f64 = at["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["value"].as_f64().unwrap())
+        .sum();
+    assert!((sum - at["logit"].as_f64().unwrap()).abs() < 1e-3);
+    assert!(
+        (at["logit"].as_f64().unwrap() - g["attribution"]["logit"].as_f64().unwrap()).abs() < 1e-3
+    );
+    // An encoder cannot generate.
+    let enc = attn(&[
+        "generate",
+        "--model",
+        &fixture("fixtures/tiny-bert"),
+        "--text",
+        "hi",
+    ]);
+    assert!(!enc.status.success());
+}
