@@ -250,6 +250,40 @@ fn generate_sweep_and_attribute_commands_print_their_json() {
     .unwrap();
     assert_eq!(doc["ids"], g["generate"]["new_ids"]);
     assert!(doc["text"].is_string());
+    // --out dumps prompt + continuation.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("gen");
+    ok(&[
+        "generate",
+        "--model",
+        &model,
+        "--text",
+        prompt,
+        "--max-new",
+        "3",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    let toks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("tokens.json")).unwrap()).unwrap();
+    let got: Vec<u64> = toks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    let mut want: Vec<u64> = g["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    want.extend(
+        g["generate"]["new_ids"].as_array().unwrap()[..3]
+            .iter()
+            .map(|v| v.as_u64().unwrap()),
+    );
+    assert_eq!(got, want);
     let sampled = |seed: &str| {
         ok(&[
             "generate",
