@@ -29,6 +29,14 @@ pub enum Command {
     Dump(DumpArgs),
     /// Print one head's attention grid and the residual-norm table.
     Show(ShowArgs),
+    /// Score every head: previous-token, first-token sink, self, and induction on a probe of random tokens repeated.
+    Heads(HeadsArgs),
+    /// Continue a text with a decoder (greedy by default), with a KV cache.
+    Generate(GenerateArgs),
+    /// Ablate every head in turn and rank them by the change of the clean prediction's logit.
+    Sweep(SweepArgs),
+    /// Direct logit attribution: each component's contribution to a token's logit.
+    Attribute(AttributeArgs),
     /// Print a model's architecture, sizes, parameter count and tokenizer.
     Info(InfoArgs),
     /// List the models that can be opened.
@@ -148,8 +156,19 @@ pub struct DumpArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// The input text.
-    #[arg(long, short = 't')]
-    pub text: String,
+    #[arg(
+        long,
+        short = 't',
+        required_unless_present = "ids",
+        conflicts_with = "ids"
+    )]
+    pub text: Option<String>,
+    /// Token ids instead of text (`12,345,678`), fed exactly as given: no special tokens are added.
+    #[arg(long, value_name = "ID,ID,...")]
+    pub ids: Option<String>,
+    /// Also write `rollout.npy`: attention rollout float32 [layers, n, n] (see docs/dump-format.md).
+    #[arg(long)]
+    pub rollout: bool,
     /// A second sentence (BERT sentence pairs: token type 1).
     #[arg(long)]
     pub text_b: Option<String>,
@@ -192,8 +211,16 @@ pub struct ShowArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// The input text.
-    #[arg(long, short = 't')]
-    pub text: String,
+    #[arg(
+        long,
+        short = 't',
+        required_unless_present = "ids",
+        conflicts_with = "ids"
+    )]
+    pub text: Option<String>,
+    /// Token ids instead of text (`12,345,678`), fed exactly as given: no special tokens are added.
+    #[arg(long, value_name = "ID,ID,...")]
+    pub ids: Option<String>,
     /// A second sentence (BERT sentence pairs: token type 1).
     #[arg(long)]
     pub text_b: Option<String>,
@@ -212,6 +239,79 @@ pub struct ShowArgs {
     pub strict: bool,
     #[command(flatten)]
     pub budget: BudgetArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The prompt.
+    #[arg(long, short = 't')]
+    pub text: String,
+    /// How many tokens to add (generation does not stop at an end-of-text token).
+    #[arg(long, default_value_t = 20)]
+    pub max_new: usize,
+    /// 0 = greedy; otherwise sample from softmax(logits / T).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Sample among the k most likely tokens only (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Seed of the sampler (`--seed` is the textbook model's weight seed).
+    #[arg(long, default_value_t = 0)]
+    pub sample_seed: u64,
+    /// Print `{"ids": [new ids], "text": "..."}`.
+    #[arg(long)]
+    pub json: bool,
+    /// Dump the trace of prompt + continuation into this directory (as `attn dump`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long, short = 't')]
+    pub text: String,
+    /// The position whose prediction is watched (default: the last).
+    #[arg(long)]
+    pub position: Option<usize>,
+    /// Replace each head's z by its mean over positions instead of zero.
+    #[arg(long)]
+    pub mean: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AttributeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long, short = 't')]
+    pub text: String,
+    /// The position (default: the last).
+    #[arg(long)]
+    pub position: Option<usize>,
+    /// The target token, as the tokenizer spells one token (default: the model's top prediction).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Print `{"token", "logit", "components": [{"name", "value"}, …]}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HeadsArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Also score the heads on this text (previous, sink, self; induction where a token repeats).
+    #[arg(long, short = 't')]
+    pub text: Option<String>,
+    /// Print JSON: `{"probe": {"ids": [...]}, "heads": [{"layer", "head", "previous", "sink", "self", "induction"}]}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

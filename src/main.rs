@@ -1,7 +1,10 @@
 //! The `attn` binary: parse the command line and dispatch. The only place that touches the terminal's modes.
 
 use anyhow::{Context, Result, bail};
-use attn::cli::{Cli, ColorChoice, Command, DumpArgs, ExploreArgs, InfoArgs, ShowArgs};
+use attn::cli::{
+    AttributeArgs, Cli, ColorChoice, Command, DumpArgs, ExploreArgs, GenerateArgs, HeadsArgs,
+    InfoArgs, ShowArgs, SweepArgs,
+};
 use attn::model::layer_attention;
 use attn::model::{self, Model};
 use attn::show::{self, Colors};
@@ -17,6 +20,10 @@ fn main() {
         Some(Command::Explore(a)) => explore(a),
         Some(Command::Dump(a)) => dump(a),
         Some(Command::Show(a)) => show_cmd(a),
+        Some(Command::Heads(a)) => heads(a),
+        Some(Command::Generate(a)) => generate(a),
+        Some(Command::Sweep(a)) => sweep(a),
+        Some(Command::Attribute(a)) => attribute(a),
         Some(Command::Info(a)) => info(a),
         Some(Command::Models) => models(),
     };
@@ -52,15 +59,21 @@ fn check_finite(trace: &attn::trace::Trace, strict: bool) -> Result<()> {
 /// memory budget.
 fn plan_run(
     m: &dyn Model,
-    text: &str,
-    text_b: Option<&str>,
+    input: (Option<&str>, Option<&str>, Option<&str>),
     attention: model::budget::AttentionUse,
     budget: u64,
     what: &str,
 ) -> Result<ForwardOptions> {
     let info = m.info();
-    model::budget::check_text_bytes(info, text.len() + text_b.map_or(0, str::len))?;
-    let n = m.tokenizer().encode(text, text_b)?.ids.len();
+    let (text, ids, text_b) = input;
+    let n = match (text, ids) {
+        (_, Some(ids)) => attn::tokenize::parse_ids(ids)?.len(),
+        (Some(text), None) => {
+            model::budget::check_text_bytes(info, text.len() + text_b.map_or(0, str::len))?;
+            m.tokenizer().encode(text, text_b)?.ids.len()
+        }
+        (None, None) => bail!("give --text or --ids"),
+    };
     let top_k = if info.causal { 5 } else { 0 };
     Ok(model::budget::plan(
         info, n, attention, top_k, budget, what,
@@ -241,8 +254,7 @@ fn dump(a: DumpArgs) -> Result<()> {
     let show_progress = !a.quiet && std::io::stderr().is_terminal();
     let mut opts = plan_run(
         m.as_ref(),
-        &a.text,
-        a.text_b.as_deref(),
+        (a.text.as_deref(), a.ids.as_deref(), a.text_b.as_deref()),
         model::budget::AttentionUse::KeepIfFits,
         a.budget.mem_budget,
         "attn dump",
@@ -258,15 +270,29 @@ fn dump(a: DumpArgs) -> Result<()> {
             opts.hooks.capture_all(p, info.n_layers);
         }
     }
-    let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
+    let trace = run_input(m.as_ref(), &a.text, &a.ids, &a.text_b, &opts)?;
     check_finite(&trace, a.strict)?;
+    if a.rollout && !a.force && a.out.join("rollout.npy").exists() {
+        bail!(
+            "{}: already exists (use --force to replace it)",
+            a.out.join("rollout.npy").display()
+        );
+    }
     let writing = progress_printer("writing attention");
     let dump_opts = attn::export::DumpOptions {
         format: a.format.into(),
         force: a.force,
         progress: show_progress.then_some(&writing as &(dyn Fn(usize, usize) + Sync)),
     };
-    let files = attn::export::dump(m.as_ref(), &trace, &a.out, &dump_opts)?;
+    let mut files = attn::export::dump(m.as_ref(), &trace, &a.out, &dump_opts)?;
+    if a.rollout {
+        files.extend(attn::export::dump_rollout(
+            m.as_ref(),
+            &trace,
+            &a.out,
+            a.force,
+        )?);
+    }
     let mut out = format!(
         "{}: {} tokens, {} layers × {} heads, forward {:.1} ms\n",
         attn::tokenize::escape_text(&info.name),
@@ -322,14 +348,13 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
     }
     let mut opts = plan_run(
         m.as_ref(),
-        &a.text,
-        a.text_b.as_deref(),
+        (a.text.as_deref(), a.ids.as_deref(), a.text_b.as_deref()),
         model::budget::AttentionUse::Recompute,
         a.budget.mem_budget,
         "attn show",
     )?;
     apply_run_args(&mut opts, &a.run, info)?;
-    let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
+    let trace = run_input(m.as_ref(), &a.text, &a.ids, &a.text_b, &opts)?;
     check_finite(&trace, a.strict)?;
     let att = layer_attention(m.as_ref(), &trace, a.layer)?;
 
@@ -377,6 +402,158 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
     let _ = writeln!(out);
     out.push_str(&show::render_norm_table(&trace));
     emit(&out)
+}
+
+/// Run `--text` (with `--text-b`) or exactly the `--ids`.
+fn run_input(
+    m: &dyn Model,
+    text: &Option<String>,
+    ids: &Option<String>,
+    text_b: &Option<String>,
+    opts: &ForwardOptions,
+) -> Result<attn::trace::Trace> {
+    match (text, ids) {
+        (_, Some(ids)) => {
+            if text_b.is_some() {
+                bail!("--text-b needs --text; with --ids give every id of both segments");
+            }
+            let ids = attn::tokenize::parse_ids(ids)?;
+            Ok(model::run_ids(m, &ids, opts)?)
+        }
+        (Some(t), None) => Ok(model::run(m, t, text_b.as_deref(), opts)?),
+        (None, None) => bail!("give --text or --ids"),
+    }
+}
+
+fn heads(a: HeadsArgs) -> Result<()> {
+    use attn::analysis::scans;
+    let m = load(&a.model)?;
+    let info = m.info();
+    // T = 50, shorter only for a model whose context cannot hold 2T tokens (the tiny test fixtures).
+    let t = scans::PROBE_T.min(info.max_len / 2);
+    if t < 2 {
+        bail!(
+            "{} takes at most {} tokens: too few for the induction probe",
+            info.name,
+            info.max_len
+        );
+    }
+    let probe = scans::probe_ids(&m.tokenizer().ordinary_ids(), t, scans::PROBE_SEED);
+    let opts = ForwardOptions {
+        keep_attention: false,
+        top_k: 0,
+        ..Default::default()
+    };
+    let trace = model::run_ids(m.as_ref(), &probe, &opts)?;
+    let on_probe = scans::scan_heads(m.as_ref(), &trace, Some(t))?;
+    let on_text = match &a.text {
+        Some(t) => {
+            let tt = model::run(m.as_ref(), t, None, &opts)?;
+            let ids: Vec<u32> = tt.tokens.iter().map(|t| t.id).collect();
+            Some((ids, scans::scan_heads(m.as_ref(), &tt, None)?))
+        }
+        None => None,
+    };
+    if a.json {
+        let mut doc = serde_json::json!({"probe": {"ids": probe}, "heads": on_probe});
+        if let Some((ids, s)) = &on_text {
+            doc["text"] = serde_json::json!({"ids": ids, "heads": s});
+        }
+        return emit(&format!("{}\n", serde_json::to_string(&doc)?));
+    }
+    emit(&show::render_head_scans(
+        info,
+        t,
+        &on_probe,
+        on_text.as_ref().map(|(_, s)| s.as_slice()),
+    ))
+}
+
+fn generate(a: GenerateArgs) -> Result<()> {
+    use attn::model::generate::{self as generation, Sampling};
+    let m = load(&a.model)?;
+    let prompt = m.tokenizer().encode(&a.text, None)?.ids;
+    let sampling = Sampling {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        seed: a.sample_seed,
+    };
+    // One branch per kind of model; encoder–decoders add theirs here.
+    let g = match (m.info().causal, m.info().arch) {
+        (true, _) => generation::generate(m.as_ref(), &prompt, a.max_new, &sampling, true)?,
+        (false, _) => bail!(
+            "{} is an encoder: `attn generate` needs a decoder",
+            m.info().name
+        ),
+    };
+    if let Some(dir) = &a.out {
+        let all: Vec<u32> = g.prompt.iter().chain(&g.new_ids).copied().collect();
+        let trace = model::run_ids(m.as_ref(), &all, &ForwardOptions::default())?;
+        attn::export::dump(
+            m.as_ref(),
+            &trace,
+            dir,
+            &attn::export::DumpOptions::new(attn::export::Format::Npy, false),
+        )?;
+    }
+    if a.json {
+        let doc = serde_json::json!({"ids": g.new_ids, "text": g.text});
+        return emit(&format!("{doc}\n"));
+    }
+    let mean = g.step_ms.iter().sum::<f64>() / g.step_ms.len().max(1) as f64;
+    emit(&format!(
+        "{}{}\n({} new tokens; prompt {:.1} ms, {:.1} ms per token with the KV cache, attention recorded)\n",
+        attn::tokenize::escape_label(&a.text),
+        attn::tokenize::escape_label(&g.text),
+        g.new_ids.len(),
+        g.prompt_ms,
+        mean
+    ))
+}
+
+fn sweep(a: SweepArgs) -> Result<()> {
+    let m = load(&a.model)?;
+    let opts = ForwardOptions {
+        keep_attention: false,
+        top_k: 0,
+        ..Default::default()
+    };
+    let clean = model::run(m.as_ref(), &a.text, None, &opts)?;
+    let tty = std::io::stderr().is_terminal();
+    let progress = |d: usize, t: usize| {
+        if tty && (d.is_multiple_of(10) || d == t) {
+            eprint!("\rablating head {d}/{t}");
+        }
+    };
+    let start = std::time::Instant::now();
+    let s = attn::analysis::ablation::sweep(m.as_ref(), &clean, a.position, a.mean, &progress)?;
+    if tty {
+        eprintln!();
+    }
+    if a.json {
+        return emit(&format!("{}\n", serde_json::to_string(&s)?));
+    }
+    emit(&show::render_sweep(&s, m.tokenizer(), start.elapsed()))
+}
+
+fn attribute(a: AttributeArgs) -> Result<()> {
+    let m = load(&a.model)?;
+    let token = match &a.token {
+        Some(t) => Some(m.tokenizer().inner().token_to_id(t).with_context(|| {
+            format!(
+                "--token `{}` is not one token of the vocabulary",
+                attn::tokenize::escape_label(t)
+            )
+        })?),
+        None => None,
+    };
+    let at = attn::analysis::attribution::attribute(m.as_ref(), &a.text, a.position, token)?;
+    if a.json {
+        let doc = serde_json::json!({"token": at.text, "id": at.token, "position": at.position,
+            "logit": at.logit, "components": at.components});
+        return emit(&format!("{doc}\n"));
+    }
+    emit(&show::render_attribution(&at))
 }
 
 fn info(a: InfoArgs) -> Result<()> {

@@ -430,6 +430,31 @@ pub fn dump(
     st.commit()
 }
 
+/// Write `rollout.npy` into `out`: attention rollout float32 `[layers, n, n]` ([`analysis::rollout`]), computed
+/// layer by layer from the trace (attention that was not kept is recomputed). Staged like [`dump`]; an existing
+/// `rollout.npy` is kept unless `force`.
+pub fn dump_rollout(
+    model: &dyn Model,
+    trace: &Trace,
+    out: &Path,
+    force: bool,
+) -> Result<Vec<PathBuf>> {
+    let (nl, n) = (trace.n_layers(), trace.n_tokens());
+    let mut st = Staged::new(out, force)?;
+    st.check_free(&["rollout.npy".to_string()])?;
+    let mut r = analysis::rollout::Rollout::new();
+    st.write("rollout.npy", |w| {
+        write_npy_header(w, &[nl, n, n])?;
+        for l in 0..nl {
+            let a = layer_attention(model, trace, l).map_err(std::io::Error::other)?;
+            let m = r.push(&a.view());
+            m.iter().try_for_each(|v| w.write_all(&v.to_le_bytes()))?;
+        }
+        Ok(())
+    })?;
+    st.commit()
+}
+
 /// Write one head's matrix as `<stem>.npy` and `<stem>.csv` into `dir` (created with its parents).
 pub fn dump_head(
     dir: &Path,

@@ -96,6 +96,9 @@ pub struct Site<'a> {
     pub q_offset: usize,
     /// Added to the scaled scores, `[heads, n, m]` (T5's relative position bias).
     pub score_bias: Option<&'a Array3<f32>>,
+    /// Incremental decoding: the keys and values of the earlier positions `[past, kv_heads·head_dim]` (keys already
+    /// rotated); the new rows' keys are rotated from position `past` and appended.
+    pub past: Option<(&'a Array2<f32>, &'a Array2<f32>)>,
 }
 
 /// What one attention sub-layer produced.
@@ -106,6 +109,9 @@ pub struct AttnOutput {
     pub z: Array2<f32>,
     /// After the output projection, `[n, d_model]`.
     pub out: Array2<f32>,
+    /// Every position's keys (rotated) and values `[m, kv_heads·head_dim]`, the past included: the next step's cache.
+    pub k: Array2<f32>,
+    pub v: Array2<f32>,
 }
 
 /// `[n, heads·hd]` → `[heads, n, hd]`.
@@ -189,9 +195,17 @@ pub fn attend(
             .slice(s![site.q_offset..site.q_offset + n, ..])
             .to_owned();
         ops::apply_rope_half(&mut q, h, hd, &qc, &qs);
-        let kc = cos.slice(s![..m, ..]).to_owned();
-        let ks = sin.slice(s![..m, ..]).to_owned();
+        let k0 = site.past.map_or(0, |(pk, _)| pk.nrows());
+        let kc = cos.slice(s![k0..k0 + m, ..]).to_owned();
+        let ks = sin.slice(s![k0..k0 + m, ..]).to_owned();
         ops::apply_rope_half(&mut k, kvh, hd, &kc, &ks);
+    }
+    if let Some((pk, pv)) = site.past {
+        k = ndarray::concatenate(Axis(0), &[pk.view(), k.view()])
+            .map_err(|e| Error::Input(format!("the key cache does not fit the new keys: {e}")))?;
+        v = ndarray::concatenate(Axis(0), &[pv.view(), v.view()]).map_err(|e| {
+            Error::Input(format!("the value cache does not fit the new values: {e}"))
+        })?;
     }
     let p = site.points;
     hook_heads(site, p.q, &mut q, h, hd, caps)?;
@@ -269,5 +283,11 @@ pub fn attend(
     }
     hook_heads(site, p.z, &mut z, h, hd, caps)?;
     let out = w.o.forward(&z.view());
-    Ok(AttnOutput { pattern, z, out })
+    Ok(AttnOutput {
+        pattern,
+        z,
+        out,
+        k,
+        v,
+    })
 }

@@ -191,6 +191,27 @@ pub struct Env<'a> {
     pub q_offset: usize,
     /// Self-attention score bias `[heads, n, n]`, the same for every layer (T5).
     pub self_bias: Option<&'a Array3<f32>>,
+    /// Incremental decoding: the earlier positions' keys and values (`q_offset` must equal their count).
+    pub past: Option<&'a KvCache>,
+    /// Return every block's keys and values (past included) in [`StackRun::kv`].
+    pub keep_kv: bool,
+}
+
+/// Each block's self-attention keys (rotated) and values `[positions, kv_heads·head_dim]`, for incremental decoding.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    pub k: Vec<Array2<f32>>,
+    pub v: Vec<Array2<f32>>,
+}
+
+impl KvCache {
+    /// Positions cached.
+    pub fn len(&self) -> usize {
+        self.k.first().map_or(0, |k| k.nrows())
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// What running (part of) a stack produced.
@@ -199,6 +220,8 @@ pub struct StackRun {
     pub hidden: Vec<Array2<f32>>,
     pub layers: Vec<LayerTrace>,
     pub captures: Captures,
+    /// With [`Env::keep_kv`]: every block's keys and values.
+    pub kv: Option<KvCache>,
 }
 
 /// The input of a sub-layer: `norm(x)` in pre-LN blocks, `x` itself (borrowed) in post-LN blocks.
@@ -279,6 +302,10 @@ impl Stack {
             rope: if cross { None } else { env.rope },
             q_offset: if cross { 0 } else { env.q_offset },
             score_bias: if cross { None } else { env.self_bias },
+            past: match (cross, env.past) {
+                (false, Some(c)) => c.k.get(l).zip(c.v.get(l)),
+                _ => None,
+            },
         }
     }
 
@@ -295,6 +322,7 @@ impl Stack {
         let mut caps = Captures::default();
         let mut hidden = Vec::with_capacity(total + 1 - from.min(total));
         let mut layers = Vec::with_capacity(total - from.min(total));
+        let mut kv = env.keep_kv.then(KvCache::default);
         for (l, b) in self.blocks.iter().enumerate().skip(from) {
             hook2(hooks, HookPoint::ResidPre, l, &mut x, &mut caps)?;
             hidden.push(x.clone());
@@ -310,6 +338,10 @@ impl Stack {
                 &mut caps,
             )?;
             drop(a_in);
+            if let Some(c) = kv.as_mut() {
+                c.k.push(att.k);
+                c.v.push(att.v);
+            }
             let mut attn_out = att.out;
             hook2(hooks, HookPoint::AttnOut, l, &mut attn_out, &mut caps)?;
             let mut mid = add_residual(pre, &b.ln_attn, &x, &attn_out);
@@ -364,6 +396,7 @@ impl Stack {
             hidden,
             layers,
             captures: caps,
+            kv,
         })
     }
 

@@ -1,7 +1,7 @@
 //! [`Transformer`]: embeddings → the block loop → LM head. The one implementation of [`Model`]: every architecture
 //! file builds one of these from its config and weights.
 
-use super::block::{Env, Stack};
+use super::block::{Env, KvCache, Stack};
 use super::embed::{Embeddings, PositionKind};
 use super::head::LmHead;
 use super::{Model, ModelInfo};
@@ -61,6 +61,58 @@ impl Transformer {
             trace.kv_group = (0..spec.n_heads).map(|h| spec.kv_head(h)).collect();
         }
         trace.interventions = opts.hooks.describe();
+    }
+}
+
+/// What one incremental step computed for the new positions.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The stream of the new rows entering each block, then leaving the last: `L + 1` entries `[new, d]`.
+    pub hidden: Vec<Array2<f32>>,
+    /// Each layer's attention of the new rows over every position `[heads, new, all]` (when kept).
+    pub attention: Vec<Option<Array3<f32>>>,
+    /// Logits of the new rows `[new, vocab]` (decoders).
+    pub logits: Option<Array2<f32>>,
+    /// Keys and values of every position, for the next step.
+    pub cache: KvCache,
+}
+
+impl Transformer {
+    /// Incremental decoding: run the positions of `ids` that `past` does not hold (all of them without a cache)
+    /// through the block loop, attending over the cached keys and values, and return their rows and the grown
+    /// cache. Equal to the matching rows of a full forward pass over `ids`.
+    pub fn step(&self, ids: &[u32], past: Option<&KvCache>, opts: &ForwardOptions) -> Result<Step> {
+        let n = ids.len();
+        let p = past.map_or(0, KvCache::len);
+        if n <= p || n > self.info.max_len {
+            return Err(Error::Input(format!(
+                "an incremental step needs new tokens within the model's {} positions: {n} tokens, {p} cached",
+                self.info.max_len
+            )));
+        }
+        let enc = Encoded {
+            ids: ids.to_vec(),
+            type_ids: vec![0; n],
+            tokens: vec![],
+        };
+        let (x, _) = self.embed.embed(&enc)?;
+        let x = x.slice(ndarray::s![p.., ..]).to_owned();
+        let rope = self.rope_tables(n);
+        let env = Env {
+            rope: rope.as_ref().map(|(c, s)| (c, s)),
+            q_offset: p,
+            past,
+            keep_kv: true,
+            ..Default::default()
+        };
+        let run = self.stack.run(x, 0, opts, &env)?;
+        let logits = run.hidden.last().and_then(|h| self.logits(h));
+        Ok(Step {
+            attention: run.layers.into_iter().map(|l| l.attention).collect(),
+            hidden: run.hidden,
+            logits,
+            cache: run.kv.unwrap_or_default(),
+        })
     }
 }
 

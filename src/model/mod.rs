@@ -9,6 +9,7 @@ pub mod block;
 pub mod budget;
 pub mod embed;
 pub mod engine;
+pub mod generate;
 pub mod head;
 pub mod load;
 
@@ -132,7 +133,24 @@ pub fn run(
     text_b: Option<&str>,
     opts: &ForwardOptions,
 ) -> Result<Trace> {
-    let mut enc = model.tokenizer().encode(text, text_b)?;
+    let enc = model.tokenizer().encode(text, text_b)?;
+    let mut trace = run_encoded(model, enc, opts)?;
+    trace.text = text.to_string();
+    trace.text_b = text_b.map(str::to_string);
+    Ok(trace)
+}
+
+/// Run exactly these token ids (nothing added; each checked against the vocabulary). The trace's text is their
+/// decoding.
+pub fn run_ids(model: &dyn Model, ids: &[u32], opts: &ForwardOptions) -> Result<Trace> {
+    let enc = model.tokenizer().encode_ids(ids)?;
+    let mut trace = run_encoded(model, enc, opts)?;
+    trace.text = model.tokenizer().decode(ids);
+    Ok(trace)
+}
+
+/// Check the length limit and run the forward pass on an encoded input.
+pub fn run_encoded(model: &dyn Model, mut enc: Encoded, opts: &ForwardOptions) -> Result<Trace> {
     let info = model.info();
     if enc.ids.len() > info.max_len {
         return Err(Error::Input(format!(
@@ -143,8 +161,6 @@ pub fn run(
         )));
     }
     let mut trace = model.forward(&enc, opts)?;
-    trace.text = text.to_string();
-    trace.text_b = text_b.map(str::to_string);
     if trace.tokens.is_empty() {
         trace.tokens = std::mem::take(&mut enc.tokens);
     }

@@ -1,4 +1,10 @@
-//! Pure functions over a [`Trace`]: residual-stream norms, head statistics, aggregations.
+//! Pure functions over a [`Trace`]: residual-stream norms, head statistics, aggregations; attention rollout
+//! ([`rollout`]) and head scans ([`scans`]).
+
+pub mod ablation;
+pub mod attribution;
+pub mod rollout;
+pub mod scans;
 
 use crate::numeric::ops;
 use crate::trace::Trace;
