@@ -332,11 +332,11 @@ pub fn first_non_finite(trace: &Trace) -> Option<NonFinite> {
 #[cfg(test)]
 mod non_finite_tests {
     use super::*;
-    use crate::model::{TextbookConfig, textbook::Textbook};
+    use crate::model::{TextbookConfig, textbook};
     use crate::trace::ForwardOptions;
 
     fn trace() -> Trace {
-        let m = Textbook::new(TextbookConfig {
+        let m = textbook::new(TextbookConfig {
             layers: 3,
             heads: 2,
             d_model: 16,

@@ -170,6 +170,21 @@ pub struct DumpArgs {
     pub strict: bool,
     #[command(flatten)]
     pub budget: BudgetArgs,
+    /// Also write q.npy, k.npy, v.npy, z.npy: every head's queries, keys and values as they enter the dot product
+    /// (after bias and RoPE) and its output z before the output projection.
+    #[arg(long)]
+    pub qkv: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// What changes a run: interventions.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Zero-ablate heads: `LAYER.HEAD[,LAYER.HEAD…]` (from 0, e.g. `3.5,10.0`); their output z is set to 0 at every
+    /// position before the output projection, and everything downstream is recomputed.
+    #[arg(long, value_name = "L.H,…")]
+    pub ablate: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -195,6 +210,8 @@ pub struct ShowArgs {
     pub strict: bool,
     #[command(flatten)]
     pub budget: BudgetArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -247,6 +247,12 @@ fn dump(a: DumpArgs) -> Result<()> {
         a.budget.mem_budget,
         "attn dump",
     )?;
+    apply_run_args(&mut opts, &a.run, info)?;
+    if a.qkv {
+        for p in attn::export::QKV_POINTS {
+            opts.hooks.capture_all(p, info.n_layers);
+        }
+    }
     if show_progress {
         opts.progress = Some(attn::trace::Progress(std::sync::Arc::new(
             progress_printer("forward"),
@@ -279,6 +285,21 @@ fn dump(a: DumpArgs) -> Result<()> {
     emit(&out)
 }
 
+/// Interventions from the command line (`--ablate`), checked against the model.
+fn apply_run_args(
+    opts: &mut ForwardOptions,
+    run: &attn::cli::RunArgs,
+    info: &model::ModelInfo,
+) -> Result<()> {
+    if let Some(list) = &run.ablate {
+        let heads = attn::hooks::parse_heads(list).context("--ablate")?;
+        opts.hooks
+            .ablate(&heads, info.n_layers, info.n_heads, false)
+            .context("--ablate")?;
+    }
+    Ok(())
+}
+
 fn show_cmd(a: ShowArgs) -> Result<()> {
     let m = load(&a.model)?;
     let info = &show::escaped_info(m.info());
@@ -299,7 +320,7 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
             info.n_heads - 1
         );
     }
-    let opts = plan_run(
+    let mut opts = plan_run(
         m.as_ref(),
         &a.text,
         a.text_b.as_deref(),
@@ -307,9 +328,11 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
         a.budget.mem_budget,
         "attn show",
     )?;
+    apply_run_args(&mut opts, &a.run, info)?;
     let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
     check_finite(&trace, a.strict)?;
     let att = layer_attention(m.as_ref(), &trace, a.layer)?;
+
     let head = att.index_axis(ndarray::Axis(0), a.head);
     let labels: Vec<String> = trace.tokens.iter().map(|t| t.label.clone()).collect();
     let _ = writeln!(
@@ -323,6 +346,9 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
         trace.n_tokens(),
         trace.elapsed.as_secs_f64() * 1e3
     );
+    for line in &trace.interventions {
+        let _ = writeln!(out, "intervention: {line}");
+    }
     if !trace.kv_group.is_empty() {
         let g = trace.kv_group[a.head];
         let shared: Vec<String> = (0..info.n_heads)
