@@ -225,11 +225,7 @@ fn dump_qkv_files_match_transformers() {
         m.as_ref(),
         &t,
         &out,
-        &attn::export::DumpOptions {
-            format: attn::export::Format::Npy,
-            force: false,
-            progress: None,
-        },
+        &attn::export::DumpOptions::new(attn::export::Format::Npy, false),
     )
     .unwrap();
     for what in ["q", "k", "v", "z"] {

@@ -382,3 +382,37 @@ impl Drop for Staged {
         active().retain(|a| a.id != self.id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The interleaving that let two racing dumps both win (both checked the names before either renamed): the
+    /// second claim of a directory fails at once, whatever the timing.
+    #[test]
+    fn a_claimed_directory_cannot_be_claimed_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("D");
+        let mut a = Staged::new(&d, false).unwrap();
+        let e = Staged::new(&d, false).err().unwrap().to_string();
+        assert!(
+            e.contains("already exists") && e.contains("another attn dump"),
+            "{e}"
+        );
+        a.write("meta.json", |w| w.write_all(b"{}")).unwrap();
+        a.commit().unwrap();
+        // Released after the dump: the next one gets the claim, and finds the files.
+        let b = Staged::new(&d, false).unwrap();
+        let e = b
+            .check_free(&["meta.json".to_string()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("already exists"), "{e}");
+        drop(b);
+        assert_eq!(
+            std::fs::read_dir(&d).unwrap().count(),
+            1,
+            "only meta.json is left"
+        );
+    }
+}
