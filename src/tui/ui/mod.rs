@@ -1,5 +1,8 @@
 //! Drawing: pure functions of the app state. `draw(&mut Frame, &App)` is all the run loop calls.
 
+pub mod block_walk;
+pub mod embedding;
+pub mod explain;
 pub mod grid;
 pub mod layout;
 pub mod lens;
