@@ -7,6 +7,7 @@ pub mod colormap;
 pub mod error;
 pub mod explain;
 pub mod export;
+pub mod hooks;
 pub mod model;
 pub mod numeric;
 pub mod show;
