@@ -298,6 +298,18 @@ pub fn dump(
     format: Format,
     force: bool,
 ) -> Result<Vec<PathBuf>> {
+    dump_with(model, trace, out, format, force, &[])
+}
+
+/// [`dump`] plus extra `.npy` arrays computed from the trace (`value_weighted.npy`), staged with the rest.
+pub fn dump_with(
+    model: &dyn Model,
+    trace: &Trace,
+    out: &Path,
+    format: Format,
+    force: bool,
+    extra: &[(String, ndarray::ArrayD<f32>)],
+) -> Result<Vec<PathBuf>> {
     let info = model.info();
     let (nl, nh, n, d) = (
         trace.n_layers(),
@@ -307,8 +319,12 @@ pub fn dump(
     );
     let mut names = dump_file_names(nl, nh, format);
     names.extend(full_captures(trace).into_iter().map(capture_file));
+    names.extend(extra.iter().map(|(n, _)| n.clone()));
     let mut st = Staged::new(out, force)?;
     st.check_free(&names)?;
+    for (name, a) in extra {
+        st.write(name, |w| write_npy(w, a.shape(), a.iter().copied()))?;
+    }
     let labels: Vec<String> = trace.tokens.iter().map(|t| t.label.clone()).collect();
 
     st.write("tokens.json", |w| {
@@ -394,7 +410,8 @@ pub fn dump(
         }
     }
 
-    let captured = write_captures(&mut st, trace)?;
+    let mut captured = write_captures(&mut st, trace)?;
+    captured.extend(extra.iter().map(|(n, _)| n.clone()));
     let meta = json!({
         "model": info.spec,
         "name": info.name,

@@ -1,7 +1,9 @@
 //! The `attn` binary: parse the command line and dispatch. The only place that touches the terminal's modes.
 
 use anyhow::{Context, Result, bail};
-use attn::cli::{Cli, ColorChoice, Command, DumpArgs, ExploreArgs, InfoArgs, ShowArgs};
+use attn::cli::{
+    Cli, ColorChoice, Command, DumpArgs, ExplainArgs, ExploreArgs, InfoArgs, ShowArgs,
+};
 use attn::model::layer_attention;
 use attn::model::{self, Model};
 use attn::show::{self, Colors};
@@ -19,6 +21,7 @@ fn main() {
         Some(Command::Show(a)) => show_cmd(a),
         Some(Command::Info(a)) => info(a),
         Some(Command::Models) => models(),
+        Some(Command::Explain(a)) => explain(a),
     };
     if let Err(e) = result {
         eprintln!("attn: error: {e:#}");
@@ -204,8 +207,23 @@ fn dump(a: DumpArgs) -> Result<()> {
             opts.hooks.capture_all(p, info.n_layers);
         }
     }
-    let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
-    let files = attn::export::dump(m.as_ref(), &trace, &a.out, a.format, a.force)?;
+    if a.mlp {
+        opts.hooks
+            .capture_all(attn::trace::HookPoint::MlpPost, info.n_layers);
+    }
+    if a.value_weighted {
+        attn::explain::run::value_weighted_hooks(&mut opts, info.n_layers);
+    }
+    let mut trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
+    let extra = if a.value_weighted {
+        vec![(
+            "value_weighted.npy".to_string(),
+            attn::explain::run::value_weighted_all(m.as_ref(), &mut trace, a.qkv)?,
+        )]
+    } else {
+        vec![]
+    };
+    let files = attn::export::dump_with(m.as_ref(), &trace, &a.out, a.format, a.force, &extra)?;
     let mut out = format!(
         "{}: {} tokens, {} layers × {} heads, forward {:.1} ms\n",
         info.name,
@@ -233,6 +251,40 @@ fn apply_run_args(
             .context("--ablate")?;
     }
     Ok(())
+}
+
+fn explain(a: ExplainArgs) -> Result<()> {
+    let m = load(&a.model)?;
+    let info = m.info();
+    if a.layer >= info.n_layers || a.head >= info.n_heads {
+        bail!(
+            "--layer {} --head {} out of range: {} has layers 0..={} and heads 0..={}",
+            a.layer,
+            a.head,
+            info.name,
+            info.n_layers.saturating_sub(1),
+            info.n_heads.saturating_sub(1)
+        );
+    }
+    let opts = attn::explain::run::capture_layer(a.layer);
+    let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
+    let c = attn::explain::run::weight(m.as_ref(), &trace, a.layer, a.head, a.query, a.key)
+        .context("explain")?;
+    if a.json {
+        let mut v = serde_json::to_value(&c)?;
+        v["layer"] = a.layer.into();
+        v["model"] = info.spec.clone().into();
+        v["tokens"] = trace
+            .tokens
+            .iter()
+            .map(|t| t.label.clone())
+            .collect::<Vec<_>>()
+            .into();
+        emit(&format!("{v}\n"))
+    } else {
+        let labels: Vec<String> = trace.tokens.iter().map(|t| t.label.clone()).collect();
+        emit(&attn::explain::text::render(&c, &labels, a.layer))
+    }
 }
 
 fn show_cmd(a: ShowArgs) -> Result<()> {

@@ -11,6 +11,8 @@
 
 pub mod block_walk;
 pub mod embedding;
+pub mod run;
+pub mod text;
 
 use crate::{Error, Result};
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, s};
