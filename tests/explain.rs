@@ -116,15 +116,16 @@ fn check(model_args: &[&str], text: &str, layer: usize, head: usize, query: usiz
         }
     }
     let cz = floats(&c["z"]);
-    for i in 0..d {
+    assert_eq!(cz.len(), d);
+    for (i, czi) in cz.iter().enumerate() {
         let want = at(&z, &[layer, head, query, i]);
         let re: f32 = (0..n).map(|j| rw[j] * at(&v, &[layer, g, j, i])).sum();
         assert!(
-            (cz[i] - want).abs() <= 1e-5 * want.abs().max(1.0),
+            (czi - want).abs() <= 1e-5 * want.abs().max(1.0),
             "{label}: z[{i}]"
         );
         assert!(
-            (cz[i] - re).abs() <= 1e-5 * re.abs().max(1.0),
+            (czi - re).abs() <= 1e-5 * re.abs().max(1.0),
             "{label}: z[{i}] recomputed"
         );
     }

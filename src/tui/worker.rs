@@ -28,6 +28,11 @@ pub enum Job {
         pos: usize,
         trace: Arc<Trace>,
     },
+    /// The explanation views: capture one layer and compute (see [`super::explained`]).
+    Explain {
+        req: super::explained::ExplainRequest,
+        trace: Arc<Trace>,
+    },
 }
 
 /// The result of a [`Job::Run`].
@@ -77,6 +82,9 @@ pub fn run_job(model: &dyn Model, job: Job) -> Event {
                 pos,
                 rows,
             }))
+        }
+        Job::Explain { req, trace } => {
+            Event::Explained(Box::new(super::explained::compute(model, trace, req)))
         }
     }
 }
@@ -146,8 +154,12 @@ fn worker_loop(model: &dyn Model, rx: Receiver<Job>, events: Sender<Event>) {
             queue.push(j);
         }
         let last_run = queue.iter().rposition(|j| matches!(j, Job::Run { .. }));
+        let last_explain = queue.iter().rposition(|j| matches!(j, Job::Explain { .. }));
         for (i, job) in queue.into_iter().enumerate() {
             if matches!(job, Job::Run { .. }) && Some(i) != last_run {
+                continue;
+            }
+            if matches!(job, Job::Explain { .. }) && Some(i) != last_explain {
                 continue;
             }
             if events.send(run_job(model, job)).is_err() {

@@ -35,7 +35,7 @@ pub fn lines(
         .map(|s| s.norm)
         .fold(0.0f32, f32::max)
         .max(1e-12);
-    let bw = (width as usize).saturating_sub(44).min(30) as u16;
+    let bw = (width as usize).saturating_sub(50).min(30) as u16;
     for (i, s) in w.steps.iter().enumerate() {
         let arrow = if i == 0 { "  " } else { "↓ " };
         l.push(Line::from(vec![
@@ -112,7 +112,7 @@ pub fn render(
         buf,
         area,
         format!(
-            " Block {} walk-through · token {} · j/k scroll ",
+            " Block {} walk-through · token {} · j/k token · J/K scroll ",
             w.layer, w.token
         ),
         ls,
@@ -187,27 +187,27 @@ mod tests {
         );
         assert_eq!(
             r[2],
-            "│  resid_pre                         ‖·‖    1.000 ██▊           │"
+            "│  resid_pre                         ‖·‖    1.000 █▊           │"
         );
         assert_eq!(
             r[3],
-            "│dim           0      1                                         │"
+            "│dim           0      1                                        │"
         );
         assert_eq!(
             r[4],
-            "│          1.000  0.000                                         │"
+            "│          1.000  0.000                                        │"
         );
         assert_eq!(
             r[5],
-            "│↓ attention output                  ‖·‖    6.403 ██████████████│"
-        );
-        assert_eq!(
-            r[7],
-            "│    heads ‖W_O^h z_h‖: h0 3.00 · h1 4.00 · bias 1.41           │"
+            "│↓ attention output                  ‖·‖    6.403 ██████████▉  │"
         );
         assert_eq!(
             r[8],
-            "│↓ resid_pre + attention             ‖·‖    7.071 ██████████████│"
+            "│    heads ‖W_O^h z_h‖: h0 3.00 · h1 4.00 · bias 1.41          │"
+        );
+        assert_eq!(
+            r[9],
+            "│↓ resid_pre + attention             ‖·‖    7.071 ████████████ │"
         );
         // Scrolled to the MLP: the zero share of the ReLU and the top neurons.
         let mut buf = Buffer::empty(Rect::new(0, 0, 64, 12));

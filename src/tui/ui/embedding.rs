@@ -50,7 +50,7 @@ pub fn render(
     boxed(
         buf,
         area,
-        format!(" Embedding · token {} · j/k token ", e.token),
+        format!(" Embedding · token {} · j/k token · [ ] dims ", e.token),
         ls,
         scroll.0,
         theme,
@@ -104,7 +104,7 @@ mod tests {
         assert_eq!(
             rows(&buf),
             [
-                "╭ Embedding · token 1 · j/k token ───────╮",
+                "╭ Embedding · token 1 · j/k token · [ ] d╮",
                 "│token 1 «love» → the vector entering blo│",
                 "│token embedding   ‖·‖ = 1.4142          │",
                 "│dim           0      1      2      3    │",
@@ -150,7 +150,7 @@ mod tests {
         let r = rows(&buf);
         assert_eq!(r[3], "│dims 0–19 of 64 · bars: ± up│");
         assert_eq!(r[4], "│= x₀    █ █ █ █ █ █ █ █ █ █ │");
-        assert_eq!(r[5], "│          ▄ ▄ ▄ ▄ ▄ ▄ ▄ ▄ ▄ ▄│");
+        assert_eq!(r[5], "│         ▄ ▄ ▄ ▄ ▄ ▄ ▄ ▄ ▄ ▄│");
         assert_eq!(r[6], "│rotary: nothing is added her│");
     }
 }

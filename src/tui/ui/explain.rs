@@ -428,7 +428,7 @@ pub fn render_weight(
 ) {
     let lines = weight_lines(c, labels, area.width.saturating_sub(2), scroll.1, theme);
     let title = format!(
-        " How weight ({}, {}) is computed · j/k scroll · w: what the head writes ",
+        " How weight ({}, {}) is computed · hjkl cell · J/K scroll · o: what the head writes ",
         c.query, c.key
     );
     boxed(buf, area, title, lines, scroll.0, theme);
@@ -454,7 +454,7 @@ pub fn render_writes(
         theme,
     );
     let title = format!(
-        " What head {} writes · o: through W_O {} ",
+        " What head {} writes · t: through W_O {} ",
         c.head,
         if through_wo.is_some() { "on" } else { "off" }
     );

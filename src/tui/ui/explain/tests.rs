@@ -74,7 +74,7 @@ fn every_number_of_a_small_head() {
     assert_eq!(
         rows(&buf),
         [
-            "╭ How weight (1, 1) is computed · j/k scroll · w: what the head writes ╮",
+            "╭ How weight (1, 1) is computed · hjkl cell · J/K scroll · o: what the ╮",
             "│query 1 «love» · key 1 «love» · head 3 · k and v from KV head 1       │",
             "│dim           0      1                                                │",
             "│q         1.000  2.000                                                │",
@@ -153,7 +153,7 @@ fn what_the_head_writes_through_w_o() {
     let r = rows(&buf);
     assert_eq!(
         r[0],
-        "╭ What head 3 writes · o: through W_O on ──────────────────╮"
+        "╭ What head 3 writes · t: through W_O on ──────────────────╮"
     );
     assert_eq!(
         r[1],
