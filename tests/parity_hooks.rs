@@ -4,7 +4,7 @@
 //! Llama fixtures, all-MiniLM-L6-v2 and SmolLM2-135M (the real models are required under ATTN_REQUIRE_MODELS=1).
 //! The `attn dump --qkv` files are checked against the same goldens.
 //!
-//! Tolerances: q/k/v/z ≤ 1e-4 absolute; ablated hidden states ≤ 1e-4 × max |reference| per layer; ablated logits
+//! Tolerances: q/k/v/z and the ablated runs' attention ≤ 1e-4 absolute; ablated hidden states ≤ 1e-4 × max |reference| per layer; ablated logits
 //! (decoders) and last hidden state (encoders) ≤ 1e-3 absolute (values of order 10).
 
 mod common;
@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 const QKV_TOL: f32 = 1e-4;
 const HIDDEN_REL_TOL: f32 = 1e-4;
 const LAST_TOL: f32 = 1e-3;
+const ATT_TOL: f32 = 1e-4;
 
 fn gold() -> PathBuf {
     repo().join("fixtures/golden/hooks")
@@ -140,6 +141,14 @@ fn check(name: &str, m: &dyn Model) -> f32 {
         };
         let d = max_abs_diff(&last, &golden(name, &format!("{tag}_last")));
         assert!(d <= LAST_TOL, "{name} {tag} last: max |Δ| {d:e}");
+        let views: Vec<_> = t
+            .layers
+            .iter()
+            .map(|lt| lt.attention.as_ref().unwrap().view())
+            .collect();
+        let attn = ndarray::stack(Axis(0), &views).unwrap().into_dyn();
+        let d = max_abs_diff(&attn, &golden(name, &format!("{tag}_attn")));
+        assert!(d <= ATT_TOL, "{name} {tag} attention: max |Δ| {d:e}");
         // The ablation changed the output (the heads matter at least a little).
         let clean = run(m, &ids, Hooks::default());
         assert_ne!(

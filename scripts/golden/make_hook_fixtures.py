@@ -9,7 +9,8 @@ ids of one committed golden input, with attn_implementation="eager" in float32:
   <model>_ablate_hidden.npy   hidden_states with heads zeroed by a forward_pre_hook on the output projection
                               (layers 0..L-1: the stream entering each block)
   <model>_ablate_last.npy     encoders: the last hidden state; decoders: the logits of the last position
-  <model>_mean_hidden.npy / _mean_last.npy   the same with mean-ablation (the slice replaced by its mean over positions)
+  <model>_ablate_attn.npy     every layer's attention [L, H, n, n] of the ablated run
+  <model>_mean_hidden.npy / _mean_last.npy / _mean_attn.npy   the same with mean-ablation (the slice replaced by its mean over positions)
   hooks.json                  ids, the layers kept, the ablated heads
 Run from the repository root:  /work/venv/bin/python scripts/golden/make_hook_fixtures.py
 """
@@ -73,7 +74,7 @@ class Spec:
 
     def run(self, ids):
         t = torch.tensor([ids])
-        kw = {"output_hidden_states": True}
+        kw = {"output_hidden_states": True, "output_attentions": True}
         if self.kind == "bert":
             kw["token_type_ids"] = torch.zeros_like(t)
             kw["attention_mask"] = torch.ones_like(t)
@@ -140,11 +141,12 @@ def ablated(spec, ids, heads, mean):
     for h in hooks:
         h.remove()
     hidden = torch.stack([h[0] for h in out.hidden_states[:-1]]).numpy()
+    attn = torch.stack([a[0] for a in out.attentions]).numpy()
     if spec.kind == "bert":
         last = out.hidden_states[-1][0].numpy()
     else:
         last = out.logits[0, -1].numpy()
-    return hidden, last
+    return hidden, last, attn
 
 
 def family(name, kind, model, ids, keep, heads, meta):
@@ -153,10 +155,11 @@ def family(name, kind, model, ids, keep, heads, meta):
     for k, v in cap.items():
         save(f"{name}_{k}", v)
     for mean in (False, True):
-        hidden, last = ablated(spec, ids, heads, mean)
+        hidden, last, attn = ablated(spec, ids, heads, mean)
         tag = "mean" if mean else "ablate"
         save(f"{name}_{tag}_hidden", hidden)
         save(f"{name}_{tag}_last", last)
+        save(f"{name}_{tag}_attn", attn)
     meta[name] = {"ids": [int(i) for i in ids], "layers": keep, "ablate": [list(h) for h in heads]}
     print(f"{name}: {len(ids)} tokens, layers {keep}, ablated {heads}")
 
