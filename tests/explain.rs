@@ -428,3 +428,34 @@ fn embedding_parts_add_up_to_hidden_0_and_the_block_walk_to_hidden_l_plus_1() {
         assert_eq!(w.head_norms.len(), m.info().n_heads);
     }
 }
+
+/// Capturing one layer runs that block alone (`stop_after`): the same captures as a full run, nothing after it.
+#[test]
+fn capturing_one_layer_runs_only_that_block() {
+    let m = load(&repo().join("fixtures/tiny-llama.gguf"));
+    let full_opts = {
+        let mut o = ForwardOptions::default();
+        o.hooks.capture_all(attn::trace::HookPoint::AttnQ, 2);
+        o.hooks.capture_all(attn::trace::HookPoint::ResidPost, 2);
+        o
+    };
+    let full = model::run(m.as_ref(), "hello world, hello", None, &full_opts).unwrap();
+    let t0 = model::run(
+        m.as_ref(),
+        "hello world, hello",
+        None,
+        &ForwardOptions::default(),
+    )
+    .unwrap();
+    let one = ex::with_layer(m.as_ref(), &t0, 0).unwrap();
+    assert_eq!(one.n_layers(), 1, "block 1 was not run");
+    assert_eq!(one.hidden.len(), 2);
+    assert_eq!(one.captures.q(0).unwrap(), full.captures.q(0).unwrap());
+    assert_eq!(
+        one.captures
+            .view2(attn::trace::HookPoint::ResidPost, 0)
+            .unwrap(),
+        full.hidden[1].view()
+    );
+    assert!(one.captures.q(1).is_none());
+}

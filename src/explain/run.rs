@@ -34,6 +34,7 @@ pub fn capture_layer(layer: usize) -> ForwardOptions {
     let mut o = ForwardOptions {
         keep_attention: false,
         top_k: 0,
+        stop_after: Some(layer),
         ..Default::default()
     };
     for p in POINTS {
@@ -42,8 +43,9 @@ pub fn capture_layer(layer: usize) -> ForwardOptions {
     o
 }
 
-/// `trace` with `layer`'s hook points captured: the model re-runs from `hidden[layer]` (the layers before are
-/// copied, not recomputed). A trace that already has them is returned as is (cloned).
+/// `trace` with `layer`'s hook points captured: the model re-runs block `layer` alone from `hidden[layer]` (the
+/// layers before are copied, the ones after are not run: the result ends at `hidden[layer + 1]`). A trace that
+/// already has them is returned as is (cloned).
 pub fn with_layer(model: &dyn Model, trace: &Trace, layer: usize) -> Result<Trace> {
     if layer >= trace.n_layers() {
         return Err(Error::Input(format!(
