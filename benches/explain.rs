@@ -36,15 +36,16 @@ fn bench(c: &mut Criterion) {
     });
     for layer in [0, m.info().n_layers / 2, m.info().n_layers - 1] {
         g.bench_function(format!("open layer {layer}"), |b| {
-            b.iter(|| black_box(compute(m.as_ref(), t.clone(), req(layer))))
+            b.iter(|| black_box(compute(m.as_ref(), t.clone(), None, req(layer))))
         });
     }
-    let captured = compute(m.as_ref(), t.clone(), req(0)).captured;
+    let first = compute(m.as_ref(), t.clone(), None, req(0));
     g.bench_function("move within layer 0", |b| {
         b.iter(|| {
             black_box(compute(
                 m.as_ref(),
-                captured.clone(),
+                first.captured.clone(),
+                first.w_o.clone(),
                 ExplainRequest { head: 1, ..req(0) },
             ))
         })

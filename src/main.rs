@@ -268,7 +268,8 @@ fn explain(a: ExplainArgs) -> Result<()> {
     }
     let opts = attn::explain::run::capture_layer(a.layer);
     let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
-    let c = attn::explain::run::weight(m.as_ref(), &trace, a.layer, a.head, a.query, a.key)
+    let w_o = attn::explain::run::w_o(m.as_ref(), a.layer)?;
+    let c = attn::explain::run::weight(m.as_ref(), &trace, &w_o, a.layer, a.head, a.query, a.key)
         .context("explain")?;
     if a.json {
         let mut v = serde_json::to_value(&c)?;

@@ -411,7 +411,8 @@ fn embedding_parts_add_up_to_hidden_0_and_the_block_walk_to_hidden_l_plus_1() {
         let l = m.info().n_layers - 1;
         let t = ex::with_layer(m.as_ref(), &t0, l).unwrap();
         let tok = t.n_tokens() - 1;
-        let w = ex::block_walk(m.as_ref(), &t, l, tok).unwrap();
+        let w_o = ex::w_o(m.as_ref(), l).unwrap();
+        let w = ex::block_walk(m.as_ref(), &t, &w_o, l, tok).unwrap();
         let last = w.steps.last().unwrap();
         let want = t0.hidden[l + 1].row(tok);
         let d = last

@@ -71,6 +71,18 @@ pub fn dense(l: &Linear) -> Array2<f32> {
     l.w.matmul_t(&Array2::<f32>::eye(inp).view()).t().to_owned()
 }
 
+/// The output projection of block `layer` as a dense `[d_model, heads · d_head]` matrix (compute once per layer:
+/// it costs one pass of the identity through the packed kernel).
+pub fn w_o(model: &dyn Model, layer: usize) -> Result<Array2<f32>> {
+    let b = model
+        .engine()
+        .stack
+        .blocks
+        .get(layer)
+        .ok_or_else(|| Error::Input(format!("layer {layer} out of range")))?;
+    Ok(dense(&b.attn.o))
+}
+
 /// Undo the rotate-half rotation of one head vector at angles `theta` (`[d/2]`).
 pub fn unrotate(x: &ArrayView1<f32>, theta: &ArrayView1<f32>) -> Array1<f32> {
     let half = theta.len();
@@ -89,6 +101,7 @@ pub fn unrotate(x: &ArrayView1<f32>, theta: &ArrayView1<f32>) -> Array1<f32> {
 pub fn weight(
     model: &dyn Model,
     t: &Trace,
+    w_o: &Array2<f32>,
     layer: usize,
     head: usize,
     query: usize,
@@ -117,7 +130,6 @@ pub fn weight(
         )));
     }
     let g = spec.kv_head(head);
-    let w_o = dense(&e.stack.blocks[layer].attn.o);
     let wv = w_o.view();
     let mask = causal_mask(query, n, spec.causal);
     let qi = q.index_axis(Axis(0), head);
@@ -155,7 +167,7 @@ pub fn weight(
 }
 
 /// ‖W_O^h z_h‖ of every head for `query` at `layer` (`t` with the layer's captures).
-pub fn head_norms(model: &dyn Model, t: &Trace, layer: usize, query: usize) -> Result<Vec<f32>> {
+pub fn head_norms(t: &Trace, w_o: &Array2<f32>, layer: usize, query: usize) -> Result<Vec<f32>> {
     let z = t
         .captures
         .z(layer)
@@ -163,12 +175,11 @@ pub fn head_norms(model: &dyn Model, t: &Trace, layer: usize, query: usize) -> R
     if query >= z.dim().1 {
         return Err(Error::Input(format!("query {query} out of range")));
     }
-    let w_o = dense(&model.engine().stack.blocks[layer].attn.o);
     super::head_out_norms(&z.index_axis(Axis(1), query), &w_o.view())
 }
 
 /// Value-weighted norms `[heads, n, n]` of `layer` (`t` with the layer's captures).
-pub fn value_weighted(model: &dyn Model, t: &Trace, layer: usize) -> Result<Array3<f32>> {
+pub fn value_weighted(t: &Trace, w_o: &Array2<f32>, layer: usize) -> Result<Array3<f32>> {
     let pattern = t
         .captures
         .view3(HookPoint::AttnPattern, layer)
@@ -177,7 +188,6 @@ pub fn value_weighted(model: &dyn Model, t: &Trace, layer: usize) -> Result<Arra
         .captures
         .v(layer)
         .ok_or_else(|| missing("attn.v", layer))?;
-    let w_o = dense(&model.engine().stack.blocks[layer].attn.o);
     super::value_weighted(&pattern, &v, &w_o.view())
 }
 
@@ -245,7 +255,13 @@ fn act_name(a: Activation) -> &'static str {
 }
 
 /// One token through block `layer` (`t` with the layer's captures).
-pub fn block_walk(model: &dyn Model, t: &Trace, layer: usize, token: usize) -> Result<BlockWalk> {
+pub fn block_walk(
+    model: &dyn Model,
+    t: &Trace,
+    w_o: &Array2<f32>,
+    layer: usize,
+    token: usize,
+) -> Result<BlockWalk> {
     let e = model.engine();
     let b = e
         .stack
@@ -275,7 +291,6 @@ pub fn block_walk(model: &dyn Model, t: &Trace, layer: usize, token: usize) -> R
         Mlp::Plain { act, .. } => (*act, false),
         Mlp::Gated { act, .. } => (*act, true),
     };
-    let w_o = dense(&b.attn.o);
     let zt = z.index_axis(Axis(1), token);
     BlockWalk::compute(&BlockInputs {
         layer,
@@ -319,7 +334,7 @@ pub fn value_weighted_all(
     keep_v: bool,
 ) -> Result<ndarray::ArrayD<f32>> {
     let layers: Vec<Array3<f32>> = (0..trace.n_layers())
-        .map(|l| value_weighted(model, trace, l))
+        .map(|l| value_weighted(trace, &w_o(model, l)?, l))
         .collect::<Result<_>>()?;
     let views: Vec<_> = layers.iter().map(|a| a.view()).collect();
     let all = ndarray::stack(Axis(0), &views)

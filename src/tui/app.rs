@@ -1105,8 +1105,8 @@ impl App {
     fn want_explain(&mut self) -> Option<Effect> {
         let want = self.explain_request()?;
         let trace = &self.data.as_ref()?.trace;
-        let (req, trace) = self.explain.next(want, trace)?;
-        Some(Effect::Job(Job::Explain { req, trace }))
+        let (req, trace, w_o) = self.explain.next(want, trace)?;
+        Some(Effect::Job(Job::Explain { req, trace, w_o }))
     }
 
     /// Keys of the explanation views: hjkl move the cell (as in the grid), J/K scroll, [ ] pan dimensions, t: W_O.

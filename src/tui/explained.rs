@@ -10,7 +10,7 @@ use crate::explain::run as ex;
 use crate::explain::{WeightComputation, row_normalized};
 use crate::model::Model;
 use crate::trace::Trace;
-use ndarray::{Array3, Axis};
+use ndarray::{Array2, Array3, Axis};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,8 +28,10 @@ pub struct ExplainRequest {
 #[derive(Debug)]
 pub struct Explained {
     pub req: ExplainRequest,
-    /// The trace with the layer's hook points captured (sent back with the next request of the same layer).
+    /// The trace with the layer's hook points captured and the layer's dense W_O (both sent back with the next
+    /// request of the same layer).
     pub captured: Arc<Trace>,
+    pub w_o: Option<Arc<Array2<f32>>>,
     pub weight: Result<WeightComputation, String>,
     pub head_norms: Vec<f32>,
     /// `[heads, n, n]` ‖α_ij v_j W_O^h‖ of the layer.
@@ -41,7 +43,12 @@ pub struct Explained {
 }
 
 /// The worker's side: capture the layer (unless `trace` already holds it) and compute every explanation.
-pub fn compute(model: &dyn Model, trace: Arc<Trace>, req: ExplainRequest) -> Explained {
+pub fn compute(
+    model: &dyn Model,
+    trace: Arc<Trace>,
+    w_o: Option<Arc<Array2<f32>>>,
+    req: ExplainRequest,
+) -> Explained {
     let start = Instant::now();
     let captured = if trace.captures.q(req.layer).is_some() {
         trace
@@ -53,6 +60,7 @@ pub fn compute(model: &dyn Model, trace: Arc<Trace>, req: ExplainRequest) -> Exp
                 return Explained {
                     req,
                     captured: trace,
+                    w_o: None,
                     weight: Err(err.clone()),
                     head_norms: vec![],
                     value_weighted: None,
@@ -65,17 +73,27 @@ pub fn compute(model: &dyn Model, trace: Arc<Trace>, req: ExplainRequest) -> Exp
     };
     let t = captured.as_ref();
     let s = |e: crate::Error| e.to_string();
+    let w_o = match w_o {
+        Some(w) => w,
+        // An impossible layer fails in `with_layer` above; an empty matrix makes every step below an error.
+        None => Arc::new(ex::w_o(model, req.layer).unwrap_or_else(|_| Array2::zeros((0, 0)))),
+    };
+    let w = w_o.as_ref();
     Explained {
         req,
-        weight: ex::weight(model, t, req.layer, req.head, req.query, Some(req.key)).map_err(s),
-        head_norms: ex::head_norms(model, t, req.layer, req.query).unwrap_or_default(),
-        value_weighted: ex::value_weighted(model, t, req.layer).ok(),
+        weight: ex::weight(model, t, w, req.layer, req.head, req.query, Some(req.key)).map_err(s),
+        head_norms: ex::head_norms(t, w, req.layer, req.query).unwrap_or_default(),
+        value_weighted: ex::value_weighted(t, w, req.layer).ok(),
         embedding: ex::embedding(model, t, req.query).map_err(s),
-        walk: ex::block_walk(model, t, req.layer, req.query).map_err(s),
+        walk: ex::block_walk(model, t, w, req.layer, req.query).map_err(s),
         elapsed: start.elapsed(),
         captured,
+        w_o: Some(w_o),
     }
 }
+
+/// A request with what it can reuse: the trace (captured for the layer when it was before) and the layer's W_O.
+pub type Reuse = (ExplainRequest, Arc<Trace>, Option<Arc<Array2<f32>>>);
 
 /// The app's side.
 #[derive(Debug, Default)]
@@ -94,22 +112,17 @@ pub struct ExplainState {
 impl ExplainState {
     /// The request to send for `want`, if it is not already sent; with the trace to send (the captured one when it
     /// is of the same generation and layer).
-    pub fn next(
-        &mut self,
-        want: ExplainRequest,
-        trace: &Arc<Trace>,
-    ) -> Option<(ExplainRequest, Arc<Trace>)> {
+    pub fn next(&mut self, want: ExplainRequest, trace: &Arc<Trace>) -> Option<Reuse> {
         if self.pending == Some(want) {
             return None;
         }
         self.pending = Some(want);
-        let t = match &self.result {
+        Some(match &self.result {
             Some(r) if r.req.generation == want.generation && r.req.layer == want.layer => {
-                r.captured.clone()
+                (want, r.captured.clone(), r.w_o.clone())
             }
-            _ => trace.clone(),
-        };
-        Some((want, t))
+            _ => (want, trace.clone(), None),
+        })
     }
 
     /// Store a result if it answers the latest request.
@@ -174,19 +187,20 @@ mod tests {
             query: 2,
             key: 1,
         };
-        let (req, tr) = st.next(r1, &t).unwrap();
+        let (req, tr, w) = st.next(r1, &t).unwrap();
+        assert!(w.is_none());
         assert!(st.next(r1, &t).is_none(), "not sent twice");
-        let e = compute(m.as_ref(), tr, req);
+        let e = compute(m.as_ref(), tr, w, req);
         let w = e.weight.as_ref().unwrap();
         let att = t.layers[1].attention.as_ref().unwrap();
         assert!((w.weight - att[[0, 2, 1]]).abs() < 1e-6);
         assert!(st.receive(e));
         // The next request in the same layer carries the captured trace: no re-run.
         let r2 = ExplainRequest { head: 1, ..r1 };
-        let (_, tr2) = st.next(r2, &t).unwrap();
-        assert!(tr2.captures.q(1).is_some());
+        let (_, tr2, w2) = st.next(r2, &t).unwrap();
+        assert!(tr2.captures.q(1).is_some() && w2.is_some());
         // A result for an older request is dropped.
-        let old = compute(m.as_ref(), t.clone(), r1);
+        let old = compute(m.as_ref(), t.clone(), None, r1);
         assert!(!st.receive(old));
         st.value_weighted = true;
         let g = st.grid(1, 1, 0).unwrap();

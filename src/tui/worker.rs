@@ -32,6 +32,7 @@ pub enum Job {
     Explain {
         req: super::explained::ExplainRequest,
         trace: Arc<Trace>,
+        w_o: Option<Arc<ndarray::Array2<f32>>>,
     },
 }
 
@@ -83,8 +84,8 @@ pub fn run_job(model: &dyn Model, job: Job) -> Event {
                 rows,
             }))
         }
-        Job::Explain { req, trace } => {
-            Event::Explained(Box::new(super::explained::compute(model, trace, req)))
+        Job::Explain { req, trace, w_o } => {
+            Event::Explained(Box::new(super::explained::compute(model, trace, w_o, req)))
         }
     }
 }
