@@ -41,6 +41,8 @@ pub enum Command {
     Info(InfoArgs),
     /// List the models that can be opened.
     Models,
+    /// How one attention weight is computed: q, k, q·k, the scale, the mask, the row's softmax, Σ α·v, W_O.
+    Explain(ExplainArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -185,6 +187,12 @@ pub struct DumpArgs {
     /// (after bias and RoPE) and its output z before the output projection.
     #[arg(long)]
     pub qkv: bool,
+    /// Also write value_weighted.npy [layers, heads, n, n]: ‖α_ij · v_j W_O^h‖ (Kobayashi et al., 2020).
+    #[arg(long)]
+    pub value_weighted: bool,
+    /// Also write mlp_post.npy [layers, n, d_ff]: the MLP activations (the input of the down projection).
+    #[arg(long)]
+    pub mlp: bool,
     #[command(flatten)]
     pub run: RunArgs,
     /// No progress on stderr.
@@ -310,6 +318,33 @@ pub struct HeadsArgs {
     #[arg(long, short = 't')]
     pub text: Option<String>,
     /// Print JSON: `{"probe": {"ids": [...]}, "heads": [{"layer", "head", "previous", "sink", "self", "induction"}]}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The input text.
+    #[arg(long, short = 't')]
+    pub text: String,
+    /// A second sentence (BERT sentence pairs: token type 1).
+    #[arg(long)]
+    pub text_b: Option<String>,
+    /// Layer, from 0.
+    #[arg(long, short = 'l', default_value_t = 0)]
+    pub layer: usize,
+    /// Head, from 0.
+    #[arg(long, short = 'H', default_value_t = 0)]
+    pub head: usize,
+    /// The query token, from 0.
+    #[arg(long, short = 'q', default_value_t = 0)]
+    pub query: usize,
+    /// The key token, from 0. Default: the key with the largest weight.
+    #[arg(long, short = 'k')]
+    pub key: Option<usize>,
+    /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod cli;
 pub mod colormap;
 pub mod error;
+pub mod explain;
 pub mod export;
 pub mod fsutil;
 pub mod hooks;

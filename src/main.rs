@@ -2,8 +2,8 @@
 
 use anyhow::{Context, Result, bail};
 use attn::cli::{
-    AttributeArgs, Cli, ColorChoice, Command, DumpArgs, ExploreArgs, GenerateArgs, HeadsArgs,
-    InfoArgs, ShowArgs, SweepArgs,
+    AttributeArgs, Cli, ColorChoice, Command, DumpArgs, ExplainArgs, ExploreArgs, GenerateArgs,
+    HeadsArgs, InfoArgs, ShowArgs, SweepArgs,
 };
 use attn::model::layer_attention;
 use attn::model::{self, Model};
@@ -26,6 +26,7 @@ fn main() {
         Some(Command::Attribute(a)) => attribute(a),
         Some(Command::Info(a)) => info(a),
         Some(Command::Models) => models(),
+        Some(Command::Explain(a)) => explain(a),
     };
     if let Err(e) = result {
         // Messages quote file names, tensor names and metadata: escape what could drive the terminal.
@@ -270,7 +271,14 @@ fn dump(a: DumpArgs) -> Result<()> {
             opts.hooks.capture_all(p, info.n_layers);
         }
     }
-    let trace = run_input(m.as_ref(), &a.text, &a.ids, &a.text_b, &opts)?;
+    if a.mlp {
+        opts.hooks
+            .capture_all(attn::trace::HookPoint::MlpPost, info.n_layers);
+    }
+    if a.value_weighted {
+        attn::explain::run::value_weighted_hooks(&mut opts, info.n_layers);
+    }
+    let mut trace = run_input(m.as_ref(), &a.text, &a.ids, &a.text_b, &opts)?;
     check_finite(&trace, a.strict)?;
     if a.rollout && !a.force && a.out.join("rollout.npy").exists() {
         bail!(
@@ -278,13 +286,21 @@ fn dump(a: DumpArgs) -> Result<()> {
             a.out.join("rollout.npy").display()
         );
     }
+    let extra = if a.value_weighted {
+        vec![(
+            "value_weighted.npy".to_string(),
+            attn::explain::run::value_weighted_all(m.as_ref(), &mut trace, a.qkv)?,
+        )]
+    } else {
+        vec![]
+    };
     let writing = progress_printer("writing attention");
     let dump_opts = attn::export::DumpOptions {
         format: a.format.into(),
         force: a.force,
         progress: show_progress.then_some(&writing as &(dyn Fn(usize, usize) + Sync)),
     };
-    let mut files = attn::export::dump(m.as_ref(), &trace, &a.out, &dump_opts)?;
+    let mut files = attn::export::dump_with(m.as_ref(), &trace, &a.out, &dump_opts, &extra)?;
     if a.rollout {
         files.extend(attn::export::dump_rollout(
             m.as_ref(),
@@ -324,6 +340,41 @@ fn apply_run_args(
             .context("--ablate")?;
     }
     Ok(())
+}
+
+fn explain(a: ExplainArgs) -> Result<()> {
+    let m = load(&a.model)?;
+    let info = m.info();
+    if a.layer >= info.n_layers || a.head >= info.n_heads {
+        bail!(
+            "--layer {} --head {} out of range: {} has layers 0..={} and heads 0..={}",
+            a.layer,
+            a.head,
+            info.name,
+            info.n_layers.saturating_sub(1),
+            info.n_heads.saturating_sub(1)
+        );
+    }
+    let opts = attn::explain::run::capture_layer(a.layer);
+    let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
+    let w_o = attn::explain::run::w_o(m.as_ref(), a.layer)?;
+    let c = attn::explain::run::weight(m.as_ref(), &trace, &w_o, a.layer, a.head, a.query, a.key)
+        .context("explain")?;
+    if a.json {
+        let mut v = serde_json::to_value(&c)?;
+        v["layer"] = a.layer.into();
+        v["model"] = info.spec.clone().into();
+        v["tokens"] = trace
+            .tokens
+            .iter()
+            .map(|t| t.label.clone())
+            .collect::<Vec<_>>()
+            .into();
+        emit(&format!("{v}\n"))
+    } else {
+        let labels: Vec<String> = trace.tokens.iter().map(|t| t.label.clone()).collect();
+        emit(&attn::explain::text::render(&c, &labels, a.layer))
+    }
 }
 
 fn show_cmd(a: ShowArgs) -> Result<()> {

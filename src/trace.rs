@@ -174,6 +174,9 @@ pub struct ForwardOptions {
     pub progress: Option<Progress>,
     /// What to capture and edit on the way (nothing by default).
     pub hooks: Hooks,
+    /// Stop after this block (the trace then ends there: `hidden` has `layer + 2` entries). For capturing one layer
+    /// without running the rest (the explanation views). `None`: run every block.
+    pub stop_after: Option<usize>,
 }
 
 impl Default for ForwardOptions {
@@ -183,6 +186,7 @@ impl Default for ForwardOptions {
             top_k: 5,
             progress: None,
             hooks: Hooks::default(),
+            stop_after: None,
         }
     }
 }

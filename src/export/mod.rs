@@ -285,6 +285,17 @@ pub fn dump(
     out: &Path,
     opts: &DumpOptions,
 ) -> Result<Vec<PathBuf>> {
+    dump_with(model, trace, out, opts, &[])
+}
+
+/// [`dump`] plus extra `.npy` arrays computed from the trace (`value_weighted.npy`), staged with the rest.
+pub fn dump_with(
+    model: &dyn Model,
+    trace: &Trace,
+    out: &Path,
+    opts: &DumpOptions,
+    extra: &[(String, ndarray::ArrayD<f32>)],
+) -> Result<Vec<PathBuf>> {
     let (format, force) = (opts.format, opts.force);
     let progress = |l: usize, total: usize| {
         if let Some(p) = opts.progress {
@@ -300,8 +311,12 @@ pub fn dump(
     );
     let mut names = dump_file_names(nl, nh, format);
     names.extend(full_captures(trace).into_iter().map(capture_file));
+    names.extend(extra.iter().map(|(n, _)| n.clone()));
     let mut st = Staged::new(out, force)?;
     st.check_free(&names)?;
+    for (name, a) in extra {
+        st.write(name, |w| write_npy(w, a.shape(), a.iter().copied()))?;
+    }
     let labels: Vec<String> = trace.tokens.iter().map(|t| t.label.clone()).collect();
 
     st.write("tokens.json", |w| {
@@ -399,7 +414,8 @@ pub fn dump(
         }
     }
 
-    let captured = write_captures(&mut st, trace)?;
+    let mut captured = write_captures(&mut st, trace)?;
+    captured.extend(extra.iter().map(|(n, _)| n.clone()));
     let meta = json!({
         "model": info.spec,
         "name": info.name,

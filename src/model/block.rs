@@ -323,7 +323,8 @@ impl Stack {
         let mut hidden = Vec::with_capacity(total + 1 - from.min(total));
         let mut layers = Vec::with_capacity(total - from.min(total));
         let mut kv = env.keep_kv.then(KvCache::default);
-        for (l, b) in self.blocks.iter().enumerate().skip(from) {
+        let end = opts.stop_after.map_or(total, |s| (s + 1).min(total));
+        for (l, b) in self.blocks.iter().enumerate().take(end).skip(from) {
             hook2(hooks, HookPoint::ResidPre, l, &mut x, &mut caps)?;
             hidden.push(x.clone());
             let site = self.site(l, hooks, env, false);

@@ -41,6 +41,14 @@ pub enum View {
     Norms,
     /// Decoders: the logit lens at the cursor's position (`e`).
     Lens,
+    /// How the weight under the cursor is computed (`E`).
+    Weight,
+    /// What the head writes for the cursor's query: Σ α·v, through W_O (`o`).
+    Writes,
+    /// The embedding of the cursor's query token, part by part (`b`).
+    Embedding,
+    /// The cursor's query token through the selected block (`B`).
+    Walk,
 }
 
 /// How colours reach the terminal.
@@ -390,6 +398,8 @@ pub struct App {
     /// First dimension shown in the positional heatmap.
     pub pos_scroll: usize,
     pub lens: Option<Lens>,
+    /// The explanation views and the value-weighted grid mode.
+    pub explain: crate::tui::explained::ExplainState,
     pub status: Option<Status>,
     /// Latest generation asked for; outcomes of older ones are dropped.
     pub generation: u64,
@@ -443,6 +453,7 @@ impl App {
             ov_scroll: 0,
             pos_scroll: 0,
             lens: None,
+            explain: Default::default(),
             status: None,
             generation: 0,
             busy_since: None,
@@ -512,6 +523,11 @@ impl App {
 
     /// The full `n × n` matrix of the current layer and head (or mean), before hiding.
     pub fn full_matrix(&self) -> Option<Array2<f32>> {
+        if !self.mean
+            && let Some(m) = self.explain.grid(self.data_gen, self.layer, self.head)
+        {
+            return Some(m);
+        }
         let a = self.data.as_ref()?.att(self.layer)?;
         if self.mean {
             Some(analysis::mean_over_heads(a))
@@ -683,6 +699,7 @@ impl App {
                             self.data_gen = o.generation;
                             self.total = o.total;
                             self.lens = None;
+                            self.explain.reset();
                             if self.status.as_ref().is_some_and(|s| s.error) {
                                 self.status = None;
                             }
@@ -703,12 +720,18 @@ impl App {
                     l.rows = Some(o.rows);
                 }
             }
+            Event::Explained(e) => {
+                if self.explain.receive(*e) {
+                    self.refresh();
+                }
+            }
             Event::Tick => {}
             Event::Quit => self.quit = true,
         }
         if self.run_at.is_some_and(|t| t <= now) {
             fx.extend(self.run_now());
         }
+        fx.extend(self.want_explain());
         if self
             .jump
             .as_ref()
@@ -855,6 +878,19 @@ impl App {
                     self.say("the logit lens needs a decoder with an LM head (GPT-2, Llama); this model is an encoder");
                 }
             }
+            KeyCode::Char('E') => self.toggle_view(View::Weight),
+            KeyCode::Char('o') => self.toggle_view(View::Writes),
+            KeyCode::Char('b') => self.toggle_view(View::Embedding),
+            KeyCode::Char('B') => self.toggle_view(View::Walk),
+            KeyCode::Char('v') => {
+                self.explain.value_weighted = !self.explain.value_weighted;
+                self.refresh();
+                self.say(if self.explain.value_weighted {
+                    "value-weighted: ‖α·v W_O‖ per key (Kobayashi et al. 2020), rows normalised"
+                } else {
+                    "attention weights α"
+                });
+            }
             KeyCode::Char('s') => {
                 self.scale = self.scale.next();
                 self.say(format!("colour scale: {}", self.scale.name()));
@@ -892,6 +928,7 @@ impl App {
                 View::Overview => fx.extend(self.overview_key(k)),
                 View::Grid => self.grid_key(k),
                 View::Positional | View::Norms => self.rows_key(k),
+                View::Weight | View::Writes | View::Embedding | View::Walk => self.explain_key(k),
                 View::Lens => {
                     let before = self.cur.0;
                     self.rows_key(k);
@@ -1050,6 +1087,43 @@ impl App {
             self.norms_tok = analysis::layer_norms(&d.trace, Some(t));
         }
         self.ensure_visible();
+    }
+
+    /// The explanation request for the cursor's cell, when an explanation view or the value-weighted mode needs one.
+    pub fn explain_request(&self) -> Option<crate::tui::explained::ExplainRequest> {
+        let needed = matches!(
+            self.view,
+            View::Weight | View::Writes | View::Embedding | View::Walk
+        ) || self.explain.value_weighted;
+        (needed && self.data.is_some()).then_some(())?;
+        Some(crate::tui::explained::ExplainRequest {
+            generation: self.data_gen,
+            layer: self.layer,
+            head: self.head,
+            query: self.query_token()?,
+            key: self.key_token()?,
+        })
+    }
+
+    fn want_explain(&mut self) -> Option<Effect> {
+        let want = self.explain_request()?;
+        let trace = &self.data.as_ref()?.trace;
+        let (req, trace, w_o) = self.explain.next(want, trace)?;
+        Some(Effect::Job(Job::Explain { req, trace, w_o }))
+    }
+
+    /// Keys of the explanation views: hjkl move the cell (as in the grid), J/K scroll, [ ] pan dimensions, t: W_O.
+    fn explain_key(&mut self, k: KeyEvent) {
+        match k.code {
+            KeyCode::Char('J') | KeyCode::PageDown => self.explain.scroll.0 += 1,
+            KeyCode::Char('K') | KeyCode::PageUp => {
+                self.explain.scroll.0 = self.explain.scroll.0.saturating_sub(1)
+            }
+            KeyCode::Char(']') => self.explain.scroll.1 += 16,
+            KeyCode::Char('[') => self.explain.scroll.1 = self.explain.scroll.1.saturating_sub(16),
+            KeyCode::Char('t') => self.explain.through_wo = !self.explain.through_wo,
+            _ => self.grid_key(k),
+        }
     }
 
     fn want_lens(&mut self) -> Option<Effect> {

@@ -19,6 +19,8 @@ pub enum Event {
     Traced(Box<Outcome>),
     /// A logit-lens computation finished.
     Lens(Box<LensOutcome>),
+    /// An explanation (one layer captured, the cursor's cell computed) finished.
+    Explained(Box<crate::tui::explained::Explained>),
     /// Time passed (debounce deadlines, spinner).
     Tick,
     /// Leave (SIGTERM, SIGHUP, end of a script).

@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod event;
+pub mod explained;
 pub mod synthetic;
 pub mod ui;
 pub mod worker;

@@ -29,6 +29,12 @@ pub enum Job {
         pos: usize,
         trace: Arc<Trace>,
     },
+    /// The explanation views: capture one layer and compute (see [`super::explained`]).
+    Explain {
+        req: super::explained::ExplainRequest,
+        trace: Arc<Trace>,
+        w_o: Option<Arc<ndarray::Array2<f32>>>,
+    },
 }
 
 /// The result of a [`Job::Run`].
@@ -83,6 +89,9 @@ pub fn run_job_within(model: &dyn Model, job: Job, budget: u64) -> Event {
                 pos,
                 rows,
             }))
+        }
+        Job::Explain { req, trace, w_o } => {
+            Event::Explained(Box::new(super::explained::compute(model, trace, w_o, req)))
         }
     }
 }
@@ -183,8 +192,12 @@ fn worker_loop(model: &dyn Model, rx: Receiver<Job>, events: Sender<Event>, budg
             queue.push(j);
         }
         let last_run = queue.iter().rposition(|j| matches!(j, Job::Run { .. }));
+        let last_explain = queue.iter().rposition(|j| matches!(j, Job::Explain { .. }));
         for (i, job) in queue.into_iter().enumerate() {
             if matches!(job, Job::Run { .. }) && Some(i) != last_run {
+                continue;
+            }
+            if matches!(job, Job::Explain { .. }) && Some(i) != last_explain {
                 continue;
             }
             if events.send(run_job_within(model, job, budget)).is_err() {

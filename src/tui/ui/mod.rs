@@ -1,5 +1,9 @@
 //! Drawing: pure functions of the app state. `draw(&mut Frame, &App)` is all the run loop calls.
 
+pub mod block_walk;
+pub mod embedding;
+pub mod explain;
+pub mod explain_views;
 pub mod grid;
 pub mod layout;
 pub mod lens;
@@ -68,6 +72,9 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         View::Positional => positional::render_view(app, s.body, buf),
         View::Norms => norms::render_view(app, s.body, buf),
         View::Lens => lens::render(app, s.body, buf),
+        View::Weight | View::Writes | View::Embedding | View::Walk => {
+            explain_views::render(app, s.body, buf)
+        }
     }
     status(app, s.status, buf);
     if app.help {
@@ -114,6 +121,10 @@ fn view_name(v: View) -> &'static str {
         View::Positional => "positions",
         View::Norms => "residual norms",
         View::Lens => "logit lens",
+        View::Weight => "one weight",
+        View::Writes => "head output",
+        View::Embedding => "embedding",
+        View::Walk => "block walk",
     }
 }
 
@@ -127,7 +138,12 @@ fn header(app: &App, area: Rect, buf: &mut Buffer) {
             .pipe(app)
     };
     buf.set_style(area, bar);
-    let right = format!(" {} · ? help ", view_name(app.view));
+    let name = if app.view == View::Grid && app.explain.value_weighted {
+        "value-weighted"
+    } else {
+        view_name(app.view)
+    };
+    let right = format!(" {name} · ? help ");
     let pos = format!(" {} ", position_text(app));
     let w = area.width as usize;
     let name_w = w.saturating_sub(6 + pos.width() + right.width() + 2);
@@ -428,6 +444,12 @@ pub const KEYS: &[(&str, &str)] = &[
     ("p", "positional encodings (j/k position, ←/→ dimensions)"),
     ("n", "residual-stream norms per layer (j/k token)"),
     ("e", "logit lens at the cursor's position (decoders)"),
+    ("E", "how the weight under the cursor is computed"),
+    ("o", "what the head writes (t: through W_O)"),
+    ("v", "value-weighted grid ‖α·v W_O‖ (Kobayashi 2020)"),
+    ("b", "the cursor's token embedding, part by part"),
+    ("B", "the cursor's token through the block"),
+    ("J K [ ]", "explanation views: scroll rows / dimensions"),
     ("d", "dump the matrix on screen (.npy + .csv)"),
     ("D", "dump the whole trace (attn dump format)"),
     ("Tab i /", "edit the sentence"),
