@@ -128,6 +128,21 @@ pub struct DumpArgs {
     /// Overwrite files that already exist.
     #[arg(long)]
     pub force: bool,
+    /// Also write q.npy, k.npy, v.npy, z.npy: every head's queries, keys and values as they enter the dot product
+    /// (after bias and RoPE) and its output z before the output projection.
+    #[arg(long)]
+    pub qkv: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// What changes a run: interventions.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Zero-ablate heads: `LAYER.HEAD[,LAYER.HEAD…]` (from 0, e.g. `3.5,10.0`); their output z is set to 0 at every
+    /// position before the output projection, and everything downstream is recomputed.
+    #[arg(long, value_name = "L.H,…")]
+    pub ablate: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -148,6 +163,8 @@ pub struct ShowArgs {
     pub head: usize,
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Clone, Args)]

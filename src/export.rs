@@ -3,6 +3,7 @@
 //! file is never overwritten unless `force` is set.
 
 use crate::analysis;
+use crate::hooks::HookPoint;
 use crate::model::Model;
 use crate::model::layer_attention;
 use crate::trace::Trace;
@@ -232,6 +233,63 @@ fn csv_name(layer: usize, head: usize) -> String {
     format!("attention/layer{layer:02}_head{head:02}.csv")
 }
 
+/// What `attn dump --qkv` captures: queries, keys, values and each head's output z.
+pub const QKV_POINTS: [HookPoint; 4] = [
+    HookPoint::AttnQ,
+    HookPoint::AttnK,
+    HookPoint::AttnV,
+    HookPoint::AttnZ,
+];
+
+/// The file a hook point's captures are written to: `q.npy`, `k.npy`, `v.npy`, `z.npy` for the attention inputs and
+/// output, else the point's name with `.` → `_` (`mlp_post.npy`).
+pub fn capture_file(point: HookPoint) -> String {
+    match point {
+        HookPoint::AttnQ => "q.npy".into(),
+        HookPoint::AttnK => "k.npy".into(),
+        HookPoint::AttnV => "v.npy".into(),
+        HookPoint::AttnZ => "z.npy".into(),
+        p => format!("{}.npy", p.name().replace('.', "_")),
+    }
+}
+
+/// The hook points captured at every layer `0..n_layers` of `trace`: each is written as one array
+/// `[layers, …shape of one layer]`.
+fn full_captures(trace: &Trace) -> Vec<HookPoint> {
+    let nl = trace.n_layers();
+    HookPoint::ALL
+        .into_iter()
+        .filter(|p| nl > 0 && (0..nl).all(|l| trace.captures.get(*p, l).is_some()))
+        .collect()
+}
+
+/// Write every fully captured hook point (see [`capture_file`]) as one `.npy` stacked over layers.
+fn write_captures(st: &mut Staged, trace: &Trace) -> Result<Vec<String>> {
+    let mut written = vec![];
+    for p in full_captures(trace) {
+        let nl = trace.n_layers();
+        let first = trace
+            .captures
+            .get(p, 0)
+            .map(|a| a.shape().to_vec())
+            .unwrap_or_default();
+        let mut shape = vec![nl];
+        shape.extend(&first);
+        let name = capture_file(p);
+        st.write(&name, |w| {
+            write_npy_header(w, &shape)?;
+            for l in 0..nl {
+                if let Some(a) = trace.captures.get(p, l) {
+                    a.iter().try_for_each(|v| w.write_all(&v.to_le_bytes()))?;
+                }
+            }
+            Ok(())
+        })?;
+        written.push(name);
+    }
+    Ok(written)
+}
+
 /// Write the whole trace in the `attn dump` format into `out`. Returns the written paths.
 pub fn dump(
     model: &dyn Model,
@@ -247,7 +305,8 @@ pub fn dump(
         trace.n_tokens(),
         trace.d_model(),
     );
-    let names = dump_file_names(nl, nh, format);
+    let mut names = dump_file_names(nl, nh, format);
+    names.extend(full_captures(trace).into_iter().map(capture_file));
     let mut st = Staged::new(out, force)?;
     st.check_free(&names)?;
     let labels: Vec<String> = trace.tokens.iter().map(|t| t.label.clone()).collect();
@@ -335,6 +394,7 @@ pub fn dump(
         }
     }
 
+    let captured = write_captures(&mut st, trace)?;
     let meta = json!({
         "model": info.spec,
         "name": info.name,
@@ -353,6 +413,8 @@ pub fn dump(
         "n_tokens": n,
         "format": format!("{format:?}").to_lowercase(),
         "attn_version": env!("CARGO_PKG_VERSION"),
+        "interventions": trace.interventions,
+        "captured": captured,
     });
     st.write("meta.json", |w| {
         serde_json::to_writer_pretty(&mut *w, &meta)?;

@@ -197,7 +197,13 @@ fn dump(a: DumpArgs) -> Result<()> {
     let m = load(&a.model)?;
     let info = m.info();
     let n_est = a.text.len() + a.text_b.as_ref().map_or(0, |b| b.len()) + 4;
-    let opts = ForwardOptions::for_size(info.n_layers, info.n_heads, n_est, 512 << 20);
+    let mut opts = ForwardOptions::for_size(info.n_layers, info.n_heads, n_est, 512 << 20);
+    apply_run_args(&mut opts, &a.run, info)?;
+    if a.qkv {
+        for p in attn::export::QKV_POINTS {
+            opts.hooks.capture_all(p, info.n_layers);
+        }
+    }
     let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
     let files = attn::export::dump(m.as_ref(), &trace, &a.out, a.format, a.force)?;
     let mut out = format!(
@@ -212,6 +218,21 @@ fn dump(a: DumpArgs) -> Result<()> {
         let _ = writeln!(out, "wrote {}", f.display());
     }
     emit(&out)
+}
+
+/// Interventions from the command line (`--ablate`), checked against the model.
+fn apply_run_args(
+    opts: &mut ForwardOptions,
+    run: &attn::cli::RunArgs,
+    info: &model::ModelInfo,
+) -> Result<()> {
+    if let Some(list) = &run.ablate {
+        let heads = attn::hooks::parse_heads(list).context("--ablate")?;
+        opts.hooks
+            .ablate(&heads, info.n_layers, info.n_heads, false)
+            .context("--ablate")?;
+    }
+    Ok(())
 }
 
 fn show_cmd(a: ShowArgs) -> Result<()> {
@@ -234,13 +255,15 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
             info.n_heads - 1
         );
     }
-    let opts = ForwardOptions {
+    let mut opts = ForwardOptions {
         keep_attention: false,
         top_k: 5,
         ..Default::default()
     };
+    apply_run_args(&mut opts, &a.run, info)?;
     let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
     let att = layer_attention(m.as_ref(), &trace, a.layer)?;
+
     let head = att.index_axis(ndarray::Axis(0), a.head);
     let labels: Vec<String> = trace.tokens.iter().map(|t| t.label.clone()).collect();
     let _ = writeln!(
@@ -254,6 +277,9 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
         trace.n_tokens(),
         trace.elapsed.as_secs_f64() * 1e3
     );
+    for line in &trace.interventions {
+        let _ = writeln!(out, "intervention: {line}");
+    }
     if !trace.kv_group.is_empty() {
         let g = trace.kv_group[a.head];
         let shared: Vec<String> = (0..info.n_heads)
