@@ -7,11 +7,12 @@ pub mod arch;
 pub mod attention;
 pub mod block;
 pub mod embed;
+pub mod encdec;
 pub mod engine;
 pub mod head;
 pub mod load;
 
-pub use arch::{bert, gpt2, llama, textbook};
+pub use arch::{bert, gpt2, llama, textbook, textbook_dates};
 pub use engine::Transformer;
 pub use load::*;
 

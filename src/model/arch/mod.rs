@@ -4,3 +4,4 @@ pub mod bert;
 pub mod gpt2;
 pub mod llama;
 pub mod textbook;
+pub mod textbook_dates;
