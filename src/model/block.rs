@@ -20,7 +20,7 @@ use crate::numeric::packed::PackedMatrix;
 use crate::trace::{ForwardOptions, LayerTrace};
 use crate::weights::source::Vb;
 use crate::{Error, Result};
-use ndarray::{Array1, Array2, Array3, ArrayView2};
+use ndarray::{Array1, Array2, Array3, ArrayView2, CowArray, Ix2};
 
 /// `y = x·Wᵀ + b` with `W` `[out, in]` packed once.
 #[derive(Debug)]
@@ -201,6 +201,24 @@ pub struct StackRun {
     pub captures: Captures,
 }
 
+/// The input of a sub-layer: `norm(x)` in pre-LN blocks, `x` itself (borrowed) in post-LN blocks.
+fn sublayer_input<'x>(pre: bool, norm: &Norm, x: &'x Array2<f32>) -> CowArray<'x, f32, Ix2> {
+    if pre {
+        CowArray::from(norm.apply(&x.view()))
+    } else {
+        CowArray::from(x.view())
+    }
+}
+
+/// A residual add, then the norm in post-LN blocks.
+fn add_residual(pre: bool, norm: &Norm, x: &Array2<f32>, update: &Array2<f32>) -> Array2<f32> {
+    if pre {
+        x + update
+    } else {
+        norm.apply(&(x + update).view())
+    }
+}
+
 /// Capture and/or edit a `[n, x]` tensor at a hook point.
 fn hook2(
     hooks: &Hooks,
@@ -282,23 +300,19 @@ impl Stack {
             hidden.push(x.clone());
             let site = self.site(l, hooks, env, false);
             let pre = self.placement == Placement::Pre;
-            let att = {
-                let normed;
-                let a_in = if pre {
-                    normed = b.ln_attn.apply(&x.view());
-                    normed.view()
-                } else {
-                    x.view()
-                };
-                attention::attend(&self.attn, &b.attn, &a_in, &a_in, &site, &mut caps)?
-            };
+            let a_in = sublayer_input(pre, &b.ln_attn, &x);
+            let att = attention::attend(
+                &self.attn,
+                &b.attn,
+                &a_in.view(),
+                &a_in.view(),
+                &site,
+                &mut caps,
+            )?;
+            drop(a_in);
             let mut attn_out = att.out;
             hook2(hooks, HookPoint::AttnOut, l, &mut attn_out, &mut caps)?;
-            let mut mid = if pre {
-                &x + &attn_out
-            } else {
-                b.ln_attn.apply(&(&x + &attn_out).view())
-            };
+            let mut mid = add_residual(pre, &b.ln_attn, &x, &attn_out);
             hook2(hooks, HookPoint::ResidMid, l, &mut mid, &mut caps)?;
             let (trace_mid, cross_pattern) = match (&b.cross, &self.cross) {
                 (Some(c), Some(spec)) => {
@@ -319,33 +333,18 @@ impl Stack {
                         attention::attend(spec, &c.attn, &c_in, &memory.view(), &csite, &mut caps)?;
                     let mut cout = catt.out;
                     hook2(hooks, HookPoint::CrossOut, l, &mut cout, &mut caps)?;
-                    let mut after = if pre {
-                        &mid + &cout
-                    } else {
-                        c.norm.apply(&(&mid + &cout).view())
-                    };
+                    let mut after = add_residual(pre, &c.norm, &mid, &cout);
                     hook2(hooks, HookPoint::ResidCross, l, &mut after, &mut caps)?;
                     let before = std::mem::replace(&mut mid, after);
                     (before, Some(catt.pattern))
                 }
                 _ => (mid.clone(), None),
             };
-            let mut mlp_out = {
-                let normed;
-                let m_in = if pre {
-                    normed = b.ln_mlp.apply(&mid.view());
-                    normed.view()
-                } else {
-                    mid.view()
-                };
-                b.mlp.forward(&m_in, hooks, l, &mut caps)?
-            };
+            let m_in = sublayer_input(pre, &b.ln_mlp, &mid);
+            let mut mlp_out = b.mlp.forward(&m_in.view(), hooks, l, &mut caps)?;
+            drop(m_in);
             hook2(hooks, HookPoint::MlpOut, l, &mut mlp_out, &mut caps)?;
-            x = if pre {
-                &mid + &mlp_out
-            } else {
-                b.ln_mlp.apply(&(&mid + &mlp_out).view())
-            };
+            x = add_residual(pre, &b.ln_mlp, &mid, &mlp_out);
             hook2(hooks, HookPoint::ResidPost, l, &mut x, &mut caps)?;
             let mut lt = LayerTrace::record(
                 att.pattern,
@@ -379,14 +378,16 @@ impl Stack {
         let b = super::checked_block(&self.blocks, layer, resid_in, width)?;
         let hooks = Hooks::default();
         let site = self.site(layer, &hooks, env, false);
-        let normed;
-        let a_in = if self.placement == Placement::Pre {
-            normed = b.ln_attn.apply(&resid_in.view());
-            normed.view()
-        } else {
-            resid_in.view()
-        };
+        let a_in = sublayer_input(self.placement == Placement::Pre, &b.ln_attn, resid_in);
         let mut caps = Captures::default();
-        Ok(attention::attend(&self.attn, &b.attn, &a_in, &a_in, &site, &mut caps)?.pattern)
+        Ok(attention::attend(
+            &self.attn,
+            &b.attn,
+            &a_in.view(),
+            &a_in.view(),
+            &site,
+            &mut caps,
+        )?
+        .pattern)
     }
 }

@@ -95,8 +95,26 @@ pub fn load(spec: &str, textbook: &TextbookConfig) -> Result<Box<dyn Model>> {
     }
 }
 
-/// The `model_type`s a Hugging Face folder may have.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert", "gpt2"];
+/// Builds a model from an opened Hugging Face folder: config.json text, its file name for errors, the weights, the
+/// tokenizer and who the model is.
+pub type HfLoader = fn(
+    &str,
+    &str,
+    &crate::weights::safetensors::SafeTensors,
+    Tokenizer,
+    Origin,
+) -> Result<super::engine::Transformer>;
+
+/// The `model_type`s a Hugging Face folder may have, each with its loader.
+pub const HF_ARCHITECTURES: &[(&str, HfLoader)] = &[("bert", bert::load), ("gpt2", gpt2::load)];
+
+fn supported_model_types() -> String {
+    HF_ARCHITECTURES
+        .iter()
+        .map(|(t, _)| *t)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// More blocks than any real BERT/GPT-2 checkpoint has: a config asking for more is refused before loading.
 pub const MAX_HF_LAYERS: usize = 1024;
@@ -175,17 +193,18 @@ pub fn load_folder(spec: &str, dir: &Path) -> Result<Box<dyn Model>> {
                 &config_file,
                 format!(
                     "no `model_type` field (supported: {})",
-                    SUPPORTED_MODEL_TYPES.join(", ")
+                    supported_model_types()
                 ),
             ));
         }
     };
-    if !SUPPORTED_MODEL_TYPES.contains(&model_type.as_str()) {
+    let Some((_, loader)) = HF_ARCHITECTURES.iter().find(|(t, _)| *t == model_type) else {
         return Err(Error::Config(format!(
-            "{config_file}: model_type `{model_type}` is not supported; supported: {}",
-            SUPPORTED_MODEL_TYPES.join(", ")
+            "{config_file}: model_type `{}` is not supported; supported: {}",
+            crate::tokenize::escape_label(&model_type),
+            supported_model_types()
         )));
-    }
+    };
     let weights = crate::weights::safetensors::SafeTensors::open(&dir.join("model.safetensors"))?;
     let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
     let origin = Origin {
@@ -193,22 +212,13 @@ pub fn load_folder(spec: &str, dir: &Path) -> Result<Box<dyn Model>> {
         name: folder_model_name(spec, dir),
         source: dir.display().to_string(),
     };
-    match model_type.as_str() {
-        "bert" => Ok(Box::new(bert::load(
-            &config,
-            &config_file,
-            &weights,
-            tokenizer,
-            origin,
-        )?)),
-        _ => Ok(Box::new(gpt2::load(
-            &config,
-            &config_file,
-            &weights,
-            tokenizer,
-            origin,
-        )?)),
-    }
+    Ok(Box::new(loader(
+        &config,
+        &config_file,
+        &weights,
+        tokenizer,
+        origin,
+    )?))
 }
 
 /// A display name: the real name of a known short name, else the folder's name.

@@ -158,6 +158,16 @@ impl<'a> Vb<'a> {
         }
     }
 
+    /// Under `prefix` when the file holds `probe` there (checkpoints saved with a task head prefix their base model:
+    /// `bert.`, `transformer.`), else unchanged.
+    pub fn pp_if_present(&self, prefix: &str, probe: &str) -> Vb<'a> {
+        if self.contains(&format!("{prefix}.{probe}")) {
+            self.pp(prefix)
+        } else {
+            self.clone()
+        }
+    }
+
     /// The full name of `name` under this prefix.
     pub fn name(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)

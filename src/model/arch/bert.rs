@@ -102,12 +102,7 @@ pub fn load(
 ) -> Result<Transformer> {
     let cfg: BertConfig = crate::model::parse_config(config, config_file)?;
     let act = cfg.validate(config_file)?;
-    let root = Vb::new(weights);
-    let vb = if weights.contains("bert.embeddings.word_embeddings.weight") {
-        root.pp("bert")
-    } else {
-        root
-    };
+    let vb = Vb::new(weights).pp_if_present("bert", "embeddings.word_embeddings.weight");
     let (d, f, h) = (
         cfg.hidden_size,
         cfg.intermediate_size,

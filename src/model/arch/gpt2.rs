@@ -130,11 +130,7 @@ pub fn load(
     let cfg: Gpt2Config = crate::model::parse_config(config, config_file)?;
     let act = cfg.validate(config_file)?;
     let root = Vb::new(weights);
-    let vb = if weights.contains("transformer.wte.weight") {
-        root.pp("transformer")
-    } else {
-        root.clone()
-    };
+    let vb = root.pp_if_present("transformer", "wte.weight");
     let (d, f, h) = (cfg.n_embd, cfg.d_ff(), cfg.n_head);
     let eps = cfg.layer_norm_epsilon as f32;
     let mut blocks = Vec::with_capacity(cfg.n_layer);

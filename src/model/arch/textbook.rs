@@ -34,43 +34,26 @@ const LN_EPS: f32 = 1e-5;
 
 /// Check the settings; returns the parameter count (embedding included).
 pub fn validate(cfg: &TextbookConfig, vocab: usize) -> Result<u64> {
-    let bad = |m: String| Err(Error::Config(m));
-    if cfg.layers == 0 || cfg.layers > MAX_LAYERS {
-        return bad(format!(
-            "--layers {} must be between 1 and {MAX_LAYERS}",
-            cfg.layers
-        ));
-    }
-    if cfg.heads == 0 || cfg.heads > MAX_HEADS {
-        return bad(format!(
-            "--heads {} must be between 1 and {MAX_HEADS}",
-            cfg.heads
-        ));
-    }
-    if cfg.d_model == 0 || cfg.d_model > MAX_D_MODEL {
-        return bad(format!(
-            "--d-model {} must be between 1 and {MAX_D_MODEL}",
-            cfg.d_model
-        ));
-    }
+    let in_range = |flag: &str, v: usize, max: usize| {
+        if v == 0 || v > max {
+            Err(Error::Config(format!(
+                "{flag} {v} must be between 1 and {max}"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    in_range("--layers", cfg.layers, MAX_LAYERS)?;
+    in_range("--heads", cfg.heads, MAX_HEADS)?;
+    in_range("--d-model", cfg.d_model, MAX_D_MODEL)?;
     if !cfg.d_model.is_multiple_of(cfg.heads) {
-        return bad(format!(
+        return Err(Error::Config(format!(
             "--d-model {} is not divisible by --heads {}: each head needs d_model / heads dimensions",
             cfg.d_model, cfg.heads
-        ));
+        )));
     }
-    if cfg.d_ff == 0 || cfg.d_ff > MAX_D_FF {
-        return bad(format!(
-            "--d-ff {} must be between 1 and {MAX_D_FF}",
-            cfg.d_ff
-        ));
-    }
-    if cfg.max_len == 0 || cfg.max_len > MAX_LEN {
-        return bad(format!(
-            "--max-len {} must be between 1 and {MAX_LEN}",
-            cfg.max_len
-        ));
-    }
+    in_range("--d-ff", cfg.d_ff, MAX_D_FF)?;
+    in_range("--max-len", cfg.max_len, MAX_LEN)?;
     let (d, f, l) = (cfg.d_model as u64, cfg.d_ff as u64, cfg.layers as u64);
     // 4 d×d projections, two FFN matrices, FFN biases, two LayerNorms.
     let per_block = 4 * d * d + 2 * d * f + f + d + 4 * d;
