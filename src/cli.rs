@@ -32,6 +32,8 @@ pub enum Command {
     Info(InfoArgs),
     /// List the models that can be opened.
     Models,
+    /// Greedy decoding: print the output of an encoder–decoder for a source text.
+    Generate(GenerateArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -61,6 +63,15 @@ pub struct ModelArgs {
     /// Textbook model: the longest input in tokens.
     #[arg(long, default_value_t = 512)]
     pub max_len: usize,
+    /// Textbook model: the paper's encoder–decoder (decoder blocks with cross-attention) instead of one stack.
+    #[arg(long)]
+    pub encoder_decoder: bool,
+    /// Textbook encoder–decoder: encoder blocks (default: --layers).
+    #[arg(long, value_name = "N")]
+    pub encoder_layers: Option<usize>,
+    /// Textbook encoder–decoder: decoder blocks (default: --layers).
+    #[arg(long, value_name = "N")]
+    pub decoder_layers: Option<usize>,
 }
 
 impl ModelArgs {
@@ -74,6 +85,15 @@ impl ModelArgs {
             causal: self.causal,
             max_len: self.max_len,
         }
+    }
+    /// `(encoder layers, decoder layers)` of the textbook encoder–decoder, when `--encoder-decoder` is set.
+    pub fn encoder_decoder_layers(&self) -> Option<(usize, usize)> {
+        self.encoder_decoder.then(|| {
+            (
+                self.encoder_layers.unwrap_or(self.layers),
+                self.decoder_layers.unwrap_or(self.layers),
+            )
+        })
     }
     /// The spec to load: the one given, else the default.
     pub fn spec(&self) -> String {
@@ -119,6 +139,10 @@ pub struct DumpArgs {
     /// A second sentence (BERT sentence pairs: token type 1).
     #[arg(long)]
     pub text_b: Option<String>,
+    /// Encoder–decoder models: the target text; the decoder input is its ids shifted right behind the decoder start
+    /// id. Without it the decoder input is the greedy output.
+    #[arg(long)]
+    pub target: Option<String>,
     /// Output directory (created if its parent exists).
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out: PathBuf,
@@ -165,6 +189,21 @@ pub struct ShowArgs {
     pub color: ColorChoice,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The source text.
+    #[arg(long, short = 't')]
+    pub text: String,
+    /// At most this many new tokens.
+    #[arg(long, default_value_t = 32)]
+    pub max_new: usize,
+    /// Print one JSON object `{"ids": [...], "text": "..."}` (ids without the start token).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

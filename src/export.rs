@@ -2,6 +2,8 @@
 //! renamed into place only when every file was written, so a failure leaves nothing partial behind; an existing
 //! file is never overwritten unless `force` is set.
 
+pub mod encdec;
+
 use crate::analysis;
 use crate::hooks::HookPoint;
 use crate::model::Model;

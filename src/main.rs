@@ -1,7 +1,9 @@
 //! The `attn` binary: parse the command line and dispatch. The only place that touches the terminal's modes.
 
 use anyhow::{Context, Result, bail};
-use attn::cli::{Cli, ColorChoice, Command, DumpArgs, ExploreArgs, InfoArgs, ShowArgs};
+use attn::cli::{
+    Cli, ColorChoice, Command, DumpArgs, ExploreArgs, GenerateArgs, InfoArgs, ShowArgs,
+};
 use attn::model::layer_attention;
 use attn::model::{self, Model};
 use attn::show::{self, Colors};
@@ -19,6 +21,7 @@ fn main() {
         Some(Command::Show(a)) => show_cmd(a),
         Some(Command::Info(a)) => info(a),
         Some(Command::Models) => models(),
+        Some(Command::Generate(a)) => generate(a),
     };
     if let Err(e) = result {
         eprintln!("attn: error: {e:#}");
@@ -193,7 +196,80 @@ fn explore(a: ExploreArgs) -> Result<()> {
     result
 }
 
+/// The encoder–decoder the model flags name, if they name one.
+fn load_encdec(m: &attn::cli::ModelArgs) -> Result<Option<model::encdec::EncoderDecoder>> {
+    let spec = m.spec();
+    model::load_encoder_decoder(&spec, &m.textbook(), m.encoder_decoder_layers())
+        .with_context(|| format!("cannot load model `{spec}`"))
+}
+
+fn generate(a: GenerateArgs) -> Result<()> {
+    let Some(m) = load_encdec(&a.model)? else {
+        bail!(
+            "`attn generate` needs an encoder–decoder (`--model textbook-dates`, or `--model textbook \
+             --encoder-decoder`); `{}` is not one",
+            a.model.spec()
+        );
+    };
+    let (ids, text) = m.translate(&a.text, a.max_new)?;
+    if a.json {
+        emit(&format!(
+            "{}\n",
+            serde_json::json!({"ids": ids, "text": text})
+        ))
+    } else {
+        emit(&format!("{}\n", attn::tokenize::escape_label(&text)))
+    }
+}
+
+/// Without `--target`, a dump decodes at most this many tokens greedily.
+const DUMP_MAX_NEW: usize = 32;
+
+/// `attn dump` for an encoder–decoder: the decoder input is the shifted target, else the greedy output.
+fn dump_encdec(m: &model::encdec::EncoderDecoder, a: &DumpArgs) -> Result<()> {
+    if a.format != attn::export::Format::Npy
+        || a.qkv
+        || a.run.ablate.is_some()
+        || a.text_b.is_some()
+    {
+        bail!("encoder–decoder dumps write .npy only, without --qkv, --ablate or --text-b");
+    }
+    let src = m.encode_source(&a.text)?;
+    let tgt = match &a.target {
+        Some(t) => m.decoder_input(t)?,
+        None => {
+            let mut ids = vec![m.decoder_start];
+            ids.extend(m.greedy(&src, DUMP_MAX_NEW)?);
+            ids.truncate(m.info.max_len);
+            m.target_ids(&ids)
+        }
+    };
+    let opts = ForwardOptions {
+        keep_attention: true,
+        ..Default::default()
+    };
+    let trace = m.forward(&src, &tgt, &opts)?;
+    let files =
+        attn::export::encdec::dump(m, &trace, &a.text, a.target.as_deref(), &a.out, a.force)?;
+    let mut out = format!(
+        "{}: {} source tokens, {} decoder tokens\n",
+        m.info.name,
+        trace.source.n_tokens(),
+        trace.target.n_tokens()
+    );
+    for f in files {
+        let _ = writeln!(out, "wrote {}", f.display());
+    }
+    emit(&out)
+}
+
 fn dump(a: DumpArgs) -> Result<()> {
+    if let Some(m) = load_encdec(&a.model)? {
+        return dump_encdec(&m, &a);
+    }
+    if a.target.is_some() {
+        bail!("--target is for encoder–decoder models (e.g. --model textbook-dates)");
+    }
     let m = load(&a.model)?;
     let info = m.info();
     let n_est = a.text.len() + a.text_b.as_ref().map_or(0, |b| b.len()) + 4;
@@ -311,6 +387,9 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
 }
 
 fn info(a: InfoArgs) -> Result<()> {
+    if let Some(m) = load_encdec(&a.model)? {
+        return emit(&show::render_info(&m.info));
+    }
     let m = load(&a.model)?;
     emit(&show::render_info(m.info()))
 }
@@ -320,7 +399,13 @@ fn models() -> Result<()> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "textbook   built in: the original Transformer with random weights (always available)"
+        "textbook   built in: the original Transformer with random weights (always available; \
+         --encoder-decoder for the paper's encoder–decoder)"
+    );
+    let _ = writeln!(
+        out,
+        "textbook-dates\n           built in: the textbook encoder–decoder trained on English → Korean dates \
+         (attn generate / attn dump --target)"
     );
     for (name, file, what) in model::SHORT_NAMES {
         let p = dir.join(file);

@@ -142,6 +142,18 @@ impl EncoderDecoder {
         memory: &Array2<f32>,
         opts: &ForwardOptions,
     ) -> Result<(Trace, Array2<f32>)> {
+        let trace = self.decode_stream(tgt, memory, opts)?;
+        let logits = self.head.logits(last_hidden(&trace)?);
+        Ok((trace, logits))
+    }
+
+    /// The decoder blocks without the LM head.
+    fn decode_stream(
+        &self,
+        tgt: &Encoded,
+        memory: &Array2<f32>,
+        opts: &ForwardOptions,
+    ) -> Result<Trace> {
         let start = Instant::now();
         self.check_len(tgt.ids.len(), "target")?;
         let (y, positional) = self.dec_embed.embed(tgt)?;
@@ -153,11 +165,6 @@ impl EncoderDecoder {
             ..Default::default()
         };
         let run = self.decoder.run(y, 0, opts, &env)?;
-        let logits = self.head.logits(
-            run.hidden
-                .last()
-                .ok_or_else(|| Error::Input("the decoder has no layers".into()))?,
-        );
         let mut trace = Trace::new(
             tgt.tokens.clone(),
             run.hidden,
@@ -166,7 +173,7 @@ impl EncoderDecoder {
             start.elapsed(),
         );
         trace.captures = run.captures;
-        Ok((trace, logits))
+        Ok(trace)
     }
 
     /// The whole model: encoder on `src`, decoder on `tgt` (decoder input ids).
@@ -202,9 +209,11 @@ impl EncoderDecoder {
         let limit = max_new.min(self.info.max_len.saturating_sub(1));
         let mut ids = vec![self.decoder_start];
         for _ in 0..limit {
-            let (_, logits) = self.decode(&self.target_ids(&ids), memory, &quiet)?;
-            let last = logits.row(logits.nrows() - 1);
-            let next = argmax(last.iter().copied()) as u32;
+            let trace = self.decode_stream(&self.target_ids(&ids), memory, &quiet)?;
+            // Only the last position's logits choose the next token.
+            let h = last_hidden(&trace)?;
+            let last = h.slice(ndarray::s![h.nrows() - 1.., ..]).to_owned();
+            let next = argmax(self.head.logits(&last).iter().copied()) as u32;
             ids.push(next);
             if next == self.eos {
                 break;
@@ -223,6 +232,13 @@ impl EncoderDecoder {
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok((ids, text))
     }
+}
+
+fn last_hidden(trace: &Trace) -> Result<&Array2<f32>> {
+    trace
+        .hidden
+        .last()
+        .ok_or_else(|| Error::Input("the stack has no layers".into()))
 }
 
 /// Index of the largest value (the first on ties, as `torch.argmax`); NaN never wins.

@@ -5,3 +5,4 @@ pub mod gpt2;
 pub mod llama;
 pub mod textbook;
 pub mod textbook_dates;
+pub mod textbook_encdec;
