@@ -299,6 +299,22 @@ fn load_gguf(spec: &str, path: &Path) -> Result<Box<dyn Model>> {
     Ok(Box::new(loader(&g, spec)?))
 }
 
+/// The encoder–decoder a spec names: `textbook-dates` (built in), or `textbook` when `textbook_layers` is
+/// `Some((encoder layers, decoder layers))` (`--encoder-decoder`). `None`: the spec is not an encoder–decoder.
+pub fn load_encoder_decoder(
+    spec: &str,
+    textbook: &TextbookConfig,
+    textbook_layers: Option<(usize, usize)>,
+) -> Result<Option<super::encdec::EncoderDecoder>> {
+    match (spec, textbook_layers) {
+        ("textbook-dates", _) => Ok(Some(super::arch::textbook_dates::load()?)),
+        ("textbook", Some((enc, dec))) => Ok(Some(super::arch::textbook_encdec::new(
+            *textbook, enc, dec,
+        )?)),
+        _ => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,21 +343,5 @@ mod tests {
             resolve_in("smollm2", dir.path()).unwrap(),
             Resolved::Gguf(dir.path().join("smollm2.gguf"))
         );
-    }
-}
-
-/// The encoder–decoder a spec names: `textbook-dates` (built in), or `textbook` when `textbook_layers` is
-/// `Some((encoder layers, decoder layers))` (`--encoder-decoder`). `None`: the spec is not an encoder–decoder.
-pub fn load_encoder_decoder(
-    spec: &str,
-    textbook: &TextbookConfig,
-    textbook_layers: Option<(usize, usize)>,
-) -> Result<Option<super::encdec::EncoderDecoder>> {
-    match (spec, textbook_layers) {
-        ("textbook-dates", _) => Ok(Some(super::arch::textbook_dates::load()?)),
-        ("textbook", Some((enc, dec))) => Ok(Some(super::arch::textbook_encdec::new(
-            *textbook, enc, dec,
-        )?)),
-        _ => Ok(None),
     }
 }
