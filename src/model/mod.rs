@@ -30,6 +30,7 @@ pub enum Arch {
     Bert,
     Gpt2,
     Llama,
+    Bart,
 }
 
 impl Arch {
@@ -39,6 +40,7 @@ impl Arch {
             Arch::Bert => "bert",
             Arch::Gpt2 => "gpt2",
             Arch::Llama => "llama",
+            Arch::Bart => "bart",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! One file per architecture: its configuration, its weight mapping and its embeddings.
 
+pub mod bart;
 pub mod bert;
 pub mod gpt2;
 pub mod llama;
