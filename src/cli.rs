@@ -72,6 +72,15 @@ pub struct ModelArgs {
     /// Textbook model: the longest input in tokens.
     #[arg(long, default_value_t = 512)]
     pub max_len: usize,
+    /// Textbook model: the paper's encoder–decoder (decoder blocks with cross-attention) instead of one stack.
+    #[arg(long)]
+    pub encoder_decoder: bool,
+    /// Textbook encoder–decoder: encoder blocks (default: --layers).
+    #[arg(long, value_name = "N")]
+    pub encoder_layers: Option<usize>,
+    /// Textbook encoder–decoder: decoder blocks (default: --layers).
+    #[arg(long, value_name = "N")]
+    pub decoder_layers: Option<usize>,
 }
 
 impl ModelArgs {
@@ -85,6 +94,15 @@ impl ModelArgs {
             causal: self.causal,
             max_len: self.max_len,
         }
+    }
+    /// `(encoder layers, decoder layers)` of the textbook encoder–decoder, when `--encoder-decoder` is set.
+    pub fn encoder_decoder_layers(&self) -> Option<(usize, usize)> {
+        self.encoder_decoder.then(|| {
+            (
+                self.encoder_layers.unwrap_or(self.layers),
+                self.decoder_layers.unwrap_or(self.layers),
+            )
+        })
     }
     /// The spec to load: the one given, else the default.
     pub fn spec(&self) -> String {
@@ -174,6 +192,10 @@ pub struct DumpArgs {
     /// A second sentence (BERT sentence pairs: token type 1).
     #[arg(long)]
     pub text_b: Option<String>,
+    /// Encoder–decoder models: the target text; the decoder input is its ids shifted right behind the decoder start
+    /// id. Without it the decoder input is the greedy output.
+    #[arg(long)]
+    pub target: Option<String>,
     /// Output directory (created if its parent exists).
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out: PathBuf,

@@ -248,8 +248,84 @@ fn progress_printer(label: &'static str) -> impl Fn(usize, usize) + Send + Sync 
     }
 }
 
+/// The encoder–decoder the model flags name, if they name one.
+fn load_encdec(m: &attn::cli::ModelArgs) -> Result<Option<model::encdec::EncoderDecoder>> {
+    let spec = m.spec();
+    model::load_encoder_decoder(&spec, &m.textbook(), m.encoder_decoder_layers())
+        .with_context(|| format!("cannot load model `{spec}`"))
+}
+
+/// `attn generate` for an encoder–decoder: greedy decoding of the source text.
+fn generate_encdec(m: &model::encdec::EncoderDecoder, a: &GenerateArgs) -> Result<()> {
+    if a.temperature != 0.0 || a.out.is_some() {
+        bail!(
+            "encoder–decoders decode greedily here: --temperature and --out apply to decoder-only models"
+        );
+    }
+    let (ids, text) = m.translate(&a.text, a.max_new)?;
+    if a.json {
+        emit(&format!(
+            "{}\n",
+            serde_json::json!({"ids": ids, "text": text})
+        ))
+    } else {
+        emit(&format!("{}\n", attn::tokenize::escape_label(&text)))
+    }
+}
+
+/// Without `--target`, a dump decodes at most this many tokens greedily.
+const DUMP_MAX_NEW: usize = 32;
+
+/// `attn dump` for an encoder–decoder: the decoder input is the shifted target, else the greedy output.
+fn dump_encdec(m: &model::encdec::EncoderDecoder, a: &DumpArgs) -> Result<()> {
+    let Some(text) = a.text.as_deref() else {
+        bail!(
+            "an encoder–decoder dump needs --text (the source); --ids is for decoder-only and encoder models"
+        );
+    };
+    if attn::export::Format::from(a.format) != attn::export::Format::Npy
+        || a.qkv
+        || a.run.ablate.is_some()
+        || a.text_b.is_some()
+    {
+        bail!("encoder–decoder dumps write .npy only, without --qkv, --ablate or --text-b");
+    }
+    let src = m.encode_source(text)?;
+    let tgt = match &a.target {
+        Some(t) => m.decoder_input(t)?,
+        None => {
+            let mut ids = vec![m.decoder_start];
+            ids.extend(m.greedy(&src, DUMP_MAX_NEW)?);
+            ids.truncate(m.info.max_len);
+            m.target_ids(&ids)
+        }
+    };
+    let opts = ForwardOptions {
+        keep_attention: true,
+        ..Default::default()
+    };
+    let trace = m.forward(&src, &tgt, &opts)?;
+    let files = attn::export::encdec::dump(m, &trace, text, a.target.as_deref(), &a.out, a.force)?;
+    let mut out = format!(
+        "{}: {} source tokens, {} decoder tokens\n",
+        m.info.name,
+        trace.source.n_tokens(),
+        trace.target.n_tokens()
+    );
+    for f in files {
+        let _ = writeln!(out, "wrote {}", f.display());
+    }
+    emit(&out)
+}
+
 fn dump(a: DumpArgs) -> Result<()> {
     clean_up_dumps_on_signals()?;
+    if let Some(m) = load_encdec(&a.model)? {
+        return dump_encdec(&m, &a);
+    }
+    if a.target.is_some() {
+        bail!("--target is for encoder–decoder models (e.g. --model textbook-dates)");
+    }
     let m = load(&a.model)?;
     let info = m.info();
     let show_progress = !a.quiet && std::io::stderr().is_terminal();
@@ -522,6 +598,9 @@ fn heads(a: HeadsArgs) -> Result<()> {
 
 fn generate(a: GenerateArgs) -> Result<()> {
     use attn::model::generate::{self as generation, Sampling};
+    if let Some(m) = load_encdec(&a.model)? {
+        return generate_encdec(&m, &a);
+    }
     let m = load(&a.model)?;
     let prompt = m.tokenizer().encode(&a.text, None)?.ids;
     let sampling = Sampling {
@@ -533,7 +612,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
     let g = match (m.info().causal, m.info().arch) {
         (true, _) => generation::generate(m.as_ref(), &prompt, a.max_new, &sampling, true)?,
         (false, _) => bail!(
-            "{} is an encoder: `attn generate` needs a decoder",
+            "{} is an encoder: `attn generate` needs a decoder or an encoder–decoder (textbook-dates)",
             m.info().name
         ),
     };
@@ -608,6 +687,9 @@ fn attribute(a: AttributeArgs) -> Result<()> {
 }
 
 fn info(a: InfoArgs) -> Result<()> {
+    if let Some(m) = load_encdec(&a.model)? {
+        return emit(&show::render_info(&m.info));
+    }
     let m = load(&a.model)?;
     emit(&show::render_info(m.info()))
 }
@@ -617,7 +699,13 @@ fn models() -> Result<()> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "textbook   built in: the original Transformer with random weights (always available)"
+        "textbook   built in: the original Transformer with random weights (always available; \
+         --encoder-decoder for the paper's encoder–decoder)"
+    );
+    let _ = writeln!(
+        out,
+        "textbook-dates\n           built in: the textbook encoder–decoder trained on English → Korean dates \
+         (attn generate / attn dump --target)"
     );
     for (name, file, what) in model::SHORT_NAMES {
         let p = dir.join(file);

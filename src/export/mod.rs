@@ -6,6 +6,8 @@
 pub mod staged;
 pub use staged::Staged;
 
+pub mod encdec;
+
 use crate::analysis;
 use crate::hooks::HookPoint;
 use crate::model::Model;

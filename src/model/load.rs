@@ -299,6 +299,56 @@ fn load_gguf(spec: &str, path: &Path) -> Result<Box<dyn Model>> {
     Ok(Box::new(loader(&g, spec)?))
 }
 
+/// The encoder–decoder a spec names: `textbook-dates` (built in), or `textbook` when `textbook_layers` is
+/// `Some((encoder layers, decoder layers))` (`--encoder-decoder`). `None`: the spec is not an encoder–decoder.
+pub fn load_encoder_decoder(
+    spec: &str,
+    textbook: &TextbookConfig,
+    textbook_layers: Option<(usize, usize)>,
+) -> Result<Option<super::encdec::EncoderDecoder>> {
+    match (spec, textbook_layers) {
+        ("textbook-dates", _) => Ok(Some(super::arch::textbook_dates::load()?)),
+        ("textbook", Some((enc, dec))) => Ok(Some(super::arch::textbook_encdec::new(
+            *textbook, enc, dec,
+        )?)),
+        _ => match resolve(spec) {
+            Ok(Resolved::Folder(dir)) => load_encdec_folder(spec, &dir),
+            _ => Ok(None),
+        },
+    }
+}
+
+/// A Hugging Face encoder–decoder folder (`model_type` bart), or `None` for any other folder.
+fn load_encdec_folder(spec: &str, dir: &Path) -> Result<Option<super::encdec::EncoderDecoder>> {
+    let config_path = dir.join("config.json");
+    // Unreadable, special or oversized: not ours to report; the decoder/encoder loader names the problem.
+    let Ok(config) = crate::fsutil::read_to_string_capped(&config_path, crate::fsutil::CONFIG_CAP)
+    else {
+        return Ok(None);
+    };
+    let model_type = serde_json::from_str::<serde_json::Value>(&config)
+        .ok()
+        .and_then(|v| {
+            v.get("model_type")
+                .and_then(|t| t.as_str())
+                .map(str::to_string)
+        });
+    if model_type.as_deref() != Some("bart") {
+        return Ok(None);
+    }
+    let weights = crate::weights::safetensors::SafeTensors::open(&dir.join("model.safetensors"))?;
+    let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
+    let origin = Origin {
+        spec: spec.to_string(),
+        name: folder_model_name(spec, dir),
+        source: dir.display().to_string(),
+    };
+    let file = config_path.display().to_string();
+    Ok(Some(super::arch::bart::load(
+        &config, &file, &weights, tokenizer, origin,
+    )?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

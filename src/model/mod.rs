@@ -8,12 +8,13 @@ pub mod attention;
 pub mod block;
 pub mod budget;
 pub mod embed;
+pub mod encdec;
 pub mod engine;
 pub mod generate;
 pub mod head;
 pub mod load;
 
-pub use arch::{bert, gpt2, llama, textbook};
+pub use arch::{bert, gpt2, llama, textbook, textbook_dates};
 pub use engine::Transformer;
 pub use load::*;
 
@@ -31,6 +32,7 @@ pub enum Arch {
     Bert,
     Gpt2,
     Llama,
+    Bart,
 }
 
 impl Arch {
@@ -40,6 +42,7 @@ impl Arch {
             Arch::Bert => "bert",
             Arch::Gpt2 => "gpt2",
             Arch::Llama => "llama",
+            Arch::Bart => "bart",
         }
     }
 }

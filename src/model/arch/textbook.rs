@@ -73,7 +73,7 @@ pub fn validate(cfg: &TextbookConfig, vocab: usize) -> Result<u64> {
 }
 
 /// A Xavier-uniform `[out, in]` weight without bias, packed for the forward pass.
-fn xavier(rng: &mut ChaCha8Rng, out: usize, inp: usize) -> Linear {
+pub(crate) fn xavier(rng: &mut ChaCha8Rng, out: usize, inp: usize) -> Linear {
     let a = (6.0 / (out + inp) as f32).sqrt();
     let dist = Uniform::new_inclusive(-a, a).expect("a > 0");
     Linear::new(
