@@ -6,6 +6,7 @@ pub mod cli;
 pub mod colormap;
 pub mod error;
 pub mod export;
+pub mod hooks;
 pub mod model;
 pub mod numeric;
 pub mod show;
