@@ -342,7 +342,10 @@ mod avx2 {
         while kk + 8 <= k {
             // SAFETY: kk + 8 ≤ k, so every load stays inside its row (lengths asserted above).
             unsafe {
-                let wv: [__m256; C] = std::array::from_fn(|j| _mm256_loadu_ps(wp.add(j * k + kk)));
+                let mut wv = [_mm256_setzero_ps(); C];
+                for (j, w) in wv.iter_mut().enumerate() {
+                    *w = _mm256_loadu_ps(wp.add(j * k + kk));
+                }
                 for t in 0..R {
                     let xv = _mm256_loadu_ps(xp.add(t * k + kk));
                     for j in 0..C {

@@ -19,25 +19,41 @@ pub fn decode(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> bool {
         match ty {
             F16 if std::arch::is_x86_feature_detected!("f16c") => f16_avx2(bytes, out),
             BF16 => bf16_avx2(bytes, out),
-            Q4_0 => each::<32>(bytes, ts, out, |b, o| q4_0(b, o)),
-            Q4_1 => each::<32>(bytes, ts, out, |b, o| q4_1(b, o)),
-            Q5_0 => each::<32>(bytes, ts, out, |b, o| q5_0(b, o)),
-            Q5_1 => each::<32>(bytes, ts, out, |b, o| q5_1(b, o)),
-            Q8_0 => each::<32>(bytes, ts, out, |b, o| q8_0(b, o)),
-            Q4_K => each::<256>(bytes, ts, out, |b, o| q4_k(b, o)),
-            Q5_K => each::<256>(bytes, ts, out, |b, o| q5_k(b, o)),
-            Q6_K => each::<256>(bytes, ts, out, |b, o| q6_k(b, o)),
+            Q4_0 => each_q4_0(bytes, ts, out),
+            Q4_1 => each_q4_1(bytes, ts, out),
+            Q5_0 => each_q5_0(bytes, ts, out),
+            Q5_1 => each_q5_1(bytes, ts, out),
+            Q8_0 => each_q8_0(bytes, ts, out),
+            Q4_K => each_q4_k(bytes, ts, out),
+            Q5_K => each_q5_k(bytes, ts, out),
+            Q6_K => each_q6_k(bytes, ts, out),
             _ => return false,
         }
     }
     true
 }
 
-#[inline(always)]
-fn each<const B: usize>(bytes: &[u8], ts: usize, out: &mut [f32], f: impl Fn(&[u8], &mut [f32])) {
-    for (o, b) in out.chunks_exact_mut(B).zip(bytes.chunks_exact(ts)) {
-        f(b, o);
-    }
+/// The block loop of each format, compiled with AVX2 so the block function inlines into it.
+macro_rules! block_loops {
+    ($( $name:ident = $block:ident / $b:expr; )*) => {$(
+        #[target_feature(enable = "avx2")]
+        fn $name(bytes: &[u8], ts: usize, out: &mut [f32]) {
+            for (o, b) in out.chunks_exact_mut($b).zip(bytes.chunks_exact(ts)) {
+                $block(b, o);
+            }
+        }
+    )*};
+}
+
+block_loops! {
+    each_q4_0 = q4_0 / 32;
+    each_q4_1 = q4_1 / 32;
+    each_q5_0 = q5_0 / 32;
+    each_q5_1 = q5_1 / 32;
+    each_q8_0 = q8_0 / 32;
+    each_q4_k = q4_k / 256;
+    each_q5_k = q5_k / 256;
+    each_q6_k = q6_k / 256;
 }
 
 /// 32 signed bytes → 4 × 8 floats.
@@ -85,6 +101,60 @@ unsafe fn bit4_from_u32(bits: u32) -> __m256i {
     }
 }
 
+/// `d · v` (the multiplication order of the portable decoders matters only for NaN payloads; kept anyway).
+#[inline(always)]
+unsafe fn scale4(v: [__m256; 4], d: __m256) -> [__m256; 4] {
+    unsafe {
+        [
+            _mm256_mul_ps(d, v[0]),
+            _mm256_mul_ps(d, v[1]),
+            _mm256_mul_ps(d, v[2]),
+            _mm256_mul_ps(d, v[3]),
+        ]
+    }
+}
+
+/// `v · d`.
+#[inline(always)]
+unsafe fn mul_by4(v: [__m256; 4], d: __m256) -> [__m256; 4] {
+    unsafe {
+        [
+            _mm256_mul_ps(v[0], d),
+            _mm256_mul_ps(v[1], d),
+            _mm256_mul_ps(v[2], d),
+            _mm256_mul_ps(v[3], d),
+        ]
+    }
+}
+
+/// `d · v + m`, rounded after the multiplication and after the addition (no FMA).
+#[inline(always)]
+unsafe fn scale_add4(v: [__m256; 4], d: __m256, m: __m256) -> [__m256; 4] {
+    unsafe {
+        let s = scale4(v, d);
+        [
+            _mm256_add_ps(s[0], m),
+            _mm256_add_ps(s[1], m),
+            _mm256_add_ps(s[2], m),
+            _mm256_add_ps(s[3], m),
+        ]
+    }
+}
+
+/// `d · v − m`, rounded after the multiplication and after the subtraction (no FMA).
+#[inline(always)]
+unsafe fn scale_sub4(v: [__m256; 4], d: __m256, m: __m256) -> [__m256; 4] {
+    unsafe {
+        let s = scale4(v, d);
+        [
+            _mm256_sub_ps(s[0], m),
+            _mm256_sub_ps(s[1], m),
+            _mm256_sub_ps(s[2], m),
+            _mm256_sub_ps(s[3], m),
+        ]
+    }
+}
+
 #[inline(always)]
 unsafe fn store4(o: &mut [f32], v: [__m256; 4]) {
     assert!(o.len() >= 32);
@@ -96,29 +166,29 @@ unsafe fn store4(o: &mut [f32], v: [__m256; 4]) {
 }
 
 #[target_feature(enable = "avx2")]
+#[inline]
 fn q4_0(b: &[u8], o: &mut [f32]) {
     assert!(b.len() >= 18);
     unsafe {
         let d = _mm256_set1_ps(h(b, 0));
         let q = _mm256_sub_epi8(nibbles(b.as_ptr().add(2)), _mm256_set1_epi8(8));
-        store4(o, i8x32_to_f32(q).map(|v| _mm256_mul_ps(d, v)));
+        store4(o, scale4(i8x32_to_f32(q), d));
     }
 }
 
 #[target_feature(enable = "avx2")]
+#[inline]
 fn q4_1(b: &[u8], o: &mut [f32]) {
     assert!(b.len() >= 20);
     unsafe {
         let (d, m) = (_mm256_set1_ps(h(b, 0)), _mm256_set1_ps(h(b, 2)));
         let q = nibbles(b.as_ptr().add(4));
-        store4(
-            o,
-            i8x32_to_f32(q).map(|v| _mm256_add_ps(_mm256_mul_ps(d, v), m)),
-        );
+        store4(o, scale_add4(i8x32_to_f32(q), d, m));
     }
 }
 
 #[target_feature(enable = "avx2")]
+#[inline]
 fn q5_0(b: &[u8], o: &mut [f32]) {
     assert!(b.len() >= 22);
     unsafe {
@@ -126,31 +196,30 @@ fn q5_0(b: &[u8], o: &mut [f32]) {
         let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
         let q = _mm256_or_si256(nibbles(b.as_ptr().add(6)), bit4_from_u32(qh));
         let q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
-        store4(o, i8x32_to_f32(q).map(|v| _mm256_mul_ps(d, v)));
+        store4(o, scale4(i8x32_to_f32(q), d));
     }
 }
 
 #[target_feature(enable = "avx2")]
+#[inline]
 fn q5_1(b: &[u8], o: &mut [f32]) {
     assert!(b.len() >= 24);
     unsafe {
         let (d, m) = (_mm256_set1_ps(h(b, 0)), _mm256_set1_ps(h(b, 2)));
         let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
         let q = _mm256_or_si256(nibbles(b.as_ptr().add(8)), bit4_from_u32(qh));
-        store4(
-            o,
-            i8x32_to_f32(q).map(|v| _mm256_add_ps(_mm256_mul_ps(d, v), m)),
-        );
+        store4(o, scale_add4(i8x32_to_f32(q), d, m));
     }
 }
 
 #[target_feature(enable = "avx2")]
+#[inline]
 fn q8_0(b: &[u8], o: &mut [f32]) {
     assert!(b.len() >= 34);
     unsafe {
         let d = _mm256_set1_ps(h(b, 0));
         let q = _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i);
-        store4(o, i8x32_to_f32(q).map(|v| _mm256_mul_ps(v, d)));
+        store4(o, mul_by4(i8x32_to_f32(q), d));
     }
 }
 
@@ -169,6 +238,7 @@ fn k_scale_min(s: &[u8]) -> ([u8; 8], [u8; 8]) {
 }
 
 #[target_feature(enable = "avx2")]
+#[inline]
 fn q4_k(b: &[u8], o: &mut [f32]) {
     assert!(b.len() >= 144 && o.len() >= 256);
     let (d, dmin) = (h(b, 0), h(b, 2));
@@ -187,16 +257,14 @@ fn q4_k(b: &[u8], o: &mut [f32]) {
                 let sb = 2 * chunk + half;
                 let ds = _mm256_set1_ps(d * sc[sb] as f32);
                 let dm = _mm256_set1_ps(dmin * mn[sb] as f32);
-                store4(
-                    &mut o[32 * sb..],
-                    i8x32_to_f32(q).map(|v| _mm256_sub_ps(_mm256_mul_ps(ds, v), dm)),
-                );
+                store4(&mut o[32 * sb..], scale_sub4(i8x32_to_f32(q), ds, dm));
             }
         }
     }
 }
 
 #[target_feature(enable = "avx2")]
+#[inline]
 fn q5_k(b: &[u8], o: &mut [f32]) {
     assert!(b.len() >= 176 && o.len() >= 256);
     let (d, dmin) = (h(b, 0), h(b, 2));
@@ -219,16 +287,14 @@ fn q5_k(b: &[u8], o: &mut [f32]) {
                 let q = _mm256_or_si256(q, _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
                 let ds = _mm256_set1_ps(d * sc[sb] as f32);
                 let dm = _mm256_set1_ps(dmin * mn[sb] as f32);
-                store4(
-                    &mut o[32 * sb..],
-                    i8x32_to_f32(q).map(|v| _mm256_sub_ps(_mm256_mul_ps(ds, v), dm)),
-                );
+                store4(&mut o[32 * sb..], scale_sub4(i8x32_to_f32(q), ds, dm));
             }
         }
     }
 }
 
 #[target_feature(enable = "avx2")]
+#[inline]
 fn q6_k(b: &[u8], o: &mut [f32]) {
     assert!(b.len() >= 210 && o.len() >= 256);
     let d = h(b, 208);
