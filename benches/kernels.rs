@@ -43,7 +43,9 @@ fn bench(c: &mut Criterion) {
             .expect("matrix");
             w = q.to_f32();
             for n in [3usize, 39, 115] {
-                let x = Array2::from_shape_fn((n, k), |(i, j)| ((i * 31 + j * 17) % 23) as f32 * 0.05 - 0.5);
+                let x = Array2::from_shape_fn((n, k), |(i, j)| {
+                    ((i * 31 + j * 17) % 23) as f32 * 0.05 - 0.5
+                });
                 g.bench_function(format!("{ty} {m}x{k}, {n} tokens"), |b| {
                     b.iter(|| black_box(q.matmul_t(&x.view())))
                 });
@@ -51,7 +53,9 @@ fn bench(c: &mut Criterion) {
         }
         let p = PackedMatrix::new(&w);
         for n in [3usize, 39, 115] {
-            let x = Array2::from_shape_fn((n, k), |(i, j)| ((i * 31 + j * 17) % 23) as f32 * 0.05 - 0.5);
+            let x = Array2::from_shape_fn((n, k), |(i, j)| {
+                ((i * 31 + j * 17) % 23) as f32 * 0.05 - 0.5
+            });
             g.bench_function(format!("packed f32 {m}x{k}, {n} tokens"), |b| {
                 b.iter(|| black_box(p.matmul_t(&x.view())))
             });

@@ -21,10 +21,17 @@ fn smollm2_long_input_peak_rss_stays_within_budget() {
     let Some(gguf) = real_model("smollm2.gguf") else {
         return;
     };
-    let sentence = "Attention lets every token look at every earlier token, and a long input tests memory. ";
+    let sentence =
+        "Attention lets every token look at every earlier token, and a long input tests memory. ";
     let text = sentence.repeat(120); // ~2040 tokens
     let mut child = Command::new(env!("CARGO_BIN_EXE_attn"))
-        .args(["show", "--model", gguf.to_str().unwrap(), "--color", "never"])
+        .args([
+            "show",
+            "--model",
+            gguf.to_str().unwrap(),
+            "--color",
+            "never",
+        ])
         .args(["--layer", "3", "--head", "2", "--text", &text])
         .env("RAYON_NUM_THREADS", "2")
         .stdout(Stdio::piped())
@@ -57,7 +64,10 @@ fn smollm2_long_input_peak_rss_stays_within_budget() {
     let mib = peak / 1024;
     eprintln!("attn show, SmolLM2, {n} tokens: peak RSS {mib} MiB");
     assert!(peak > 0, "could not read VmHWM");
-    assert!(mib <= BUDGET_MIB, "peak RSS {mib} MiB over the {BUDGET_MIB} MiB budget");
+    assert!(
+        mib <= BUDGET_MIB,
+        "peak RSS {mib} MiB over the {BUDGET_MIB} MiB budget"
+    );
 }
 
 /// 31 residual streams + 30 mid-streams of `n × 576` f32 (~290 MB at 2040 tokens), one layer's attention for the

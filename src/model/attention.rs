@@ -242,7 +242,8 @@ pub fn attend(
                     let rows = r0..(r0 + QUERY_TILE).min(n);
                     let mut sc = scores_rows(hh, rows.clone());
                     ops::softmax_rows(&mut sc);
-                    c.slice_mut(s![rows, ..]).assign(&context_of(hh, &sc.view()));
+                    c.slice_mut(s![rows, ..])
+                        .assign(&context_of(hh, &sc.view()));
                 }
                 c
             })

@@ -15,8 +15,8 @@
 use super::attention::{self, CROSS_POINTS, SELF_POINTS, Site};
 pub use super::attention::{AttnSpec, AttnWeights};
 use crate::hooks::{Captures, HookPoint, Hooks};
-use crate::numeric::ops::{self, Activation};
 use crate::numeric::Matrix;
+use crate::numeric::ops::{self, Activation};
 use crate::numeric::packed::PackedMatrix;
 use crate::trace::{ForwardOptions, LayerTrace};
 use crate::weights::source::Vb;

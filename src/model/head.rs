@@ -1,8 +1,8 @@
 //! The language-model head: final norm, unembedding (+ bias, × scale), and the one top-k every decoder uses.
 
 use super::block::Norm;
-use crate::numeric::ops;
 use crate::numeric::Matrix;
+use crate::numeric::ops;
 use crate::tokenize::Tokenizer;
 use crate::trace::TopToken;
 use ndarray::{Array1, Array2};

@@ -65,7 +65,9 @@ mod tests {
 
     #[test]
     fn both_kinds_multiply_the_same_weights() {
-        let w = Array2::from_shape_fn((20, 32), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.25 - 1.0);
+        let w = Array2::from_shape_fn((20, 32), |(i, j)| {
+            ((i * 7 + j * 3) % 11) as f32 * 0.25 - 1.0
+        });
         let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
         let q: Matrix = QuantMatrix::new(GgmlType::F32, 20, 32, SharedBytes::from_vec(bytes))
             .unwrap()

@@ -385,7 +385,10 @@ impl Gguf {
     pub fn quant_matrix(&self, info: &TensorInfo) -> Result<QuantMatrix> {
         let terr = |msg: String| Error::tensor(&self.file_name, &info.name, msg);
         let [k, m] = info.dims[..] else {
-            return Err(terr(format!("expected a matrix, found dims {:?}", info.dims)));
+            return Err(terr(format!(
+                "expected a matrix, found dims {:?}",
+                info.dims
+            )));
         };
         let (m, k) = usize::try_from(m)
             .ok()
@@ -396,12 +399,8 @@ impl Gguf {
         let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = self.data.clone();
         let bytes = SharedBytes::new(owner, start..start + info.n_bytes as usize)
             .ok_or_else(|| terr("data lies outside the file".into()))?;
-        QuantMatrix::new(info.ty, m, k, bytes).map_err(|e| {
-            terr(format!(
-                "dims {:?} of type {}: {e}",
-                info.dims, info.ty
-            ))
-        })
+        QuantMatrix::new(info.ty, m, k, bytes)
+            .map_err(|e| terr(format!("dims {:?} of type {}: {e}", info.dims, info.ty)))
     }
 
     /// A tensor dequantized to f32, in row-major shape `dims` reversed (a GGUF `[in, out]` matrix becomes

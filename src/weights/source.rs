@@ -8,9 +8,9 @@
 //! [`Vb::matrix_t`], a transposed view without a copy.
 
 use super::Gguf;
+use super::safetensors::{Matrix, SafeTensors};
 use crate::numeric::Matrix as Weight;
 use crate::numeric::packed::PackedMatrix;
-use super::safetensors::{Matrix, SafeTensors};
 use crate::{Error, Result};
 use ndarray::{Array1, Array2, ArrayView2, Ix1, Ix2};
 use std::collections::BTreeSet;

@@ -16,8 +16,8 @@ use crate::model::block::{Block, Linear, Mlp, Norm, Placement, Stack};
 use crate::model::embed::{Embeddings, PositionKind, TokenTable};
 use crate::model::head::LmHead;
 use crate::model::{Arch, ModelInfo, Transformer};
-use crate::numeric::ops::{self, Activation};
 use crate::numeric::Matrix;
+use crate::numeric::ops::{self, Activation};
 use crate::numeric::packed::PackedMatrix;
 use crate::tokenize::gguf as gguf_tokenizer;
 use crate::weights::Gguf;
@@ -183,9 +183,9 @@ fn rope_projection(vb: &Vb, name: &str, heads: usize, hd: usize, d: usize) -> Re
     let order = unpermute_order(heads, hd);
     let w = match vb.matrix(name, heads * hd, d)? {
         Matrix::Quant(q) => Matrix::Quant(q.select_rows(&order)),
-        Matrix::Packed(p) => {
-            Matrix::Packed(PackedMatrix::new(&p.to_f32().select(ndarray::Axis(0), &order)))
-        }
+        Matrix::Packed(p) => Matrix::Packed(PackedMatrix::new(
+            &p.to_f32().select(ndarray::Axis(0), &order),
+        )),
     };
     Ok(Linear::from_matrix(w, None))
 }
@@ -270,7 +270,9 @@ pub fn from_gguf(g: &Gguf, spec: &str) -> Result<Transformer> {
         tokenizer: tokenizer.description().to_string(),
         source: g.file_name().to_string(),
         notes: vec![
-            format!("weights: {quant} (kept in the file's format; blocks decoded inside the matrix kernel)"),
+            format!(
+                "weights: {quant} (kept in the file's format; blocks decoded inside the matrix kernel)"
+            ),
             format!(
                 "grouped-query attention: {} query heads share {} KV heads ({} each)",
                 cfg.n_heads,

@@ -237,7 +237,14 @@ impl QuantMatrix {
     }
 
     /// Many tokens: decode 16 rows into a packed panel and run the pack-once kernel on it.
-    fn panel_kernel(&self, xs: &[f32], n: usize, rows: Range<usize>, out: &mut [f32], width: usize) {
+    fn panel_kernel(
+        &self,
+        xs: &[f32],
+        n: usize,
+        rows: Range<usize>,
+        out: &mut [f32],
+        width: usize,
+    ) {
         let k = self.k;
         let mut row = vec![0f32; k];
         let mut panel = vec![0f32; k * NR];

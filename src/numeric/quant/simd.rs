@@ -369,6 +369,7 @@ fn bf16_avx2(bytes: &[u8], out: &mut [f32]) {
         i += 8;
     }
     for j in i..n {
-        out[j] = f32::from_bits((u16::from_le_bytes([bytes[2 * j], bytes[2 * j + 1]]) as u32) << 16);
+        out[j] =
+            f32::from_bits((u16::from_le_bytes([bytes[2 * j], bytes[2 * j + 1]]) as u32) << 16);
     }
 }

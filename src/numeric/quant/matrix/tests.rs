@@ -5,11 +5,19 @@ use crate::numeric::quant::decode_portable;
 
 fn matrix(ty: GgmlType, m: usize, k: usize, seed: u64) -> QuantMatrix {
     let blocks = m * k / ty.block_size();
-    QuantMatrix::new(ty, m, k, SharedBytes::from_vec(random_blocks(ty, blocks, seed))).unwrap()
+    QuantMatrix::new(
+        ty,
+        m,
+        k,
+        SharedBytes::from_vec(random_blocks(ty, blocks, seed)),
+    )
+    .unwrap()
 }
 
 fn input(n: usize, k: usize) -> Array2<f32> {
-    Array2::from_shape_fn((n, k), |(i, j)| ((i * 31 + j * 17) % 23) as f32 * 0.05 - 0.5)
+    Array2::from_shape_fn((n, k), |(i, j)| {
+        ((i * 31 + j * 17) % 23) as f32 * 0.05 - 0.5
+    })
 }
 
 /// Dequantize with the portable decoders, pack, multiply: what the loader did before.
@@ -35,7 +43,9 @@ fn assert_close(got: &Array2<f32>, want: &Array2<f32>, what: &str) {
 #[test]
 fn every_type_and_shape_matches_dequantize_then_pack() {
     use GgmlType::*;
-    for ty in [F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K] {
+    for ty in [
+        F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K,
+    ] {
         let k0 = ty.block_size().max(32);
         for (m, k) in [(1, k0), (5, 2 * k0), (37, 3 * k0), (64, k0)] {
             let q = matrix(ty, m, k, (m * 131 + k) as u64);
