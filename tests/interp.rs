@@ -76,8 +76,10 @@ fn greedy_ids_equal_transformers_and_cached_rows_equal_the_full_matrix() {
                 let f = full.layers[l].attention.as_ref().unwrap();
                 let want = f.slice(s![.., row..row + 1, ..row + 1]);
                 let d = (a - &want).iter().fold(0f32, |m, v| m.max(v.abs()));
+                // One new token goes through the quantized kernel's few-token tile, a full pass through its decoded
+                // panels: the same weights summed in another order, so rows agree to float rounding, not bits.
                 assert!(
-                    d < 1e-5,
+                    d < 1e-4,
                     "{}: token {i} layer {l}: cached row differs by {d}",
                     c.name
                 );

@@ -4,7 +4,7 @@
 
 use super::block::Linear;
 use crate::hooks::{Captures, HookPoint, Hooks};
-use crate::numeric::ops;
+use crate::numeric::{fast, ops};
 use crate::{Error, Result};
 use ndarray::{Array2, Array3, ArrayD, ArrayView2, Axis, s};
 use rayon::prelude::*;
@@ -99,11 +99,17 @@ pub struct Site<'a> {
     /// Incremental decoding: the keys and values of the earlier positions `[past, kv_heads·head_dim]` (keys already
     /// rotated); the new rows' keys are rotated from position `past` and appended.
     pub past: Option<(&'a Array2<f32>, &'a Array2<f32>)>,
+    /// Whether the caller needs the `[heads, n, m]` pattern back. When not (and no hook wants scores or pattern),
+    /// each head runs over [`QUERY_TILE`] queries at a time and only `z` is kept: memory grows with `n`, not `n²`.
+    pub keep_pattern: bool,
 }
+
+/// Queries per tile when the pattern is not kept.
+pub const QUERY_TILE: usize = 128;
 
 /// What one attention sub-layer produced.
 pub struct AttnOutput {
-    /// `[heads, n, m]`, rows sum to 1 (0 for fully masked rows).
+    /// `[heads, n, m]`, rows sum to 1 (0 for fully masked rows); `[heads, 0, m]` when the site did not keep it.
     pub pattern: Array3<f32>,
     /// The heads concatenated, `[n, heads·head_dim]` (after any edit of `z`).
     pub z: Array2<f32>,
@@ -217,30 +223,51 @@ pub fn attend(
     // Short inputs stay on one thread, where spreading heads out costs more than it saves.
     let min_len = if n < 32 { h.max(1) } else { 1 };
     let staged = site.hooks.wants(p.scores, site.layer) || site.hooks.wants(p.pattern, site.layer);
-    let scores_of = |hh: usize| -> Array2<f32> {
+    // Scores of head `hh` for the queries `rows`, `[rows, m]`.
+    let scores_rows = |hh: usize, rows: std::ops::Range<usize>| -> Array2<f32> {
         let g = hh / group;
-        let qh = q.slice(s![.., hh * hd..(hh + 1) * hd]);
+        let qh = q.slice(s![rows.clone(), hh * hd..(hh + 1) * hd]);
         let kh = k.slice(s![.., g * hd..(g + 1) * hd]);
-        let mut sc = qh.dot(&kh.t());
-        sc.mapv_inplace(|x| x * spec.scale);
+        let mut sc = fast::head_scores(&qh, &kh, spec.scale);
         if let Some(bias) = site.score_bias {
-            sc += &bias.index_axis(Axis(0), hh);
+            sc += &bias.slice(s![hh, rows.clone(), ..]);
         }
         if spec.causal {
-            for i in 0..n {
+            for (r, i) in rows.enumerate() {
                 let first_hidden = (site.q_offset + i + 1).min(m);
-                sc.slice_mut(s![i, first_hidden..]).fill(f32::NEG_INFINITY);
+                sc.slice_mut(s![r, first_hidden..]).fill(f32::NEG_INFINITY);
             }
         }
         sc
     };
+    let scores_of = |hh: usize| scores_rows(hh, 0..n);
     let context_of = |hh: usize, pattern: &ArrayView2<f32>| -> Array2<f32> {
         let g = hh / group;
-        pattern.dot(&v.slice(s![.., g * hd..(g + 1) * hd]))
+        fast::head_context(pattern, &v.slice(s![.., g * hd..(g + 1) * hd]))
     };
-    let mut pattern = Array3::<f32>::zeros((h, n, m));
+    let mut pattern: Array3<f32>;
     let mut z = Array2::<f32>::zeros((n, h * hd));
-    if staged {
+    if !staged && !site.keep_pattern {
+        let ctx: Vec<Array2<f32>> = (0..h)
+            .into_par_iter()
+            .map(|hh| {
+                let mut c = Array2::<f32>::zeros((n, hd));
+                for r0 in (0..n).step_by(QUERY_TILE) {
+                    let rows = r0..(r0 + QUERY_TILE).min(n);
+                    let mut sc = scores_rows(hh, rows.clone());
+                    ops::softmax_rows(&mut sc);
+                    c.slice_mut(s![rows, ..])
+                        .assign(&context_of(hh, &sc.view()));
+                }
+                c
+            })
+            .collect();
+        for (hh, c) in ctx.into_iter().enumerate() {
+            z.slice_mut(s![.., hh * hd..(hh + 1) * hd]).assign(&c);
+        }
+        pattern = Array3::zeros((h, 0, m));
+    } else if staged {
+        pattern = Array3::zeros((h, n, m));
         let all: Vec<Array2<f32>> = (0..h)
             .into_par_iter()
             .with_min_len(min_len)
@@ -266,6 +293,7 @@ pub fn attend(
             z.slice_mut(s![.., hh * hd..(hh + 1) * hd]).assign(&c);
         }
     } else {
+        pattern = Array3::zeros((h, n, m));
         let heads: Vec<(Array2<f32>, Array2<f32>)> = (0..h)
             .into_par_iter()
             .with_min_len(min_len)

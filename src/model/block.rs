@@ -15,6 +15,7 @@
 use super::attention::{self, CROSS_POINTS, SELF_POINTS, Site};
 pub use super::attention::{AttnSpec, AttnWeights};
 use crate::hooks::{Captures, HookPoint, Hooks};
+use crate::numeric::Matrix;
 use crate::numeric::ops::{self, Activation};
 use crate::numeric::packed::PackedMatrix;
 use crate::trace::{ForwardOptions, LayerTrace};
@@ -25,17 +26,24 @@ use ndarray::{Array1, Array2, Array3, ArrayView2, CowArray, Ix2};
 /// `y = x·Wᵀ + b` with `W` `[out, in]` packed once.
 #[derive(Debug)]
 pub struct Linear {
-    pub w: PackedMatrix,
+    pub w: Matrix,
     pub b: Option<Array1<f32>>,
 }
 
 impl Linear {
     pub fn new(w: PackedMatrix, b: Option<Array1<f32>>) -> Self {
+        Linear {
+            w: Matrix::Packed(w),
+            b,
+        }
+    }
+    /// Any [`Matrix`] (e.g. GGUF blocks kept quantized).
+    pub fn from_matrix(w: Matrix, b: Option<Array1<f32>>) -> Self {
         Linear { w, b }
     }
     /// `name.weight` `[out, in]` and, when `bias`, `name.bias` `[out]`.
     pub fn load(vb: &Vb, name: &str, out: usize, inp: usize, bias: bool) -> Result<Self> {
-        let w = PackedMatrix::from_view(&vb.table(&format!("{name}.weight"), out, inp)?.view());
+        let w = vb.matrix(&format!("{name}.weight"), out, inp)?;
         let b = if bias {
             Some(vb.vector(&format!("{name}.bias"), out)?)
         } else {
@@ -306,6 +314,7 @@ impl Stack {
                 (false, Some(c)) => c.k.get(l).zip(c.v.get(l)),
                 _ => None,
             },
+            keep_pattern: true,
         }
     }
 
@@ -327,7 +336,8 @@ impl Stack {
         for (l, b) in self.blocks.iter().enumerate().take(end).skip(from) {
             hook2(hooks, HookPoint::ResidPre, l, &mut x, &mut caps)?;
             hidden.push(x.clone());
-            let site = self.site(l, hooks, env, false);
+            let mut site = self.site(l, hooks, env, false);
+            site.keep_pattern = opts.keep_attention;
             let pre = self.placement == Placement::Pre;
             let a_in = sublayer_input(pre, &b.ln_attn, &x);
             let att = attention::attend(

@@ -3,6 +3,7 @@
 
 use super::block::Norm;
 use crate::numeric::ops;
+use crate::numeric::quant::QuantMatrix;
 use crate::tokenize::Encoded;
 use crate::trace::Positional;
 use crate::weights::source::Table;
@@ -21,6 +22,8 @@ const EMBED_STREAM: u64 = 1 << 32;
 pub enum TokenTable {
     /// A `[vocab, d]` table from a weight file.
     Table(Table),
+    /// A `[vocab, d]` table kept in its GGUF block format; a row is decoded when asked for.
+    Quant(QuantMatrix),
     /// The random textbook model: row `id` is N(0, 1/d) drawn from its own ChaCha8 stream of `seed`, so the table
     /// is never materialised and the same seed always gives the same row.
     Seeded { seed: u64, vocab: usize, d: usize },
@@ -30,6 +33,7 @@ impl TokenTable {
     pub fn vocab(&self) -> usize {
         match self {
             TokenTable::Table(t) => t.nrows(),
+            TokenTable::Quant(q) => q.dim().0,
             TokenTable::Seeded { vocab, .. } => *vocab,
         }
     }
@@ -37,6 +41,13 @@ impl TokenTable {
     pub fn row(&self, id: u32) -> Array1<f32> {
         match self {
             TokenTable::Table(t) => t.view().row(id as usize).to_owned(),
+            TokenTable::Quant(q) => {
+                let mut row = Array1::zeros(q.dim().1);
+                if let Some(r) = row.as_slice_mut() {
+                    q.decode_row(id as usize, r);
+                }
+                row
+            }
             TokenTable::Seeded { seed, d, .. } => {
                 let mut rng = ChaCha8Rng::seed_from_u64(*seed);
                 rng.set_stream(EMBED_STREAM + id as u64);

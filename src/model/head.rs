@@ -1,12 +1,15 @@
 //! The language-model head: final norm, unembedding (+ bias, × scale), and the one top-k every decoder uses.
 
 use super::block::Norm;
+use crate::numeric::Matrix;
 use crate::numeric::ops;
-use crate::numeric::packed::PackedMatrix;
 use crate::tokenize::Tokenizer;
 use crate::trace::TopToken;
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
+
+/// Positions per unembedding call in [`LmHead::top_tokens`].
+pub const TOP_K_CHUNK: usize = 256;
 
 /// `logits = unembed(norm(x) · scale) + bias`.
 #[derive(Debug)]
@@ -14,7 +17,7 @@ pub struct LmHead {
     /// The final norm (GPT-2 `ln_f`, Llama `output_norm`), applied to the last block's output.
     pub norm: Option<Norm>,
     /// `[vocab, d_model]` (the token embedding again when tied).
-    pub unembed: PackedMatrix,
+    pub unembed: Matrix,
     /// Added to the logits (Marian's `final_logits_bias`).
     pub bias: Option<Array1<f32>>,
     /// Multiplies the normed stream before the unembedding (T5 with tied embeddings: `d_model^−½`).
@@ -45,14 +48,27 @@ impl LmHead {
         }
     }
 
-    /// The `k` most likely next tokens at every position, with their probabilities.
+    /// The `k` most likely next tokens at every position, with their probabilities. Positions go through the
+    /// unembedding [`TOP_K_CHUNK`] at a time, so long inputs never hold every position's logits (8192 positions ×
+    /// 49152 tokens would be 1.6 GB).
     pub fn top_tokens(
         &self,
         hidden: &Array2<f32>,
         k: usize,
         tok: &Tokenizer,
     ) -> Vec<Vec<TopToken>> {
-        top_tokens_of_logits(&self.logits(hidden), k, tok)
+        let n = hidden.nrows();
+        if n <= TOP_K_CHUNK {
+            return top_tokens_of_logits(&self.logits(hidden), k, tok);
+        }
+        let mut out = Vec::with_capacity(n);
+        for start in (0..n).step_by(TOP_K_CHUNK) {
+            let part = hidden
+                .slice(ndarray::s![start..(start + TOP_K_CHUNK).min(n), ..])
+                .to_owned();
+            out.extend(top_tokens_of_logits(&self.logits(&part), k, tok));
+        }
+        out
     }
 }
 

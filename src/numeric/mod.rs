@@ -1,4 +1,10 @@
-//! Numeric kernels, a leaf: elementwise ops, norms, softmax, RoPE, and the pack-once matrix kernel.
+//! Numeric kernels, a leaf: elementwise ops, norms, softmax, RoPE, the pack-once matrix kernel, the
+//! quantized (GGML block) matrix kernel and the [`Matrix`] enum over both.
 
+pub mod fast;
+pub mod matrix;
 pub mod ops;
 pub mod packed;
+pub mod quant;
+
+pub use matrix::Matrix;

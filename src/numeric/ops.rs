@@ -3,8 +3,15 @@
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut1, Axis, s};
 use rayon::prelude::*;
 
-/// Numerically stable softmax of one row, in place. Entries equal to `-inf` get probability 0.
+use super::fast;
+
+/// Numerically stable softmax of one row, in place. Entries equal to `-inf` get probability 0. Contiguous rows use
+/// the fused, vectorised [`fast::softmax`].
 pub fn softmax_in_place(mut row: ArrayViewMut1<f32>) {
+    if let Some(s) = row.as_slice_mut() {
+        fast::softmax(s);
+        return;
+    }
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
         row.fill(0.0);
@@ -43,6 +50,9 @@ pub fn layer_norm_view(
     beta: &ArrayView1<f32>,
     eps: f32,
 ) -> Array2<f32> {
+    if let (Some(g), Some(b)) = (gamma.as_slice(), beta.as_slice()) {
+        return rows_into(x, |xr, or| fast::layer_norm_row(xr, g, b, eps, or));
+    }
     let mut out = x.to_owned();
     let d = x.ncols() as f32;
     for mut row in out.rows_mut() {
@@ -56,8 +66,23 @@ pub fn layer_norm_view(
     out
 }
 
+/// `f(x row, out row)` for every row of a new `[n, d]` array.
+fn rows_into(x: &ArrayView2<f32>, f: impl Fn(&[f32], &mut [f32])) -> Array2<f32> {
+    let x = x.as_standard_layout();
+    let mut out = Array2::<f32>::zeros(x.raw_dim());
+    for (xr, mut or) in x.rows().into_iter().zip(out.rows_mut()) {
+        if let (Some(xs), Some(os)) = (xr.as_slice(), or.as_slice_mut()) {
+            f(xs, os);
+        }
+    }
+    out
+}
+
 /// RMSNorm over the features of every row: `x / sqrt(mean(x²) + eps) * gamma`.
 pub fn rms_norm(x: &ArrayView2<f32>, gamma: &Array1<f32>, eps: f32) -> Array2<f32> {
+    if let Some(g) = gamma.as_slice() {
+        return rows_into(x, |xr, or| fast::rms_norm_row(xr, g, eps, or));
+    }
     let mut out = x.to_owned();
     let d = x.ncols() as f32;
     for mut row in out.rows_mut() {
@@ -115,7 +140,10 @@ impl Activation {
 
     pub fn apply_in_place(self, x: &mut Array2<f32>) {
         match self {
-            Activation::GeluErf => x.mapv_inplace(gelu_erf),
+            Activation::GeluErf => match x.as_slice_mut() {
+                Some(s) => fast::gelu_erf_slice(s),
+                None => x.mapv_inplace(gelu_erf),
+            },
             Activation::GeluTanh => x.mapv_inplace(gelu_tanh),
             Activation::Relu => x.mapv_inplace(relu),
             Activation::Silu => x.mapv_inplace(silu),

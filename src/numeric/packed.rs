@@ -75,6 +75,18 @@ impl PackedMatrix {
         )
     }
 
+    /// The weights back as `[m, k]` f32 (for explanations; the forward pass never needs it).
+    pub fn to_f32(&self) -> Array2<f32> {
+        Array2::from_shape_fn((self.m, self.k), |(i, kk)| {
+            self.panels[(i / NR) * self.k * NR + kk * NR + i % NR]
+        })
+    }
+
+    /// Bytes the packed panels occupy.
+    pub fn n_bytes(&self) -> usize {
+        self.panels.len() * 4
+    }
+
     /// `x · Wᵀ`, `[n, m]`. Panics if `x` does not have `k` columns (a programming error: shapes are checked at load).
     pub fn matmul_t(&self, x: &ArrayView2<f32>) -> Array2<f32> {
         let (n, k) = x.dim();
@@ -119,7 +131,7 @@ impl PackedMatrix {
     }
 }
 
-fn kernel_dispatch(
+pub(crate) fn kernel_dispatch(
     xs: &[f32],
     n: usize,
     k: usize,

@@ -15,6 +15,7 @@
 //! ```
 
 use super::dequant::{self, GgmlType};
+use crate::numeric::quant::{QuantMatrix, SharedBytes};
 use crate::{Error, Result};
 use ndarray::{ArrayD, IxDyn};
 use std::collections::HashMap;
@@ -186,6 +187,12 @@ impl Backing {
     }
 }
 
+impl AsRef<[u8]> for Backing {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
 /// A parsed GGUF file: metadata in file order, tensor infos in file order, and the file's bytes.
 pub struct Gguf {
     pub version: u32,
@@ -198,7 +205,7 @@ pub struct Gguf {
     metadata: Vec<(String, GgufValue)>,
     key_index: HashMap<String, usize>,
     tensor_index: HashMap<String, usize>,
-    data: Backing,
+    data: Arc<Backing>,
     file_name: String,
 }
 
@@ -372,6 +379,30 @@ impl Gguf {
             .ok_or_else(|| Error::tensor(&self.file_name, &info.name, "data lies outside the file"))
     }
 
+    /// A 2-D tensor as a [`QuantMatrix`] `[out, in]` (GGUF `[ne0 = in, ne1 = out]`) in its own format, sharing the
+    /// file's bytes (no copy). Errors name the tensor: not 2-D, a type that cannot be decoded, or dims that do not
+    /// match its bytes.
+    pub fn quant_matrix(&self, info: &TensorInfo) -> Result<QuantMatrix> {
+        let terr = |msg: String| Error::tensor(&self.file_name, &info.name, msg);
+        let [k, m] = info.dims[..] else {
+            return Err(terr(format!(
+                "expected a matrix, found dims {:?}",
+                info.dims
+            )));
+        };
+        let (m, k) = usize::try_from(m)
+            .ok()
+            .zip(usize::try_from(k).ok())
+            .ok_or_else(|| terr("too many elements".into()))?;
+        self.tensor_bytes(info)?; // range check with the tensor's name in the error
+        let start = info.offset as usize;
+        let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = self.data.clone();
+        let bytes = SharedBytes::new(owner, start..start + info.n_bytes as usize)
+            .ok_or_else(|| terr("data lies outside the file".into()))?;
+        QuantMatrix::new(info.ty, m, k, bytes)
+            .map_err(|e| terr(format!("dims {:?} of type {}: {e}", info.dims, info.ty)))
+    }
+
     /// A tensor dequantized to f32, in row-major shape `dims` reversed (a GGUF `[in, out]` matrix becomes
     /// `[out, in]`).
     pub fn tensor_f32(&self, name: &str) -> Result<ArrayD<f32>> {
@@ -425,7 +456,7 @@ impl Gguf {
             metadata: parsed.metadata,
             key_index: parsed.key_index,
             tensor_index: parsed.tensor_index,
-            data,
+            data: Arc::new(data),
             file_name,
         })
     }

@@ -9,6 +9,8 @@
 
 use super::Gguf;
 use super::safetensors::{Matrix, SafeTensors};
+use crate::numeric::Matrix as Weight;
+use crate::numeric::packed::PackedMatrix;
 use crate::{Error, Result};
 use ndarray::{Array1, Array2, ArrayView2, Ix1, Ix2};
 use std::collections::BTreeSet;
@@ -48,6 +50,12 @@ pub trait TensorSource: Sync {
     /// The tensor as `[rows, cols]`; `transposed` reads a `[cols, rows]` tensor as its transpose.
     fn table(&self, name: &str, rows: usize, cols: usize, transposed: bool) -> Result<Table>;
     fn vector(&self, name: &str, n: usize) -> Result<Array1<f32>>;
+    /// A weight matrix `[rows, cols]` for `x · Wᵀ`: by default the f32 table packed once; GGUF keeps its blocks.
+    fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Weight> {
+        Ok(Weight::Packed(PackedMatrix::from_view(
+            &self.table(name, rows, cols, false)?.view(),
+        )))
+    }
     /// Elements and storage type of a tensor (for parameter counts and notes).
     fn describe(&self, name: &str) -> Option<(u64, String)>;
 }
@@ -119,6 +127,11 @@ impl TensorSource for Gguf {
             .into_dimensionality::<Ix2>()
             .map_err(|e| Error::tensor(self.file_name(), name, e.to_string()))?;
         Ok(Table::Owned(a))
+    }
+    /// GGUF matrices stay in the file's format, sharing the mapped bytes ([`crate::numeric::quant::QuantMatrix`]).
+    fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Weight> {
+        let t = self.checked(name, &[rows, cols])?;
+        Ok(Weight::Quant(self.quant_matrix(t)?))
     }
     fn vector(&self, name: &str, n: usize) -> Result<Array1<f32>> {
         let t = self.checked(name, &[n])?;
@@ -193,6 +206,14 @@ impl<'a> Vb<'a> {
         let t = self.src.table(&full, rows, cols, false)?;
         self.mark(&full);
         Ok(t)
+    }
+
+    /// A weight matrix `[rows, cols]` for `x · Wᵀ` (packed f32, or GGUF blocks kept as stored).
+    pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Weight> {
+        let full = self.name(name);
+        let m = self.src.matrix(&full, rows, cols)?;
+        self.mark(&full);
+        Ok(m)
     }
 
     /// A matrix stored `[cols, rows]` (Conv1D `[in, out]`), read as `[rows, cols]`.

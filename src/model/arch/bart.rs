@@ -177,7 +177,7 @@ pub fn load(
         },
         head: LmHead {
             norm: None,
-            unembed: PackedMatrix::from_view(&shared.view()),
+            unembed: PackedMatrix::from_view(&shared.view()).into(),
             bias,
             scale: 1.0,
             tied: true,

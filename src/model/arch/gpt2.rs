@@ -160,7 +160,8 @@ pub fn load(
         PackedMatrix::from_view(&root.table("lm_head.weight", cfg.vocab_size, d)?.view())
     } else {
         PackedMatrix::from_view(&wte.view())
-    };
+    }
+    .into();
     let head = LmHead {
         norm: Some(Norm::layer_norm(&vb, "ln_f", d, eps)?),
         unembed,

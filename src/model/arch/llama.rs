@@ -16,17 +16,20 @@ use crate::model::block::{Block, Linear, Mlp, Norm, Placement, Stack};
 use crate::model::embed::{Embeddings, PositionKind, TokenTable};
 use crate::model::head::LmHead;
 use crate::model::{Arch, ModelInfo, Transformer};
+use crate::numeric::Matrix;
 use crate::numeric::ops::{self, Activation};
 use crate::numeric::packed::PackedMatrix;
 use crate::tokenize::gguf as gguf_tokenizer;
 use crate::weights::Gguf;
-use crate::weights::source::Vb;
+use crate::weights::source::{Table, Vb};
 use crate::{Error, Result};
 use ndarray::Array2;
 use rayon::prelude::*;
 
-/// The longest input `attn` runs through a Llama model (the attention of one layer alone is `heads × n × n` floats).
-pub const MAX_INPUT: usize = 2048;
+/// The longest input `attn` runs through a Llama model (SmolLM2's own context length). Long inputs run in bounded
+/// memory: without `keep_attention` the forward pass never holds an `n × n` pattern (attention runs over query tiles),
+/// and the next tokens go through the LM head a few hundred positions at a time.
+pub const MAX_INPUT: usize = 8192;
 const MAX_LAYERS: usize = 512;
 const MAX_HEADS: usize = 1024;
 const MAX_DIM: usize = 1 << 17;
@@ -155,35 +158,43 @@ impl LlamaConfig {
 }
 
 /// Undo llama.cpp's Q/K row permutation: within each of `n_heads` heads of `head_dim` rows, file row `2i + t` goes
-/// back to row `t·head_dim/2 + i`.
-pub fn unpermute_rows(w: &Array2<f32>, n_heads: usize, head_dim: usize) -> Array2<f32> {
+/// back to row `t·head_dim/2 + i`. Entry `r` of the result is the file row that becomes row `r`.
+pub fn unpermute_order(n_heads: usize, head_dim: usize) -> Vec<usize> {
     let half = head_dim / 2;
-    let mut out = Array2::<f32>::zeros(w.raw_dim());
+    let mut order = vec![0; n_heads * head_dim];
     for h in 0..n_heads {
         for i in 0..half {
             for t in 0..2 {
-                out.row_mut(h * head_dim + t * half + i)
-                    .assign(&w.row(h * head_dim + 2 * i + t));
+                order[h * head_dim + t * half + i] = h * head_dim + 2 * i + t;
             }
         }
     }
-    out
+    order
 }
 
-/// Q or K: `name` `[heads·head_dim, d]` with llama.cpp's row permutation undone, packed.
+/// [`unpermute_order`] applied to the rows of `w`.
+pub fn unpermute_rows(w: &Array2<f32>, n_heads: usize, head_dim: usize) -> Array2<f32> {
+    w.select(ndarray::Axis(0), &unpermute_order(n_heads, head_dim))
+}
+
+/// Q or K: `name` `[heads·head_dim, d]` with llama.cpp's row permutation undone (quantized blocks are moved as they
+/// are: only their rows' order changes).
 fn rope_projection(vb: &Vb, name: &str, heads: usize, hd: usize, d: usize) -> Result<Linear> {
-    let w = vb.table(name, heads * hd, d)?;
-    Ok(Linear::new(
-        PackedMatrix::new(&unpermute_rows(&w.view().to_owned(), heads, hd)),
-        None,
-    ))
+    let order = unpermute_order(heads, hd);
+    let w = match vb.matrix(name, heads * hd, d)? {
+        Matrix::Quant(q) => Matrix::Quant(q.select_rows(&order)),
+        Matrix::Packed(p) => Matrix::Packed(PackedMatrix::new(
+            &p.to_f32().select(ndarray::Axis(0), &order),
+        )),
+    };
+    Ok(Linear::from_matrix(w, None))
 }
 
 fn load_block(vb: &Vb, cfg: &LlamaConfig) -> Result<Block> {
     let (d, f, hd) = (cfg.d_model, cfg.d_ff, cfg.head_dim);
     let lin = |name: &str, out: usize, inp: usize| -> Result<Linear> {
-        Ok(Linear::new(
-            PackedMatrix::from_view(&vb.table(&format!("{name}.weight"), out, inp)?.view()),
+        Ok(Linear::from_matrix(
+            vb.matrix(&format!("{name}.weight"), out, inp)?,
             None,
         ))
     };
@@ -214,7 +225,9 @@ pub fn from_gguf(g: &Gguf, spec: &str) -> Result<Transformer> {
     let vocab = g.get_array("tokenizer.ggml.tokens")?.len();
     let (d, f, hd) = (cfg.d_model, cfg.d_ff, cfg.head_dim);
     let vb = Vb::new(g);
-    let embed_table = vb.table("token_embd.weight", vocab, d)?;
+    // The token table stays in the file's format: rows are decoded when looked up, and a tied LM head multiplies
+    // the same blocks.
+    let embed_table = vb.matrix("token_embd.weight", vocab, d)?;
     // Blocks load in parallel (dequantize, un-permute Q/K, pack); any failing block fails the load.
     let blocks = (0..cfg.n_layers)
         .into_par_iter()
@@ -223,9 +236,9 @@ pub fn from_gguf(g: &Gguf, spec: &str) -> Result<Transformer> {
     let out_norm = Norm::rms_norm(&vb, "output_norm.weight", d, cfg.eps)?;
     let tied = g.tensor("output.weight").is_none();
     let unembed = if tied {
-        PackedMatrix::from_view(&embed_table.view())
+        embed_table.clone()
     } else {
-        PackedMatrix::from_view(&vb.table("output.weight", vocab, d)?.view())
+        vb.matrix("output.weight", vocab, d)?
     };
     let (n_params, types) = vb.used_summary();
     let quant = types
@@ -257,7 +270,9 @@ pub fn from_gguf(g: &Gguf, spec: &str) -> Result<Transformer> {
         tokenizer: tokenizer.description().to_string(),
         source: g.file_name().to_string(),
         notes: vec![
-            format!("weights: {quant} (dequantized to f32 at load)"),
+            format!(
+                "weights: {quant} (kept in the file's format; blocks decoded inside the matrix kernel)"
+            ),
             format!(
                 "grouped-query attention: {} query heads share {} KV heads ({} each)",
                 cfg.n_heads,
@@ -284,7 +299,10 @@ pub fn from_gguf(g: &Gguf, spec: &str) -> Result<Transformer> {
         info,
         tokenizer,
         embed: Embeddings {
-            token: TokenTable::Table(embed_table),
+            token: match embed_table {
+                Matrix::Quant(q) => TokenTable::Quant(q),
+                Matrix::Packed(p) => TokenTable::Table(Table::Owned(p.to_f32())),
+            },
             scale: 1.0,
             position: PositionKind::Rotary {
                 freqs: freqs.clone(),

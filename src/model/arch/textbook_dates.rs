@@ -133,7 +133,8 @@ pub fn from_weights(
         norm: None,
         unembed: PackedMatrix::from_view(
             &root.table("lm_head.weight", cfg.tgt_vocab_size, d)?.view(),
-        ),
+        )
+        .into(),
         bias: Some(root.vector("lm_head.bias", cfg.tgt_vocab_size)?),
         scale: 1.0,
         tied: false,

@@ -160,7 +160,7 @@ pub fn new(cfg: TextbookConfig, enc_layers: usize, dec_layers: usize) -> Result<
         },
         head: LmHead {
             norm: None,
-            unembed: PackedMatrix::new(&unembed),
+            unembed: PackedMatrix::new(&unembed).into(),
             bias: None,
             scale: 1.0,
             tied: true,

@@ -1,0 +1,376 @@
+//! AVX2 decoders for the common block formats: the same f32 operations as the portable decoders in
+//! [`super::decode`], in the same order (multiply, then add or subtract; never fused), so the results are the same
+//! bits. Scales are converted from f16 with the same scalar conversion ([`super::decode::h`]).
+
+use super::decode::h;
+use super::types::GgmlType;
+use std::arch::x86_64::*;
+
+/// Decode with SIMD if this type has a SIMD decoder and the CPU has what it needs; `false` if not (nothing written).
+pub fn decode(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> bool {
+    use GgmlType::*;
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        return false;
+    }
+    let ts = ty.type_size();
+    // SAFETY (every call below): AVX2 is present (checked above; F16C for F16 checked in its arm), and each block
+    // function receives exactly `type_size` bytes and exactly `block_size` floats.
+    unsafe {
+        match ty {
+            F16 if std::arch::is_x86_feature_detected!("f16c") => f16_avx2(bytes, out),
+            BF16 => bf16_avx2(bytes, out),
+            Q4_0 => each_q4_0(bytes, ts, out),
+            Q4_1 => each_q4_1(bytes, ts, out),
+            Q5_0 => each_q5_0(bytes, ts, out),
+            Q5_1 => each_q5_1(bytes, ts, out),
+            Q8_0 => each_q8_0(bytes, ts, out),
+            Q4_K => each_q4_k(bytes, ts, out),
+            Q5_K => each_q5_k(bytes, ts, out),
+            Q6_K => each_q6_k(bytes, ts, out),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The block loop of each format, compiled with AVX2 so the block function inlines into it.
+macro_rules! block_loops {
+    ($( $name:ident = $block:ident / $b:expr; )*) => {$(
+        #[target_feature(enable = "avx2")]
+        fn $name(bytes: &[u8], ts: usize, out: &mut [f32]) {
+            for (o, b) in out.chunks_exact_mut($b).zip(bytes.chunks_exact(ts)) {
+                $block(b, o);
+            }
+        }
+    )*};
+}
+
+block_loops! {
+    each_q4_0 = q4_0 / 32;
+    each_q4_1 = q4_1 / 32;
+    each_q5_0 = q5_0 / 32;
+    each_q5_1 = q5_1 / 32;
+    each_q8_0 = q8_0 / 32;
+    each_q4_k = q4_k / 256;
+    each_q5_k = q5_k / 256;
+    each_q6_k = q6_k / 256;
+}
+
+/// 32 signed bytes → 4 × 8 floats.
+#[inline(always)]
+unsafe fn i8x32_to_f32(v: __m256i) -> [__m256; 4] {
+    unsafe {
+        let lo = _mm256_castsi256_si128(v);
+        let hi = _mm256_extracti128_si256(v, 1);
+        [
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)),
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))),
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)),
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))),
+        ]
+    }
+}
+
+/// 16 bytes of packed nibbles → 32 bytes: the low nibbles (elements 0..16), then the high ones (16..32).
+#[inline(always)]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    unsafe {
+        let q = _mm_loadu_si128(p as *const __m128i);
+        let m = _mm_set1_epi8(0x0F);
+        let lo = _mm_and_si128(q, m);
+        let hi = _mm_and_si128(_mm_srli_epi16(q, 4), m);
+        _mm256_set_m128i(hi, lo)
+    }
+}
+
+/// Bit `i` of `bits` → 0x10 in byte `i` (else 0).
+#[inline(always)]
+unsafe fn bit4_from_u32(bits: u32) -> __m256i {
+    unsafe {
+        let v = _mm256_set1_epi32(bits as i32);
+        let shuf = _mm256_setr_epi64x(
+            0x0000_0000_0000_0000,
+            0x0101_0101_0101_0101,
+            0x0202_0202_0202_0202,
+            0x0303_0303_0303_0303,
+        );
+        let bytes = _mm256_shuffle_epi8(v, shuf);
+        let mask = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+        let set = _mm256_cmpeq_epi8(_mm256_or_si256(bytes, mask), _mm256_set1_epi8(-1));
+        _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+    }
+}
+
+/// `d · v` (the multiplication order of the portable decoders matters only for NaN payloads; kept anyway).
+#[inline(always)]
+unsafe fn scale4(v: [__m256; 4], d: __m256) -> [__m256; 4] {
+    unsafe {
+        [
+            _mm256_mul_ps(d, v[0]),
+            _mm256_mul_ps(d, v[1]),
+            _mm256_mul_ps(d, v[2]),
+            _mm256_mul_ps(d, v[3]),
+        ]
+    }
+}
+
+/// `v · d`.
+#[inline(always)]
+unsafe fn mul_by4(v: [__m256; 4], d: __m256) -> [__m256; 4] {
+    unsafe {
+        [
+            _mm256_mul_ps(v[0], d),
+            _mm256_mul_ps(v[1], d),
+            _mm256_mul_ps(v[2], d),
+            _mm256_mul_ps(v[3], d),
+        ]
+    }
+}
+
+/// `d · v + m`, rounded after the multiplication and after the addition (no FMA).
+#[inline(always)]
+unsafe fn scale_add4(v: [__m256; 4], d: __m256, m: __m256) -> [__m256; 4] {
+    unsafe {
+        let s = scale4(v, d);
+        [
+            _mm256_add_ps(s[0], m),
+            _mm256_add_ps(s[1], m),
+            _mm256_add_ps(s[2], m),
+            _mm256_add_ps(s[3], m),
+        ]
+    }
+}
+
+/// `d · v − m`, rounded after the multiplication and after the subtraction (no FMA).
+#[inline(always)]
+unsafe fn scale_sub4(v: [__m256; 4], d: __m256, m: __m256) -> [__m256; 4] {
+    unsafe {
+        let s = scale4(v, d);
+        [
+            _mm256_sub_ps(s[0], m),
+            _mm256_sub_ps(s[1], m),
+            _mm256_sub_ps(s[2], m),
+            _mm256_sub_ps(s[3], m),
+        ]
+    }
+}
+
+#[inline(always)]
+unsafe fn store4(o: &mut [f32], v: [__m256; 4]) {
+    assert!(o.len() >= 32);
+    unsafe {
+        for (i, v) in v.into_iter().enumerate() {
+            _mm256_storeu_ps(o.as_mut_ptr().add(8 * i), v);
+        }
+    }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn q4_0(b: &[u8], o: &mut [f32]) {
+    assert!(b.len() >= 18);
+    unsafe {
+        let d = _mm256_set1_ps(h(b, 0));
+        let q = _mm256_sub_epi8(nibbles(b.as_ptr().add(2)), _mm256_set1_epi8(8));
+        store4(o, scale4(i8x32_to_f32(q), d));
+    }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn q4_1(b: &[u8], o: &mut [f32]) {
+    assert!(b.len() >= 20);
+    unsafe {
+        let (d, m) = (_mm256_set1_ps(h(b, 0)), _mm256_set1_ps(h(b, 2)));
+        let q = nibbles(b.as_ptr().add(4));
+        store4(o, scale_add4(i8x32_to_f32(q), d, m));
+    }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn q5_0(b: &[u8], o: &mut [f32]) {
+    assert!(b.len() >= 22);
+    unsafe {
+        let d = _mm256_set1_ps(h(b, 0));
+        let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+        let q = _mm256_or_si256(nibbles(b.as_ptr().add(6)), bit4_from_u32(qh));
+        let q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+        store4(o, scale4(i8x32_to_f32(q), d));
+    }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn q5_1(b: &[u8], o: &mut [f32]) {
+    assert!(b.len() >= 24);
+    unsafe {
+        let (d, m) = (_mm256_set1_ps(h(b, 0)), _mm256_set1_ps(h(b, 2)));
+        let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        let q = _mm256_or_si256(nibbles(b.as_ptr().add(8)), bit4_from_u32(qh));
+        store4(o, scale_add4(i8x32_to_f32(q), d, m));
+    }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn q8_0(b: &[u8], o: &mut [f32]) {
+    assert!(b.len() >= 34);
+    unsafe {
+        let d = _mm256_set1_ps(h(b, 0));
+        let q = _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i);
+        store4(o, mul_by4(i8x32_to_f32(q), d));
+    }
+}
+
+/// The 8 six-bit scales and mins of Q4_K/Q5_K (the same unpacking as the portable decoder).
+#[inline(always)]
+fn k_scale_min(s: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let mut sc = [0u8; 8];
+    let mut mn = [0u8; 8];
+    for j in 0..4 {
+        sc[j] = s[j] & 0x3F;
+        mn[j] = s[j + 4] & 0x3F;
+        sc[j + 4] = (s[j + 8] & 0x0F) | ((s[j] >> 2) & 0x30);
+        mn[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 2) & 0x30);
+    }
+    (sc, mn)
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn q4_k(b: &[u8], o: &mut [f32]) {
+    assert!(b.len() >= 144 && o.len() >= 256);
+    let (d, dmin) = (h(b, 0), h(b, 2));
+    let (sc, mn) = k_scale_min(&b[4..16]);
+    unsafe {
+        let m = _mm256_set1_epi8(0x0F);
+        for chunk in 0..4 {
+            let q = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * chunk) as *const __m256i);
+            for (half, q) in [
+                _mm256_and_si256(q, m),
+                _mm256_and_si256(_mm256_srli_epi16(q, 4), m),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let sb = 2 * chunk + half;
+                let ds = _mm256_set1_ps(d * sc[sb] as f32);
+                let dm = _mm256_set1_ps(dmin * mn[sb] as f32);
+                store4(&mut o[32 * sb..], scale_sub4(i8x32_to_f32(q), ds, dm));
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn q5_k(b: &[u8], o: &mut [f32]) {
+    assert!(b.len() >= 176 && o.len() >= 256);
+    let (d, dmin) = (h(b, 0), h(b, 2));
+    let (sc, mn) = k_scale_min(&b[4..16]);
+    unsafe {
+        let m = _mm256_set1_epi8(0x0F);
+        let qh = _mm256_loadu_si256(b.as_ptr().add(16) as *const __m256i);
+        for chunk in 0..4 {
+            let q = _mm256_loadu_si256(b.as_ptr().add(48 + 32 * chunk) as *const __m256i);
+            for (half, q) in [
+                _mm256_and_si256(q, m),
+                _mm256_and_si256(_mm256_srli_epi16(q, 4), m),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let sb = 2 * chunk + half;
+                let bit = _mm256_set1_epi8(1 << sb);
+                let hb = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
+                let q = _mm256_or_si256(q, _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
+                let ds = _mm256_set1_ps(d * sc[sb] as f32);
+                let dm = _mm256_set1_ps(dmin * mn[sb] as f32);
+                store4(&mut o[32 * sb..], scale_sub4(i8x32_to_f32(q), ds, dm));
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn q6_k(b: &[u8], o: &mut [f32]) {
+    assert!(b.len() >= 210 && o.len() >= 256);
+    let d = h(b, 208);
+    unsafe {
+        let m4 = _mm256_set1_epi8(0x0F);
+        let m2 = _mm256_set1_epi8(3);
+        for g in 0..8 {
+            // elements 32g .. 32g+32: one half (128 elements), r = (g % 4)·32 ... inside it
+            let (half, rr) = (g / 4, (g % 4) * 32);
+            let ql = _mm256_loadu_si256(b.as_ptr().add(half * 64 + rr % 64) as *const __m256i);
+            let qh = _mm256_loadu_si256(b.as_ptr().add(128 + half * 32) as *const __m256i);
+            let lo = if rr / 64 == 0 {
+                _mm256_and_si256(ql, m4)
+            } else {
+                _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4)
+            };
+            let hi = match rr / 32 {
+                0 => _mm256_and_si256(qh, m2),
+                1 => _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
+                2 => _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2),
+                _ => _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2),
+            };
+            let q = _mm256_sub_epi8(
+                _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)),
+                _mm256_set1_epi8(32),
+            );
+            let s0 = d * b[192 + 2 * g] as i8 as f32;
+            let s1 = d * b[192 + 2 * g + 1] as i8 as f32;
+            let v = i8x32_to_f32(q);
+            let (d0, d1) = (_mm256_set1_ps(s0), _mm256_set1_ps(s1));
+            store4(
+                &mut o[32 * g..],
+                [
+                    _mm256_mul_ps(d0, v[0]),
+                    _mm256_mul_ps(d0, v[1]),
+                    _mm256_mul_ps(d1, v[2]),
+                    _mm256_mul_ps(d1, v[3]),
+                ],
+            );
+        }
+    }
+}
+
+#[allow(clippy::needless_range_loop)] // the scalar tail indexes bytes and out together
+#[target_feature(enable = "avx2,f16c")]
+fn f16_avx2(bytes: &[u8], out: &mut [f32]) {
+    let n = out.len().min(bytes.len() / 2);
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: elements i..i+8 are within both slices.
+        unsafe {
+            let hv = _mm_loadu_si128(bytes.as_ptr().add(2 * i) as *const __m128i);
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_cvtph_ps(hv));
+        }
+        i += 8;
+    }
+    for j in i..n {
+        out[j] = h(bytes, 2 * j);
+    }
+}
+
+#[target_feature(enable = "avx2")]
+fn bf16_avx2(bytes: &[u8], out: &mut [f32]) {
+    let n = out.len().min(bytes.len() / 2);
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: elements i..i+8 are within both slices.
+        unsafe {
+            let hv = _mm_loadu_si128(bytes.as_ptr().add(2 * i) as *const __m128i);
+            let w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(hv), 16);
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_castsi256_ps(w));
+        }
+        i += 8;
+    }
+    for j in i..n {
+        out[j] =
+            f32::from_bits((u16::from_le_bytes([bytes[2 * j], bytes[2 * j + 1]]) as u32) << 16);
+    }
+}
