@@ -1,10 +1,10 @@
 //! The `attn` binary: parse the command line and dispatch. The only place that touches the terminal's modes.
 
 use anyhow::{Context, Result, bail};
-use attn::cli::{Cli, ColorChoice, Command, DumpArgs, ExploreArgs, InfoArgs, ShowArgs};
+use attn::cli::{Cli, Command, DumpArgs, ExploreArgs, InfoArgs, ShowArgs};
 use attn::model::layer_attention;
 use attn::model::{self, Model};
-use attn::show::{self, Colors};
+use attn::show;
 use attn::trace::ForwardOptions;
 use clap::Parser;
 use std::fmt::Write as _;
@@ -12,6 +12,10 @@ use std::io::{IsTerminal, Write};
 
 fn main() {
     let cli = Cli::parse();
+    if let Err(e) = cli.check() {
+        eprintln!("attn: error: {e}");
+        std::process::exit(2);
+    }
     let result = match cli.command {
         None => explore(cli.explore),
         Some(Command::Explore(a)) => explore(a),
@@ -37,30 +41,10 @@ fn emit(s: &str) -> Result<()> {
 
 fn load(m: &attn::cli::ModelArgs) -> Result<Box<dyn Model>> {
     let spec = m.spec();
-    model::load(&spec, &m.textbook()).with_context(|| format!("cannot load model `{spec}`"))
-}
-
-fn colors(choice: ColorChoice) -> Colors {
-    let truecolor =
-        std::env::var("COLORTERM").is_ok_and(|v| v.contains("truecolor") || v.contains("24bit"));
-    let pick = if truecolor {
-        Colors::TrueColor
-    } else {
-        Colors::Ansi256
-    };
-    match choice {
-        ColorChoice::Never => Colors::None,
-        ColorChoice::Always => pick,
-        ColorChoice::Auto => {
-            if std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            {
-                pick
-            } else {
-                Colors::None
-            }
-        }
-    }
+    let model =
+        model::load(&spec, &m.textbook()).with_context(|| format!("cannot load model `{spec}`"))?;
+    m.check_applies(model.info())?;
+    Ok(model)
 }
 
 /// Load the explorer's model. With no `--model`, a default that fails to load falls back to the textbook model
@@ -71,7 +55,10 @@ fn load_for_explorer(m: &attn::cli::ModelArgs) -> Result<(Box<dyn Model>, Option
     }
     let spec = m.spec();
     match model::load(&spec, &m.textbook()) {
-        Ok(x) => Ok((x, None)),
+        Ok(x) => {
+            m.check_applies(x.info())?;
+            Ok((x, None))
+        }
         Err(e) if spec != "textbook" => {
             let tb =
                 model::load("textbook", &m.textbook()).context("cannot load the textbook model")?;
@@ -100,7 +87,7 @@ fn restore_terminal() {
 }
 
 fn explore(a: ExploreArgs) -> Result<()> {
-    use attn::tui::{self, app::ColorMode, event};
+    use attn::tui::{self, event};
     use crossterm::{event as cev, execute, terminal};
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!(
@@ -108,22 +95,9 @@ fn explore(a: ExploreArgs) -> Result<()> {
         );
     }
     let (m, note) = load_for_explorer(&a.model)?;
+    attn::cli::check_text_b(m.info(), a.text_b.as_deref())?;
     let model: std::sync::Arc<dyn Model> = std::sync::Arc::from(m);
-    let truecolor =
-        std::env::var("COLORTERM").is_ok_and(|v| v.contains("truecolor") || v.contains("24bit"));
-    let rich = if truecolor {
-        ColorMode::TrueColor
-    } else {
-        ColorMode::Ansi256
-    };
-    let color = match a.color {
-        ColorChoice::Never => ColorMode::Mono,
-        ColorChoice::Always => rich,
-        ColorChoice::Auto if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) => {
-            ColorMode::Mono
-        }
-        ColorChoice::Auto => rich,
-    };
+    let color = a.color.palette(true);
 
     // Restore the terminal before any panic message is printed.
     let previous = std::panic::take_hook();
@@ -195,6 +169,7 @@ fn explore(a: ExploreArgs) -> Result<()> {
 
 fn dump(a: DumpArgs) -> Result<()> {
     let m = load(&a.model)?;
+    attn::cli::check_text_b(m.info(), a.text_b.as_deref())?;
     let info = m.info();
     let n_est = a.text.len() + a.text_b.as_ref().map_or(0, |b| b.len()) + 4;
     let opts = ForwardOptions::for_size(info.n_layers, info.n_heads, n_est, 512 << 20);
@@ -216,6 +191,7 @@ fn dump(a: DumpArgs) -> Result<()> {
 
 fn show_cmd(a: ShowArgs) -> Result<()> {
     let m = load(&a.model)?;
+    attn::cli::check_text_b(m.info(), a.text_b.as_deref())?;
     let info = m.info();
     let mut out = String::new();
     if a.layer >= info.n_layers {
@@ -245,21 +221,14 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
     let labels: Vec<String> = trace.tokens.iter().map(|t| t.label.clone()).collect();
     let _ = writeln!(
         out,
-        "{} · Layer {}/{} · Head {}/{} · {} tokens · forward {:.1} ms",
+        "{} · {} · {} tokens · forward {:.1} ms",
         info.name,
-        a.layer,
-        info.n_layers - 1,
-        a.head,
-        info.n_heads - 1,
+        show::position_text(a.layer, info.n_layers, Some(a.head), info.n_heads),
         trace.n_tokens(),
         trace.elapsed.as_secs_f64() * 1e3
     );
-    if !trace.kv_group.is_empty() {
-        let g = trace.kv_group[a.head];
-        let shared: Vec<String> = (0..info.n_heads)
-            .filter(|h| trace.kv_group[*h] == g)
-            .map(|h| h.to_string())
-            .collect();
+    if let Some((g, shared)) = attn::analysis::kv_sharing(&trace.kv_group, a.head) {
+        let shared: Vec<String> = shared.iter().map(|h| h.to_string()).collect();
         let _ = writeln!(
             out,
             "KV head {g}, shared by query heads {}",
@@ -267,7 +236,7 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
         );
     }
     let _ = writeln!(out);
-    out.push_str(&show::render_grid(&labels, &head, colors(a.color)));
+    out.push_str(&show::render_grid(&labels, &head, a.color.palette(std::io::stdout().is_terminal())));
     let _ = writeln!(out);
     let _ = writeln!(out, "{}", show::render_head_stats(&head));
     if let Some(next) = &trace.next_tokens

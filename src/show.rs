@@ -2,7 +2,7 @@
 //! only when asked for). The binary prints them.
 
 use crate::analysis;
-use crate::colormap;
+use crate::colormap::{self, Palette};
 use crate::model::ModelInfo;
 use crate::trace::Trace;
 use ndarray::ArrayView2;
@@ -42,30 +42,19 @@ pub fn fit_right(s: &str, width: usize) -> String {
     format!("{}{}", " ".repeat(width - trimmed.width()), trimmed)
 }
 
-/// How `attn show` colours cells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Colors {
-    /// Plain text: weights as digits only.
-    None,
-    /// xterm-256 backgrounds.
-    Ansi256,
-    /// 24-bit backgrounds.
-    TrueColor,
-}
-
-fn paint(out: &mut String, cell: &str, t: f32, colors: Colors) {
+fn paint(out: &mut String, cell: &str, t: f32, colors: Palette) {
     let bg = colormap::rgb(t);
     let fg = colormap::text_on(bg);
     match colors {
-        Colors::None => out.push_str(cell),
-        Colors::TrueColor => {
+        Palette::Mono => out.push_str(cell),
+        Palette::TrueColor => {
             let _ = write!(
                 out,
                 "\x1b[48;2;{};{};{}m\x1b[38;2;{};{};{}m{cell}\x1b[0m",
                 bg[0], bg[1], bg[2], fg[0], fg[1], fg[2]
             );
         }
-        Colors::Ansi256 => {
+        Palette::Ansi256 => {
             let _ = write!(
                 out,
                 "\x1b[48;5;{}m\x1b[38;5;{}m{cell}\x1b[0m",
@@ -73,6 +62,16 @@ fn paint(out: &mut String, cell: &str, t: f32, colors: Colors) {
                 colormap::ansi256(fg)
             );
         }
+    }
+}
+
+/// The one header form of a selection: `Layer 2 of 0–5 · Head 3 of 0–7` (or `Head mean of 0–7` for `None`).
+pub fn position_text(layer: usize, n_layers: usize, head: Option<usize>, n_heads: usize) -> String {
+    let last_l = n_layers.saturating_sub(1);
+    let last_h = n_heads.saturating_sub(1);
+    match head {
+        Some(h) => format!("Layer {layer} of 0–{last_l} · Head {h} of 0–{last_h}"),
+        None => format!("Layer {layer} of 0–{last_l} · Head mean of 0–{last_h}"),
     }
 }
 
@@ -89,7 +88,7 @@ pub fn weight_cell(w: f32) -> String {
 
 /// One head's attention grid: rows = queries (index + label), columns = keys (index + label), each cell the
 /// weight (coloured when asked).
-pub fn render_grid(labels: &[String], m: &ArrayView2<f32>, colors: Colors) -> String {
+pub fn render_grid(labels: &[String], m: &ArrayView2<f32>, colors: Palette) -> String {
     const LABEL: usize = 14;
     let mut out = String::new();
     let idx_w = m.nrows().saturating_sub(1).to_string().len().max(1);
@@ -154,7 +153,7 @@ pub fn render_head_stats(m: &ArrayView2<f32>) -> String {
         .map(|t| format!("  [{t}]"))
         .unwrap_or_default();
     format!(
-        "entropy {:.3} nats ({:.0}% of uniform) · max {:.3} · first-token {:.3} · previous {:.3} · self {:.3} · \
+        "entropy {:.3} nats ({:.0}% of uniform) · mean row max {:.3} · first-token {:.3} · previous {:.3} · self {:.3} · \
          mean distance {:.2}{tag}",
         s.entropy,
         s.entropy_norm * 100.0,
@@ -236,7 +235,7 @@ mod tests {
     fn plain_grid_has_digits_and_labels() {
         let labels = vec!["[CLS]".to_string(), "love".into()];
         let m = arr2(&[[1.0f32, 0.0], [0.25, 0.75]]);
-        let g = render_grid(&labels, &m.view(), Colors::None);
+        let g = render_grid(&labels, &m.view(), Palette::Mono);
         assert!(!g.contains('\x1b'));
         let lines: Vec<&str> = g.lines().collect();
         assert_eq!(lines.len(), 4);
@@ -245,7 +244,7 @@ mod tests {
             "{g}"
         );
         assert!(lines[3].ends_with(" .25  .75"), "{g}");
-        let c = render_grid(&labels, &m.view(), Colors::TrueColor);
+        let c = render_grid(&labels, &m.view(), Palette::TrueColor);
         assert!(c.contains("\x1b[48;2;"));
     }
 }

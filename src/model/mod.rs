@@ -69,6 +69,11 @@ impl ModelInfo {
     pub fn head_dim(&self) -> usize {
         self.d_model / self.n_heads.max(1)
     }
+    /// Whether the model reads a second sentence as its own segment (token type embeddings: BERT). Elsewhere a
+    /// second sentence would only be glued on, so it is refused.
+    pub fn takes_sentence_pairs(&self) -> bool {
+        self.arch == Arch::Bert
+    }
 }
 
 /// One Transformer, ready to run.

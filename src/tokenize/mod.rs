@@ -2,6 +2,9 @@
 //! BERT-uncased WordPiece vocabulary the textbook model uses; [`gguf`] builds one from GGUF metadata.
 
 pub mod gguf;
+mod label;
+
+pub use label::{display_label, escape_grapheme, escape_label, tagged_labels, unsafe_char};
 
 use crate::{Error, Result};
 use serde::Serialize;
@@ -198,28 +201,6 @@ fn model_kind(t: &tokenizers::Tokenizer) -> &'static str {
         tokenizers::models::ModelWrapper::Unigram(_) => "Unigram",
         tokenizers::models::ModelWrapper::WordLevel(_) => "WordLevel",
     }
-}
-
-/// Make a token safe and readable on one terminal line: control characters and line breaks are escaped,
-/// a leading space is shown as `␣`.
-pub fn escape_label(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for (i, c) in s.chars().enumerate() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            ' ' if i == 0 => out.push('␣'),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            // Unicode format/bidi controls that could reorder or hide text.
-            '\u{200b}'..='\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{feff}' => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

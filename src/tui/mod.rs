@@ -5,13 +5,16 @@
 
 pub mod app;
 pub mod event;
+pub mod keymap;
+pub mod line_edit;
 pub mod synthetic;
 pub mod ui;
 pub mod worker;
+mod export_table;
 
 use crate::export;
 use crate::model::{Model, ModelInfo};
-use app::{App, ColorMode, Effect};
+use app::{App, Effect, Palette};
 use event::{Event, EventSource};
 use ratatui::Terminal;
 use ratatui::backend::Backend;
@@ -41,7 +44,7 @@ pub fn new_app(
     info: &ModelInfo,
     text: &str,
     text_b: Option<&str>,
-    color: ColorMode,
+    color: Palette,
     size: (u16, u16),
 ) -> App {
     let mut app = App::new(info.clone(), text, text_b, color, size);
@@ -102,14 +105,22 @@ impl Env {
         for e in effects {
             match e {
                 Effect::Job(job) => self.worker.submit(job),
-                Effect::DumpHead {
+                Effect::DumpTable {
                     stem,
-                    labels,
+                    corner,
+                    rows,
+                    cols,
                     matrix,
                 } => {
                     let r = fresh_dump_dir(&self.dump_root, &utc_stamp(SystemTime::now()))
                         .and_then(|dir| {
-                            let r = export::dump_head(&dir, &stem, &labels, &matrix.view(), false);
+                            let t = export_table::Table {
+                                stem: &stem,
+                                corner: &corner,
+                                rows: &rows,
+                                cols: &cols,
+                            };
+                            let r = export_table::write(&dir, &t, &matrix.view());
                             if r.is_err() {
                                 let _ = std::fs::remove_dir(&dir);
                             }

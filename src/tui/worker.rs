@@ -2,56 +2,24 @@
 //! the model and sends the outcome into the UI's event channel. Every job carries the generation number the app gave
 //! it; the app drops outcomes whose generation is not its latest, so a slow stale result never replaces a newer one.
 
-use super::app::Prepared;
+pub use super::event::{Job, LensOutcome, Outcome};
 use super::event::Event;
+use crate::analysis::Summary;
 use crate::model::{self, Model};
-use crate::trace::{ForwardOptions, TopToken, Trace};
+use crate::trace::{ForwardOptions, Progress, TopToken, Trace};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The explorer keeps every attention matrix of a trace; beyond this many bytes it asks for a shorter text.
 pub const ATTENTION_BUDGET: usize = 1 << 30;
 
-/// What the worker is asked to do.
-#[derive(Debug)]
-pub enum Job {
-    /// Tokenize and run.
-    Run {
-        generation: u64,
-        text: String,
-        text_b: Option<String>,
-    },
-    /// Logit lens at one position of a trace: the top tokens the residual stream leaving each layer predicts.
-    Lens {
-        generation: u64,
-        pos: usize,
-        trace: Arc<Trace>,
-    },
-}
-
-/// The result of a [`Job::Run`].
-#[derive(Debug)]
-pub struct Outcome {
-    pub generation: u64,
-    pub result: Result<Prepared, String>,
-    /// Tokenization + forward + analysis, wall time.
-    pub total: Duration,
-}
-
-/// The result of a [`Job::Lens`]: `rows[l]` are the top tokens after block `l`.
-#[derive(Debug)]
-pub struct LensOutcome {
-    pub generation: u64,
-    pub pos: usize,
-    pub rows: Option<Vec<Vec<TopToken>>>,
-}
-
 /// How many top tokens the logit lens keeps per layer.
 pub const LENS_K: usize = 5;
 
-/// Run one job synchronously (the worker thread's body; also used by benchmarks).
-pub fn run_job(model: &dyn Model, job: Job) -> Event {
+/// Run one job synchronously (the worker thread's body; also used by benchmarks). Runs report their progress, block
+/// by block, into `progress` when given.
+pub fn run_job(model: &dyn Model, job: Job, progress: Option<&Sender<Event>>) -> Event {
     match job {
         Job::Run {
             generation,
@@ -59,7 +27,19 @@ pub fn run_job(model: &dyn Model, job: Job) -> Event {
             text_b,
         } => {
             let start = Instant::now();
-            let result = prepare(model, &text, text_b.as_deref());
+            let progress = progress.map(|tx| {
+                let tx = std::sync::Mutex::new(tx.clone());
+                Progress(Arc::new(move |done, total| {
+                    if let Ok(tx) = tx.lock() {
+                        let _ = tx.send(Event::Progress {
+                            generation,
+                            done,
+                            total,
+                        });
+                    }
+                }))
+            });
+            let result = prepare(model, &text, text_b.as_deref(), progress);
             Event::Traced(Box::new(Outcome {
                 generation,
                 result,
@@ -82,7 +62,12 @@ pub fn run_job(model: &dyn Model, job: Job) -> Event {
 }
 
 /// Tokenize, check the size, run the model and analyse the trace.
-pub fn prepare(model: &dyn Model, text: &str, text_b: Option<&str>) -> Result<Prepared, String> {
+pub fn prepare(
+    model: &dyn Model,
+    text: &str,
+    text_b: Option<&str>,
+    progress: Option<Progress>,
+) -> Result<Summary, String> {
     let info = model.info();
     let n = model
         .tokenizer()
@@ -90,7 +75,8 @@ pub fn prepare(model: &dyn Model, text: &str, text_b: Option<&str>) -> Result<Pr
         .map_err(|e| e.to_string())?
         .ids
         .len();
-    let opts = ForwardOptions::for_size(info.n_layers, info.n_heads, n, ATTENTION_BUDGET);
+    let mut opts = ForwardOptions::for_size(info.n_layers, info.n_heads, n, ATTENTION_BUDGET);
+    opts.progress = progress;
     if !opts.keep_attention {
         return Err(format!(
             "{n} tokens is too long for the explorer (every attention matrix would need more than {} MiB); \
@@ -99,7 +85,7 @@ pub fn prepare(model: &dyn Model, text: &str, text_b: Option<&str>) -> Result<Pr
         ));
     }
     let trace = model::run(model, text, text_b, &opts).map_err(|e| e.to_string())?;
-    Prepared::new(trace)
+    Summary::new(trace)
 }
 
 fn lens(model: &dyn Model, trace: &Trace, pos: usize) -> Option<Vec<Vec<TopToken>>> {
@@ -150,7 +136,7 @@ fn worker_loop(model: &dyn Model, rx: Receiver<Job>, events: Sender<Event>) {
             if matches!(job, Job::Run { .. }) && Some(i) != last_run {
                 continue;
             }
-            if events.send(run_job(model, job)).is_err() {
+            if events.send(run_job(model, job, Some(&events))).is_err() {
                 return;
             }
         }

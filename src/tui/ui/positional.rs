@@ -31,10 +31,7 @@ pub fn position(app: &App) -> Option<usize> {
 }
 
 fn label(app: &App, pos: usize) -> String {
-    app.trace()
-        .and_then(|t| t.tokens.get(pos))
-        .map(|t| t.label.clone())
-        .unwrap_or_default()
+    app.token_label(pos)
 }
 
 /// What one position's bars show, its values, and the value that fills a bar.
@@ -123,7 +120,7 @@ pub fn render_bars(app: &App, area: Rect, buf: &mut Buffer) {
     if inner.height < 2 || inner.width < 4 {
         return;
     }
-    let start = app.pos_scroll.min(values.len().saturating_sub(1));
+    let start = app.panes.pos_scroll.min(values.len().saturating_sub(1));
     let shown = &values[start.min(values.len())..];
     let bars = Rect::new(inner.x, inner.y, inner.width, inner.height - 1);
     match p {
@@ -211,7 +208,7 @@ pub fn render_heatmap(app: &App, area: Rect, buf: &mut Buffer) {
         Positional::Rotary { .. } => "cos(angle): positions × frequency pairs",
         _ => "positions × dimensions",
     };
-    let b = block(format!(" {what} · ←/→ pan · j/k position "), &theme);
+    let b = block(format!(" {what} · ←/→ pan · H/L a screen · j/k position "), &theme);
     let inner = b.inner(area);
     b.render(area, buf);
     if inner.height < 3 || inner.width < 12 {
@@ -242,7 +239,7 @@ pub fn render_heatmap(app: &App, area: Rect, buf: &mut Buffer) {
         sel.saturating_sub(map_h as usize / 2)
             .min(rows - map_h as usize)
     };
-    let c0 = app.pos_scroll.min(cols.saturating_sub(1));
+    let c0 = app.panes.pos_scroll.min(cols.saturating_sub(1));
     for vr in 0..(map_h as usize).min(rows - first_row.min(rows)) {
         let r = first_row + vr;
         let y = inner.y + vr as u16;
@@ -284,8 +281,8 @@ pub fn render_heatmap(app: &App, area: Rect, buf: &mut Buffer) {
         y,
         inner.width,
         &format!(
-            "rows 0–{} · cols {c0}–{} of {cols} · ",
-            rows.saturating_sub(1),
+            "rows {first_row}–{} of {rows} · cols {c0}–{} of {cols} · ",
+            (first_row + map_h as usize).min(rows).saturating_sub(1),
             (c0 + map_w as usize).min(cols).saturating_sub(1)
         ),
         theme.dim(),
