@@ -111,7 +111,11 @@ pub fn layer_norms_by(trace: &Trace, stat: NormStat) -> Vec<LayerNorms> {
                 let mut v = vals;
                 v.sort_by(|a, b| a.total_cmp(b));
                 let m = v.len() / 2;
-                if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
+                if v.len() % 2 == 1 {
+                    v[m]
+                } else {
+                    (v[m - 1] + v[m]) / 2.0
+                }
             }
             _ => vals.iter().sum::<f32>() / vals.len() as f32,
         }
@@ -259,7 +263,10 @@ pub fn head_stats(a: &ArrayView2<f32>) -> HeadStats {
 /// of query head `h`): `(kv head, query heads)`. `None` for plain multi-head attention.
 pub fn kv_sharing(kv_group: &[usize], h: usize) -> Option<(usize, Vec<usize>)> {
     let g = *kv_group.get(h)?;
-    Some((g, (0..kv_group.len()).filter(|&i| kv_group[i] == g).collect()))
+    Some((
+        g,
+        (0..kv_group.len()).filter(|&i| kv_group[i] == g).collect(),
+    ))
 }
 
 /// Whether a head has a clear pattern (previous-token, sink or self; "broad" does not count).
@@ -334,7 +341,13 @@ impl Summary {
         }
         let norms_all = NormStat::ALL
             .iter()
-            .map(|s| if n > 0 { layer_norms_by(&trace, *s) } else { vec![] })
+            .map(|s| {
+                if n > 0 {
+                    layer_norms_by(&trace, *s)
+                } else {
+                    vec![]
+                }
+            })
             .collect();
         let pattern_counts = stats
             .iter()

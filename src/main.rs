@@ -236,7 +236,11 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
         );
     }
     let _ = writeln!(out);
-    out.push_str(&show::render_grid(&labels, &head, a.color.palette(std::io::stdout().is_terminal())));
+    out.push_str(&show::render_grid(
+        &labels,
+        &head,
+        a.color.palette(std::io::stdout().is_terminal()),
+    ));
     let _ = writeln!(out);
     let _ = writeln!(out, "{}", show::render_head_stats(&head));
     if let Some(next) = &trace.next_tokens

@@ -120,7 +120,10 @@ mod tests {
 
     #[test]
     fn repeated_labels_get_their_position() {
-        let l: Vec<String> = ["the", "cat", "the"].iter().map(|s| s.to_string()).collect();
+        let l: Vec<String> = ["the", "cat", "the"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(tagged_labels(&l), ["the#0", "cat", "the#2"]);
     }
 

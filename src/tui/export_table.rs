@@ -39,7 +39,9 @@ pub fn write(dir: &Path, t: &Table, m: &ArrayView2<f32>) -> crate::Result<Vec<Pa
     let mut st = Staged::new(dir, false)?;
     let (npy, csv_name) = (format!("{}.npy", t.stem), format!("{}.csv", t.stem));
     st.check_free(&[npy.clone(), csv_name.clone()])?;
-    st.write(&npy, |w| write_npy(w, &[m.nrows(), m.ncols()], m.iter().copied()))?;
+    st.write(&npy, |w| {
+        write_npy(w, &[m.nrows(), m.ncols()], m.iter().copied())
+    })?;
     let text = csv(t, m);
     st.write(&csv_name, |w| w.write_all(text.as_bytes()))?;
     st.commit()

@@ -148,17 +148,46 @@ const DIGITS: [(Key, Action); 10] = [
 
 /// Every key.
 pub const ROWS: &[Row] = &[
-    row(Ctx::Input, &[], "type or paste: edit the sentence; the model re-runs as you pause"),
-    row(Ctx::Input, &[(k(K::Enter), A::Run)], "run now and go to the explorer"),
     row(
         Ctx::Input,
-        &[(k(K::Left), A::TextLeft), (k(K::Right), A::TextRight), (k(K::Home), A::TextHome), (k(K::End), A::TextEnd)],
+        &[],
+        "type or paste: edit the sentence; the model re-runs as you pause",
+    ),
+    row(
+        Ctx::Input,
+        &[(k(K::Enter), A::Run)],
+        "run now and go to the explorer",
+    ),
+    row(
+        Ctx::Input,
+        &[
+            (k(K::Left), A::TextLeft),
+            (k(K::Right), A::TextRight),
+            (k(K::Home), A::TextHome),
+            (k(K::End), A::TextEnd),
+        ],
         "move the text cursor",
     ),
-    row(Ctx::Input, &[(ctrl('a'), A::TextHome), (ctrl('e'), A::TextEnd)], "start / end of the line"),
-    row(Ctx::Input, &[(k(K::Backspace), A::Backspace), (k(K::Delete), A::Delete)], "delete before / after the cursor"),
-    row(Ctx::Input, &[(ctrl('u'), A::KillStart), (ctrl('k'), A::KillEnd)], "delete to the start / end of the line"),
-    row(Ctx::Input, &[(ctrl('w'), A::DeleteWord), (ctrl('h'), A::DeleteWord)], "delete the word before the cursor"),
+    row(
+        Ctx::Input,
+        &[(ctrl('a'), A::TextHome), (ctrl('e'), A::TextEnd)],
+        "start / end of the line",
+    ),
+    row(
+        Ctx::Input,
+        &[(k(K::Backspace), A::Backspace), (k(K::Delete), A::Delete)],
+        "delete before / after the cursor",
+    ),
+    row(
+        Ctx::Input,
+        &[(ctrl('u'), A::KillStart), (ctrl('k'), A::KillEnd)],
+        "delete to the start / end of the line",
+    ),
+    row(
+        Ctx::Input,
+        &[(ctrl('w'), A::DeleteWord), (ctrl('h'), A::DeleteWord)],
+        "delete the word before the cursor",
+    ),
     row(
         Ctx::Input,
         &[(k(K::Down), A::FieldB), (k(K::Up), A::FieldA)],
@@ -166,7 +195,11 @@ pub const ROWS: &[Row] = &[
     ),
     row(
         Ctx::Input,
-        &[(k(K::Tab), A::ToExplorer), (k(K::BackTab), A::ToExplorer), (k(K::Esc), A::ToExplorer)],
+        &[
+            (k(K::Tab), A::ToExplorer),
+            (k(K::BackTab), A::ToExplorer),
+            (k(K::Esc), A::ToExplorer),
+        ],
         "go to the explorer",
     ),
     row(
@@ -179,48 +212,131 @@ pub const ROWS: &[Row] = &[
         &[(k(K::Up), A::PrevLayer), (k(K::Down), A::NextLayer)],
         "previous / next layer (wraps)",
     ),
-    row(Ctx::Explorer, &DIGITS, "jump to head N (type two digits for 10+)"),
-    row(Ctx::Explorer, &[(ch('g'), A::GoLayer)], "then digits: jump to layer N (any other key cancels)"),
+    row(
+        Ctx::Explorer,
+        &DIGITS,
+        "jump to head N (type two digits for 10+)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('g'), A::GoLayer)],
+        "then digits: jump to layer N (any other key cancels)",
+    ),
     row(
         Ctx::Grid,
-        &[(ch('h'), A::Left), (ch('j'), A::Down), (ch('k'), A::Up), (ch('l'), A::Right)],
+        &[
+            (ch('h'), A::Left),
+            (ch('j'), A::Down),
+            (ch('k'), A::Up),
+            (ch('l'), A::Right),
+        ],
         "move the cell cursor (also: click a cell)",
     ),
     row(
         Ctx::Grid,
-        &[(k(K::PageUp), A::PageUp), (k(K::PageDown), A::PageDown), (ch('['), A::PageLeft), (ch(']'), A::PageRight)],
+        &[
+            (k(K::PageUp), A::PageUp),
+            (k(K::PageDown), A::PageDown),
+            (ch('['), A::PageLeft),
+            (ch(']'), A::PageRight),
+        ],
         "page rows / columns of a long grid",
     ),
-    row(Ctx::Grid, &[(k(K::Home), A::First), (k(K::End), A::Last)], "first / last cell"),
-    row(Ctx::Explorer, &[(ch('a'), A::Mean)], "mean over the layer's heads on/off"),
-    row(Ctx::Explorer, &[(ch('s'), A::Scale)], "colour scale: linear → log → row max"),
+    row(
+        Ctx::Grid,
+        &[(k(K::Home), A::First), (k(K::End), A::Last)],
+        "first / last cell",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('a'), A::Mean)],
+        "mean over the layer's heads on/off",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('s'), A::Scale)],
+        "colour scale: linear → log → row max",
+    ),
     row(
         Ctx::Explorer,
         &[(ch('x'), A::HideSpecial)],
         "hide special tokens ([CLS], [SEP], BOS; else the first token, the sink) and renormalise rows",
     ),
-    row(Ctx::Grid, &[(ch('z'), A::Zoom)], "zoom out: the whole matrix in blocks"),
-    row(Ctx::Grid, &[(ch('w'), A::Numbers)], "weights as numbers in the cells on/off"),
-    row(Ctx::Explorer, &[(ch('c'), A::Colors)], "colours: true colour → 256 → none (shades)"),
-    row(Ctx::Explorer, &[(ch('m'), A::Overview)], "overview: every layer × head (toggles)"),
-    row(Ctx::Explorer, &[(ch('p'), A::Positions)], "positional encodings (toggles)"),
-    row(Ctx::Explorer, &[(ch('n'), A::Norms)], "residual-stream norms per layer (toggles)"),
-    row(Ctx::Explorer, &[(ch('e'), A::Lens)], "logit lens at the cursor's position (decoders)"),
+    row(
+        Ctx::Grid,
+        &[(ch('z'), A::Zoom)],
+        "zoom out: the whole matrix in blocks",
+    ),
+    row(
+        Ctx::Grid,
+        &[(ch('w'), A::Numbers)],
+        "weights as numbers in the cells on/off",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('c'), A::Colors)],
+        "colours: true colour → 256 → none (shades)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('m'), A::Overview)],
+        "overview: every layer × head (toggles)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('p'), A::Positions)],
+        "positional encodings (toggles)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('n'), A::Norms)],
+        "residual-stream norms per layer (toggles)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('e'), A::Lens)],
+        "logit lens at the cursor's position (decoders)",
+    ),
     row(
         Ctx::Explorer,
         &[(ch('d'), A::DumpView)],
         "dump what is on screen (.npy + .csv): the head, the positions or the norms",
     ),
-    row(Ctx::Explorer, &[(ch('D'), A::DumpAll)], "dump the whole trace (attn dump format)"),
     row(
         Ctx::Explorer,
-        &[(k(K::Tab), A::EditInput), (k(K::BackTab), A::EditInput), (ch('i'), A::EditInput), (ch('/'), A::EditInput)],
+        &[(ch('D'), A::DumpAll)],
+        "dump the whole trace (attn dump format)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[
+            (k(K::Tab), A::EditInput),
+            (k(K::BackTab), A::EditInput),
+            (ch('i'), A::EditInput),
+            (ch('/'), A::EditInput),
+        ],
         "edit the sentence",
     ),
-    row(Ctx::Explorer, &[(k(K::Esc), A::Back)], "back to the grid / to the input"),
-    row(Ctx::Explorer, &[(ch('?'), A::Help), (k(K::F(1)), A::Help)], "this help (F1 also from the input)"),
-    row(Ctx::Explorer, &[(ch('q'), A::Quit), (ctrl('c'), A::Quit)], "quit (Ctrl-C also from the input)"),
-    row(Ctx::Explorer, &[(Key(K::Null, S), A::Select)], "Shift-drag: select text with the terminal (the mouse is the explorer's)"),
+    row(
+        Ctx::Explorer,
+        &[(k(K::Esc), A::Back)],
+        "back to the grid / to the input",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('?'), A::Help), (k(K::F(1)), A::Help)],
+        "this help (F1 also from the input)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('q'), A::Quit), (ctrl('c'), A::Quit)],
+        "quit (Ctrl-C also from the input)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(Key(K::Null, S), A::Select)],
+        "Shift-drag: select text with the terminal (the mouse is the explorer's)",
+    ),
     row(
         Ctx::Overview,
         &[
@@ -235,15 +351,29 @@ pub const ROWS: &[Row] = &[
         ],
         "select a head (the header, d and the grid follow)",
     ),
-    row(Ctx::Overview, &[(k(K::Enter), A::Open)], "open the selected head in the grid (or click it twice)"),
+    row(
+        Ctx::Overview,
+        &[(k(K::Enter), A::Open)],
+        "open the selected head in the grid (or click it twice)",
+    ),
     row(
         Ctx::Positions,
-        &[(ch('j'), A::Down), (ch('k'), A::Up), (k(K::Down), A::Down), (k(K::Up), A::Up)],
+        &[
+            (ch('j'), A::Down),
+            (ch('k'), A::Up),
+            (k(K::Down), A::Down),
+            (k(K::Up), A::Up),
+        ],
         "previous / next position",
     ),
     row(
         Ctx::Positions,
-        &[(ch('h'), A::PanLeft), (ch('l'), A::PanRight), (k(K::Left), A::PanLeft), (k(K::Right), A::PanRight)],
+        &[
+            (ch('h'), A::PanLeft),
+            (ch('l'), A::PanRight),
+            (k(K::Left), A::PanLeft),
+            (k(K::Right), A::PanRight),
+        ],
         "pan the dimensions",
     ),
     row(
@@ -258,7 +388,12 @@ pub const ROWS: &[Row] = &[
     ),
     row(
         Ctx::Norms,
-        &[(ch('j'), A::Down), (ch('k'), A::Up), (k(K::Down), A::Down), (k(K::Up), A::Up)],
+        &[
+            (ch('j'), A::Down),
+            (ch('k'), A::Up),
+            (k(K::Down), A::Down),
+            (k(K::Up), A::Up),
+        ],
         "previous / next token",
     ),
     row(
@@ -266,10 +401,19 @@ pub const ROWS: &[Row] = &[
         &[(ch('o'), A::NormStat)],
         "the \"all tokens\" column: mean → median → mean without the first token",
     ),
-    row(Ctx::Norms, &[(ch('b'), A::LogBars)], "bars: linear ↔ log scale"),
+    row(
+        Ctx::Norms,
+        &[(ch('b'), A::LogBars)],
+        "bars: linear ↔ log scale",
+    ),
     row(
         Ctx::Lens,
-        &[(ch('j'), A::Down), (ch('k'), A::Up), (k(K::Down), A::Down), (k(K::Up), A::Up)],
+        &[
+            (ch('j'), A::Down),
+            (ch('k'), A::Up),
+            (k(K::Down), A::Down),
+            (k(K::Up), A::Up),
+        ],
         "previous / next position",
     ),
 ];
@@ -408,7 +552,10 @@ mod tests {
         assert_eq!(action(Ctx::Overview, &right), Some(A::Right));
         assert_eq!(action(Ctx::Positions, &right), Some(A::PanRight));
         assert_eq!(action(Ctx::Grid, &key(K::Char('D'), S)), Some(A::DumpAll));
-        assert_eq!(action(Ctx::Input, &key(K::Char('u'), C)), Some(A::KillStart));
+        assert_eq!(
+            action(Ctx::Input, &key(K::Char('u'), C)),
+            Some(A::KillStart)
+        );
         assert_eq!(action(Ctx::Input, &key(K::Char('u'), N)), None);
         assert_eq!(action(Ctx::Norms, &key(K::Char('7'), N)), Some(A::Digit));
     }
@@ -434,7 +581,11 @@ mod tests {
     fn labels_read_like_keys() {
         let lines = help_lines();
         assert!(lines.iter().any(|(k, _)| k.as_deref() == Some("0-9")));
-        assert!(lines.iter().any(|(k, _)| k.as_deref() == Some("Ctrl-U Ctrl-K")));
+        assert!(
+            lines
+                .iter()
+                .any(|(k, _)| k.as_deref() == Some("Ctrl-U Ctrl-K"))
+        );
         assert!(lines.iter().any(|(k, _)| k.as_deref() == Some("x")));
         assert!(markdown().contains("| `d` |"));
     }

@@ -5,12 +5,12 @@
 
 pub mod app;
 pub mod event;
+mod export_table;
 pub mod keymap;
 pub mod line_edit;
 pub mod synthetic;
 pub mod ui;
 pub mod worker;
-mod export_table;
 
 use crate::export;
 use crate::model::{Model, ModelInfo};

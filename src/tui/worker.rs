@@ -2,8 +2,8 @@
 //! the model and sends the outcome into the UI's event channel. Every job carries the generation number the app gave
 //! it; the app drops outcomes whose generation is not its latest, so a slow stale result never replaces a newer one.
 
-pub use super::event::{Job, LensOutcome, Outcome};
 use super::event::Event;
+pub use super::event::{Job, LensOutcome, Outcome};
 use crate::analysis::Summary;
 use crate::model::{self, Model};
 use crate::trace::{ForwardOptions, Progress, TopToken, Trace};

@@ -127,7 +127,8 @@ pub struct GridGeom {
 fn max_label_w(app: &App) -> usize {
     let Some(t) = app.trace() else { return 0 };
     let idx_w = t.n_tokens().saturating_sub(1).to_string().len();
-    app.grid.visible
+    app.grid
+        .visible
         .iter()
         .filter_map(|&i| t.tokens.get(i))
         .map(|tok| tok.label.width())
@@ -176,7 +177,8 @@ pub fn grid_geom(app: &App, block: Rect) -> GridGeom {
     let cell_w = (avail_w as usize / n).clamp(2, 6) as u16;
     let cols = (avail_w / cell_w.max(1)) as usize;
     let fits_one = app.trace().is_none_or(|t| {
-        app.grid.visible
+        app.grid
+            .visible
             .iter()
             .filter_map(|&i| t.tokens.get(i))
             .all(|tok| tok.label.width() < cell_w as usize)
@@ -253,15 +255,20 @@ pub fn grid_cell_at(app: &App, x: u16, y: u16) -> Option<(usize, usize)> {
     (r < n && col < n).then_some((r, col))
 }
 
-/// Which input line (0 = A, 1 = B) is at a screen position.
+/// Which input line (0 = A, 1 = B) a click at a screen position edits: anywhere in the sentence box counts (the
+/// border and the title too), the nearest line wins.
 pub fn input_field_at(app: &App, x: u16, y: u16) -> Option<usize> {
     if too_small(app) {
         return None;
     }
     let s = screen(app);
-    let top = s.input.y + u16::from(s.input_border);
+    let r = s.input;
+    if x >= r.x + r.width || y < r.y || y >= r.y + r.height {
+        return None;
+    }
+    let top = r.y + u16::from(s.input_border);
     let lines = 1 + u16::from(show_b(app));
-    (x < s.input.width && y >= top && y < top + lines).then(|| (y - top) as usize)
+    Some(y.saturating_sub(top).min(lines - 1) as usize)
 }
 
 /// Geometry of the overview: thumbnails of `pic_w × pic_h` cells every `step_w × step_h`.

@@ -3,8 +3,8 @@
 
 use crate::analysis::{LayerNorms, NormStat};
 use crate::colormap::Scale;
-use crate::tui::line_edit::LineEdit;
 use crate::trace::TopToken;
+use crate::tui::line_edit::LineEdit;
 use ndarray::Array2;
 use std::time::{Duration, Instant};
 

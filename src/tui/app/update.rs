@@ -5,7 +5,9 @@ use super::layout;
 use super::{App, DEBOUNCE, Effect, Focus, JUMP_TIMEOUT, Jump, Lens, LineEdit, View};
 use crate::tui::event::{Event, Job};
 use crate::tui::keymap::{self, Action, Ctx};
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use std::time::Instant;
 
 impl App {
@@ -117,16 +119,24 @@ impl App {
         if self.help.open {
             match k.code {
                 KeyCode::Down | KeyCode::Char('j') => self.help.scroll += 1,
-                KeyCode::Up | KeyCode::Char('k') => self.help.scroll = self.help.scroll.saturating_sub(1),
+                KeyCode::Up | KeyCode::Char('k') => {
+                    self.help.scroll = self.help.scroll.saturating_sub(1)
+                }
                 KeyCode::PageDown => self.help.scroll += 10,
                 KeyCode::PageUp => self.help.scroll = self.help.scroll.saturating_sub(10),
                 _ => self.help.open = false,
             }
-            self.help.scroll = self.help.scroll.min(keymap::ROWS.len() + keymap::ORDER.len());
+            self.help.scroll = self
+                .help
+                .scroll
+                .min(keymap::ROWS.len() + keymap::ORDER.len());
             return vec![];
         }
         if k.code == KeyCode::F(1) {
-            self.help = super::Help { open: true, scroll: 0 };
+            self.help = super::Help {
+                open: true,
+                scroll: 0,
+            };
             return vec![];
         }
         match self.focus {
@@ -152,7 +162,11 @@ impl App {
         };
         let edits = matches!(
             a,
-            Action::Backspace | Action::Delete | Action::KillStart | Action::KillEnd | Action::DeleteWord
+            Action::Backspace
+                | Action::Delete
+                | Action::KillStart
+                | Action::KillEnd
+                | Action::DeleteWord
         );
         if edits {
             self.replace_sample();
@@ -239,7 +253,12 @@ impl App {
                 });
             }
             Action::Quit => self.quit = true,
-            Action::Help => self.help = super::Help { open: true, scroll: 0 },
+            Action::Help => {
+                self.help = super::Help {
+                    open: true,
+                    scroll: 0,
+                }
+            }
             Action::EditInput => self.set_focus(Focus::Input),
             Action::Back => {
                 if self.view == View::Grid {
@@ -314,7 +333,11 @@ impl App {
             }
             Action::LogBars => {
                 self.panes.log_bars = !self.panes.log_bars;
-                self.say(if self.panes.log_bars { "bars: log scale" } else { "bars: linear" });
+                self.say(if self.panes.log_bars {
+                    "bars: log scale"
+                } else {
+                    "bars: linear"
+                });
             }
             a => self.move_key(a, &mut fx),
         }
@@ -337,7 +360,10 @@ impl App {
             return;
         }
         let (page_r, page_c) = layout::grid_capacity(self);
-        let dims = self.trace().map(|t| t.positional.matrix().ncols()).unwrap_or(0);
+        let dims = self
+            .trace()
+            .map(|t| t.positional.matrix().ncols())
+            .unwrap_or(0);
         let page_d = layout::positional_page(self).max(1);
         match a {
             Action::Left => self.move_cur(0, -1),
@@ -353,7 +379,9 @@ impl App {
             Action::PanRight => self.panes.pos_scroll += 8,
             Action::PanLeft => self.panes.pos_scroll = self.panes.pos_scroll.saturating_sub(8),
             Action::FastPanRight => self.panes.pos_scroll += page_d,
-            Action::FastPanLeft => self.panes.pos_scroll = self.panes.pos_scroll.saturating_sub(page_d),
+            Action::FastPanLeft => {
+                self.panes.pos_scroll = self.panes.pos_scroll.saturating_sub(page_d)
+            }
             _ => {}
         }
         self.panes.pos_scroll = self.panes.pos_scroll.min(dims.saturating_sub(1));
@@ -375,7 +403,11 @@ impl App {
             .map(|j| j.digits.clone())
             .unwrap_or_default();
         digits.push(c);
-        let limit = if layer { self.n_layers() } else { self.n_heads() };
+        let limit = if layer {
+            self.n_layers()
+        } else {
+            self.n_heads()
+        };
         let mut v: usize = digits.parse().unwrap_or(usize::MAX);
         if v >= limit {
             // Start over with this digit (e.g. "1" "5" with 12 heads → 15 is out of range → head 5).
@@ -421,7 +453,8 @@ impl App {
         if n == 0 {
             return;
         }
-        let mv = |v: usize, d: isize| -> usize { (v as isize + d).clamp(0, n as isize - 1) as usize };
+        let mv =
+            |v: usize, d: isize| -> usize { (v as isize + d).clamp(0, n as isize - 1) as usize };
         let old_row = self.grid.cur.0;
         self.grid.cur = (mv(self.grid.cur.0, dr), mv(self.grid.cur.1, dc));
         if self.grid.cur.0 != old_row

@@ -1,9 +1,9 @@
 //! The attention grid: rows = query tokens, columns = key tokens, each cell coloured by weight.
 
-use crate::tui::app::layout::{self, GridGeom};
 use super::widgets::{Theme, half_block_picture, pct, put, put_str};
 use crate::colormap::{self, Scale};
 use crate::show::fit_right;
+use crate::tui::app::layout::{self, GridGeom};
 use crate::tui::app::{App, Focus};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -20,7 +20,10 @@ pub fn title(app: &App) -> String {
             app.n_heads()
         )
     } else {
-        format!(" Attention · layer {} · head {} ", app.sel.layer, app.sel.head)
+        format!(
+            " Attention · layer {} · head {} ",
+            app.sel.layer, app.sel.head
+        )
     }
 }
 
@@ -414,13 +417,13 @@ mod tests {
     #[test]
     fn scale_changes_colours_but_not_weights() {
         let mut a = app(Palette::TrueColor, (80, 24));
-        a.layer = 1; // layer 1 head 0 is a sink head; head 2 is uniform
-        a.head = 2;
+        a.sel.layer = 1; // layer 1 head 0 is a sink head; head 2 is uniform
+        a.sel.head = 2;
         a.refresh();
         let area = Rect::new(0, 0, 30, 7);
         let mut lin = Buffer::empty(area);
         render(&a, area, &mut lin);
-        a.scale = Scale::RowMax;
+        a.grid.scale = Scale::RowMax;
         let mut rm = Buffer::empty(area);
         render(&a, area, &mut rm);
         // Row 2 sees 3 tokens at 1/3 each: dim in linear, full in row-max.

@@ -9,8 +9,8 @@ pub mod positional;
 pub mod widgets;
 
 use crate::show::fit;
-use crate::tui::app::{App, Focus, View, layout};
 use crate::tui::app::layout::{MIN_H, MIN_W};
+use crate::tui::app::{App, Focus, View, layout};
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Rect};
@@ -160,11 +160,10 @@ trait PipeBar {
 impl PipeBar for Style {
     fn pipe(self, app: &App) -> Self {
         match (app.color, self.bg) {
-            (crate::colormap::Palette::Ansi256, Some(ratatui::style::Color::Rgb(r, g, b))) => {
-                self.bg(ratatui::style::Color::Indexed(crate::colormap::ansi256([
+            (crate::colormap::Palette::Ansi256, Some(ratatui::style::Color::Rgb(r, g, b))) => self
+                .bg(ratatui::style::Color::Indexed(crate::colormap::ansi256([
                     r, g, b,
-                ])))
-            }
+                ]))),
             _ => self,
         }
     }

@@ -138,7 +138,11 @@ pub fn render_view(app: &App, area: Rect, buf: &mut Buffer) {
         format!(
             " Residual stream, layer by layer · token {} · bars {} ",
             token(app),
-            if app.panes.log_bars { "log (4 decades)" } else { "linear" }
+            if app.panes.log_bars {
+                "log (4 decades)"
+            } else {
+                "linear"
+            }
         ),
         &theme,
     );

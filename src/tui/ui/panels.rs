@@ -95,7 +95,13 @@ pub fn focus_lines(app: &App, width: u16, k: usize) -> Vec<Line<'static>> {
         .grid
         .visible
         .iter()
-        .map(|&t| if app.info.causal && t > q { usize::MAX } else { t })
+        .map(|&t| {
+            if app.info.causal && t > q {
+                usize::MAX
+            } else {
+                t
+            }
+        })
         .collect();
     let top: Vec<(usize, f32)> = top_keys(&row, &seen, k + row.len())
         .into_iter()
@@ -144,7 +150,10 @@ pub fn heads_lines(app: &App, width: u16, max_lines: usize) -> Vec<Line<'static>
     let first = if nh <= max_lines {
         0
     } else {
-        app.sel.head.saturating_sub(max_lines / 2).min(nh - max_lines)
+        app.sel
+            .head
+            .saturating_sub(max_lines / 2)
+            .min(nh - max_lines)
     };
     (first..nh.min(first + max_lines))
         .map(|h| {
@@ -374,7 +383,10 @@ pub fn render_info(app: &App, area: Rect, buf: &mut Buffer) {
                 theme.label(),
             ),
             Span::styled(format!("{wt:.4}"), theme.accent()),
-            Span::styled(format!(" rank {rank}/{}", app.grid.visible.len()), theme.dim()),
+            Span::styled(
+                format!(" rank {rank}/{}", app.grid.visible.len()),
+                theme.dim(),
+            ),
         ]));
     }
     if let Some(s) = current_stats(app) {

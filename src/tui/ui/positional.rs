@@ -208,7 +208,10 @@ pub fn render_heatmap(app: &App, area: Rect, buf: &mut Buffer) {
         Positional::Rotary { .. } => "cos(angle): positions × frequency pairs",
         _ => "positions × dimensions",
     };
-    let b = block(format!(" {what} · ←/→ pan · H/L a screen · j/k position "), &theme);
+    let b = block(
+        format!(" {what} · ←/→ pan · H/L a screen · j/k position "),
+        &theme,
+    );
     let inner = b.inner(area);
     b.render(area, buf);
     if inner.height < 3 || inner.width < 12 {

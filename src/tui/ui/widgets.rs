@@ -2,8 +2,8 @@
 //! display width.
 
 use crate::colormap;
-use crate::show::fit;
 use crate::colormap::Palette;
+use crate::show::fit;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
