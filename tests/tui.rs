@@ -169,7 +169,7 @@ fn help_snapshots() {
     // On a small terminal the help scrolls with ↓/↑ (the last key comes into view).
     resize(&mut app, 80, 24);
     assert!(!screen(&app).contains("Logit lens (e)"));
-    for _ in 0..40 {
+    for _ in 0..80 {
         key(&mut app, KeyCode::Down);
     }
     let s = screen(&app);

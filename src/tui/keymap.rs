@@ -151,7 +151,7 @@ pub const ROWS: &[Row] = &[
     row(
         Ctx::Input,
         &[],
-        "type or paste: edit the sentence; the model re-runs as you pause",
+        "edit the sentence; the model re-runs as you pause",
     ),
     row(
         Ctx::Input,
@@ -335,7 +335,7 @@ pub const ROWS: &[Row] = &[
     row(
         Ctx::Explorer,
         &[(Key(K::Null, S), A::Select)],
-        "Shift-drag: select text with the terminal (the mouse is the explorer's)",
+        "select text with the terminal (the mouse is the explorer's)",
     ),
     row(
         Ctx::Overview,
@@ -474,7 +474,7 @@ fn key_name(k: &Key) -> String {
 /// The keys of a row as shown: `← →`, `0-9`, `Ctrl-U Ctrl-K`.
 pub fn keys_label(r: &Row) -> String {
     if r.keys.is_empty() {
-        return "type".into();
+        return "type / paste".into();
     }
     if r.keys.iter().all(|(_, a)| *a == Action::Digit) {
         return "0-9".into();
@@ -509,12 +509,7 @@ pub fn help_lines() -> Vec<(Option<String>, String)> {
     for c in ORDER {
         out.push((None, c.title().to_string()));
         for r in ROWS.iter().filter(|r| r.ctx == c) {
-            let help = if r.keys.iter().all(|(_, a)| *a == Action::Select) {
-                r.help.trim_start_matches("Shift-drag: ")
-            } else {
-                r.help.trim_start_matches("type or paste: ")
-            };
-            out.push((Some(keys_label(r)), help.to_string()));
+            out.push((Some(keys_label(r)), r.help.to_string()));
         }
     }
     out

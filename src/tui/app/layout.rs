@@ -317,7 +317,9 @@ pub fn overview_geom(app: &App) -> OverviewGeom {
     let by_width = (step_w - 1) / 2;
     let all_fit = step_h - 1;
     let few_fit = (avail_h / nl.min(4)).saturating_sub(1);
-    let pic_h = by_width.min(all_fit.max(few_fit)).max(2);
+    // No bigger than the matrix: one half-block pixel per token each way.
+    let by_tokens = (app.grid.visible.len().max(1) as u16).div_ceil(2);
+    let pic_h = by_width.min(all_fit.max(few_fit)).min(by_tokens).max(2);
     let pic_w = 2 * pic_h;
     let step_w = pic_w + 1;
     let step_h = pic_h + 1;

@@ -129,7 +129,7 @@ impl App {
             self.help.scroll = self
                 .help
                 .scroll
-                .min(keymap::ROWS.len() + keymap::ORDER.len());
+                .min(2 * (keymap::ROWS.len() + keymap::ORDER.len()) + 8);
             return vec![];
         }
         if k.code == KeyCode::F(1) {

@@ -394,25 +394,63 @@ fn status(app: &App, area: Rect, buf: &mut Buffer) {
     );
 }
 
+/// Split text into lines of at most `width` columns at spaces (a longer word stands alone).
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    let mut cur = String::new();
+    for w in text.split(' ') {
+        if !cur.is_empty() && cur.width() + 1 + w.width() > width {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(w);
+    }
+    out.push(cur);
+    out
+}
+
 fn help(app: &App, area: Rect, buf: &mut Buffer) {
     let theme = Theme::new(app.color);
-    let mut lines: Vec<Line> = crate::tui::keymap::help_lines()
-        .into_iter()
-        .map(|(k, d)| match k {
-            None => Line::styled(d, theme.title()),
-            Some(k) => Line::from(vec![
-                Span::styled(format!("  {k:<15}"), theme.accent()),
-                Span::raw(d),
-            ]),
-        })
-        .collect();
+    let rows = crate::tui::keymap::help_lines();
+    let key_w = rows
+        .iter()
+        .filter_map(|(k, _)| k.as_ref().map(|k| k.width()))
+        .max()
+        .unwrap_or(0)
+        + 3;
+    // Help text wraps under itself, after the key column.
+    let text_w = (area
+        .width
+        .saturating_sub(6)
+        .min(if area.width >= 150 { 73 } else { 76 }) as usize)
+        .saturating_sub(key_w)
+        .max(10);
+    let mut lines: Vec<Line> = vec![];
+    for (k, d) in rows {
+        match k {
+            None => lines.push(Line::styled(d, theme.title())),
+            Some(k) => {
+                for (i, part) in wrap_words(&d, text_w).into_iter().enumerate() {
+                    let keys = if i == 0 { k.clone() } else { String::new() };
+                    lines.push(Line::from(vec![
+                        Span::styled(format!("  {}", fit(&keys, key_w - 2)), theme.accent()),
+                        Span::raw(part),
+                    ]));
+                }
+            }
+        }
+    }
     for note in [
         "Layers and heads count from 0: `Layer 2 of 0–5` is layer 2 of layers 0 to 5.".to_string(),
         "max: the mean over query rows of each row's largest weight (not the largest weight).".to_string(),
         "previous: weight on the token before, rows 2 on (the first key, often a sink, is left out).".to_string(),
         format!("Dumps go to {}/<time>/.", app.dump_root.display()),
     ] {
-        lines.push(Line::styled(note, theme.dim()));
+        for part in wrap_words(&note, text_w + key_w) {
+            lines.push(Line::styled(part, theme.dim()));
+        }
     }
     let two_cols = area.width >= 150 && (lines.len() as u16 + 2) > area.height.saturating_sub(2);
     let (w, h) = if two_cols {
