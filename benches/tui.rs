@@ -103,7 +103,7 @@ fn bench_keystroke(c: &mut Criterion) {
                     let generation = app.runs.generation + 1;
                     app.runs.generation = generation;
                     app.runs.busy_since = Some(Instant::now());
-                    app.run_at = None;
+                    app.runs.run_at = None;
                     app.update(
                         Event::Traced(Box::new(Outcome {
                             generation,

@@ -145,6 +145,26 @@ impl ModelArgs {
     }
 }
 
+/// `A..B` (B excluded), `A..` (to the end) or `..B`.
+pub fn parse_range(s: &str) -> Result<std::ops::Range<usize>, String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("`{s}` is not a range: write A..B, e.g. 0..20"))?;
+    let num = |t: &str, default: usize| -> Result<usize, String> {
+        if t.is_empty() {
+            Ok(default)
+        } else {
+            t.parse()
+                .map_err(|_| format!("`{t}` in `{s}` is not a number"))
+        }
+    };
+    let (a, b) = (num(a, 0)?, num(b, usize::MAX)?);
+    if a >= b {
+        return Err(format!("`{s}` is empty: the end must be after the start"));
+    }
+    Ok(a..b)
+}
+
 /// Refuse a second sentence for a model that has no segments: it would only be glued onto the first.
 pub fn check_text_b(info: &ModelInfo, text_b: Option<&str>) -> crate::Result<()> {
     if text_b.is_none() || info.takes_sentence_pairs() {
@@ -232,6 +252,12 @@ pub struct ShowArgs {
     /// Head, from 0.
     #[arg(long, short = 'H', default_value_t = 0)]
     pub head: usize,
+    /// Key columns to print, `A..B` (end excluded); default: as many as fit the terminal, from 0.
+    #[arg(long, value_name = "A..B", value_parser = parse_range)]
+    pub cols: Option<std::ops::Range<usize>>,
+    /// Query rows to print, `A..B` (end excluded); default: all.
+    #[arg(long, value_name = "A..B", value_parser = parse_range)]
+    pub rows: Option<std::ops::Range<usize>>,
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
 }

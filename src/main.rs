@@ -94,7 +94,16 @@ fn explore(a: ExploreArgs) -> Result<()> {
             "the explorer needs a terminal; without one use `attn show --text \"...\"` or `attn dump --text \"...\" --out DIR`"
         );
     }
-    let (m, note) = load_for_explorer(&a.model)?;
+    // Loading a real model takes a moment (seconds for a large GGUF): say so until the explorer opens.
+    let tty_err = std::io::stderr().is_terminal();
+    if tty_err {
+        eprint!("attn: loading {}…", a.model.spec());
+    }
+    let loaded = load_for_explorer(&a.model);
+    if tty_err {
+        eprint!("\r\x1b[K");
+    }
+    let (m, note) = loaded?;
     attn::cli::check_text_b(m.info(), a.text_b.as_deref())?;
     let model: std::sync::Arc<dyn Model> = std::sync::Arc::from(m);
     let color = a.color.palette(true);
@@ -236,11 +245,39 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
         );
     }
     let _ = writeln!(out);
-    out.push_str(&show::render_grid(
+    let n = labels.len();
+    // On a terminal the grid fits its width (pan with --cols); piped, every column unless --cols says otherwise.
+    let width = std::io::stdout()
+        .is_terminal()
+        .then(|| crossterm::terminal::size().ok().map(|(w, _)| w as usize))
+        .flatten();
+    let cols = a
+        .cols
+        .clone()
+        .unwrap_or_else(|| 0..width.map_or(n, |w| show::grid_cols_fitting(n, w)));
+    let rows = a.rows.clone().unwrap_or(0..n);
+    let (cols, rows) = (
+        cols.start.min(n)..cols.end.min(n),
+        rows.start.min(n)..rows.end.min(n),
+    );
+    out.push_str(&show::render_grid_window(
         &labels,
         &head,
         a.color.palette(std::io::stdout().is_terminal()),
+        rows.clone(),
+        cols.clone(),
     ));
+    if cols.len() < n || rows.len() < n {
+        let _ = writeln!(
+            out,
+            "(query rows {}–{} and key columns {}–{} of 0–{} shown; --rows A..B / --cols A..B pan)",
+            rows.start,
+            rows.end.saturating_sub(1),
+            cols.start,
+            cols.end.saturating_sub(1),
+            n.saturating_sub(1)
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "{}", show::render_head_stats(&head));
     if let Some(next) = &trace.next_tokens

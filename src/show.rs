@@ -89,18 +89,42 @@ pub fn weight_cell(w: f32) -> String {
 /// One head's attention grid: rows = queries (index + label), columns = keys (index + label), each cell the
 /// weight (coloured when asked).
 pub fn render_grid(labels: &[String], m: &ArrayView2<f32>, colors: Palette) -> String {
-    const LABEL: usize = 14;
+    render_grid_window(labels, m, colors, 0..m.nrows(), 0..m.ncols())
+}
+
+/// Width of the row labels before the first cell of [`render_grid`].
+pub fn grid_label_width(n: usize) -> usize {
+    n.saturating_sub(1).to_string().len().max(1) + 1 + GRID_LABEL + 1
+}
+
+const GRID_LABEL: usize = 14;
+
+/// How many key columns of 5 characters fit in `width` terminal columns after the row labels (at least 1).
+pub fn grid_cols_fitting(n: usize, width: usize) -> usize {
+    (width.saturating_sub(grid_label_width(n)) / 5).max(1)
+}
+
+/// The part of the grid in `rows` × `cols` (clamped to the matrix).
+pub fn render_grid_window(
+    labels: &[String],
+    m: &ArrayView2<f32>,
+    colors: Palette,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) -> String {
+    let rows = rows.start.min(m.nrows())..rows.end.min(m.nrows());
+    let cols = cols.start.min(m.ncols())..cols.end.min(m.ncols());
     let mut out = String::new();
     let idx_w = m.nrows().saturating_sub(1).to_string().len().max(1);
-    let left = idx_w + 1 + LABEL + 1;
+    let left = grid_label_width(m.nrows());
     // Header: key indices, then key labels cut to 4 columns.
     out.push_str(&" ".repeat(left));
-    for j in 0..m.ncols() {
+    for j in cols.clone() {
         let _ = write!(out, " {}", fit_right(&j.to_string(), 4));
     }
     out.push('\n');
     out.push_str(&fit("query ╲ key", left));
-    for j in 0..m.ncols() {
+    for j in cols.clone() {
         let _ = write!(
             out,
             " {}",
@@ -108,16 +132,17 @@ pub fn render_grid(labels: &[String], m: &ArrayView2<f32>, colors: Palette) -> S
         );
     }
     out.push('\n');
-    for (i, row) in m.rows().into_iter().enumerate() {
+    for i in rows {
         let _ = write!(
             out,
             "{} {} ",
             fit_right(&i.to_string(), idx_w),
-            fit(labels.get(i).map(String::as_str).unwrap_or(""), LABEL)
+            fit(labels.get(i).map(String::as_str).unwrap_or(""), GRID_LABEL)
         );
-        for w in row {
+        for j in cols.clone() {
+            let w = m[[i, j]];
             out.push(' ');
-            paint(&mut out, &weight_cell(*w), *w, colors);
+            paint(&mut out, &weight_cell(w), w, colors);
         }
         out.push('\n');
     }
@@ -229,6 +254,31 @@ mod tests {
         assert_eq!(fit("안녕하세요", 5).width(), 5);
         assert_eq!(fit("🤖x", 3), "🤖x");
         assert_eq!(fit_right("7", 3), "  7");
+    }
+
+    #[test]
+    fn korean_jamo_rows_stay_aligned() {
+        // `attn show` uses the tokenizer's display labels: lone jamo are visible and measured like the explorer's.
+        let t = crate::tokenize::Tokenizer::bundled_bert_uncased();
+        let e = t.encode("나는 AI를 사랑해", None).unwrap();
+        let labels: Vec<String> = e.tokens.iter().map(|t| t.label.clone()).collect();
+        let n = labels.len();
+        let m = ndarray::Array2::from_elem((n, n), 1.0 / n as f32);
+        let g = render_grid(&labels, &m.view(), Palette::Mono);
+        let widths: Vec<usize> = g.lines().map(|l| l.width()).collect();
+        assert!(widths.iter().all(|w| *w == widths[0]), "{g}");
+        assert!(g.contains("##ㅏ"), "{g}");
+    }
+
+    #[test]
+    fn a_window_of_the_grid_fits_the_width() {
+        let labels: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+        let m = ndarray::Array2::from_elem((40, 40), 0.025f32);
+        let k = grid_cols_fitting(40, 80);
+        let g = render_grid_window(&labels, &m.view(), Palette::Mono, 5..10, 3..3 + k);
+        assert!(g.lines().all(|l| l.width() <= 80), "{g}");
+        assert_eq!(g.lines().count(), 2 + 5);
+        assert!(g.lines().nth(2).unwrap().starts_with(" 5 t5"), "{g}");
     }
 
     #[test]

@@ -129,8 +129,13 @@ pub fn run(
     let mut enc = model.tokenizer().encode(text, text_b)?;
     let info = model.info();
     if enc.ids.len() > info.max_len {
+        let how = if info.arch == Arch::Textbook {
+            " (raise it with --max-len)"
+        } else {
+            ", its own limit: shorten the text"
+        };
         return Err(Error::Input(format!(
-            "the text is {} tokens long; {} takes at most {} (--max-len for the textbook model)",
+            "the text is {} tokens long; {} takes at most {}{how}",
             enc.ids.len(),
             info.name,
             info.max_len
@@ -169,6 +174,14 @@ impl Default for TextbookConfig {
             max_len: 512,
         }
     }
+}
+
+/// The display name of a short model name (`smollm2` → `SmolLM2-135M-Instruct Q4_1`), as `attn models` shows it.
+pub fn short_name_title(spec: &str) -> Option<&'static str> {
+    SHORT_NAMES
+        .iter()
+        .find(|(n, _, _)| *n == spec)
+        .map(|(_, _, what)| what.split(" (").next().unwrap_or(what))
 }
 
 /// Where a model spec points.

@@ -103,6 +103,27 @@ impl Tokenizer {
         Self::new(inner, "WordPiece, BERT uncased (bundled)").expect("no truncation to remove")
     }
 
+    /// The bundled vocabulary as a decoder reads it: one BOS-like token (`[CLS]`) first and nothing at the end (no
+    /// `[SEP]`: a decoder's input is a prefix to continue, not a closed sentence).
+    pub fn bundled_bert_uncased_decoder() -> Self {
+        use tokenizers::processors::template::TemplateProcessing;
+        let mut inner = tokenizers::Tokenizer::from_bytes(BUNDLED_BERT_UNCASED)
+            .expect("the bundled tokenizer.json is valid (checked by tests)");
+        let bos = inner.token_to_id("[CLS]").unwrap_or(101);
+        let post = TemplateProcessing::builder()
+            .try_single("[CLS] $A")
+            .and_then(|b| b.try_pair("[CLS] $A $B:1"))
+            .map(|b| b.special_tokens(vec![("[CLS]", bos)]).build())
+            .expect("static templates parse");
+        let post = post.expect("static templates build");
+        inner.with_post_processor(Some(post));
+        Self::new(
+            inner,
+            "WordPiece, BERT uncased (bundled), [CLS] as BOS only",
+        )
+        .expect("no truncation to remove")
+    }
+
     pub fn description(&self) -> &str {
         &self.description
     }
@@ -206,6 +227,15 @@ fn model_kind(t: &tokenizers::Tokenizer) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_decoder_variant_starts_with_one_bos_and_ends_open() {
+        let t = Tokenizer::bundled_bert_uncased_decoder();
+        let e = t.encode("I love AI", None).unwrap();
+        let labels: Vec<&str> = e.tokens.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["[CLS]", "i", "love", "ai"]);
+        assert!(e.tokens[0].special && !e.tokens[3].special);
+    }
 
     #[test]
     fn bundled_tokenizer_adds_cls_and_sep() {

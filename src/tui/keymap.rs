@@ -448,7 +448,7 @@ fn matches(k: &Key, e: &KeyEvent) -> bool {
 }
 
 fn key_name(k: &Key) -> String {
-    let base = match k.0 {
+    match k.0 {
         K::Left => "←".into(),
         K::Right => "→".into(),
         K::Up => "↑".into(),
@@ -467,8 +467,7 @@ fn key_name(k: &Key) -> String {
         K::Char(c) if k.1.contains(C) => format!("Ctrl-{}", c.to_ascii_uppercase()),
         K::Char(c) => c.to_string(),
         _ => String::new(),
-    };
-    base
+    }
 }
 
 /// The keys of a row as shown: `← →`, `0-9`, `Ctrl-U Ctrl-K`.

@@ -122,7 +122,11 @@ fn xavier(rng: &mut ChaCha8Rng, out: usize, inp: usize) -> PackedMatrix {
 
 impl Textbook {
     pub fn new(cfg: TextbookConfig) -> Result<Self> {
-        let tokenizer = Tokenizer::bundled_bert_uncased();
+        let tokenizer = if cfg.causal {
+            Tokenizer::bundled_bert_uncased_decoder()
+        } else {
+            Tokenizer::bundled_bert_uncased()
+        };
         let vocab = tokenizer.vocab_size();
         let n_params = validate(&cfg, vocab)?;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
