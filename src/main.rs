@@ -157,6 +157,8 @@ fn explore(a: ExploreArgs) -> Result<()> {
         if let Some(n) = note {
             app.hint = Some(n);
         }
+        // Only the built-in sample is a placeholder; a sentence given with --text is the user's own.
+        app.input.fresh = a.text.is_none();
         let dump_root = a
             .dump_dir
             .clone()

@@ -1179,3 +1179,38 @@ fn readme_key_table_is_the_keymap() {
         );
     }
 }
+
+// Issue 9, positions: a value axis on the bars, the RoPE plot uses the width, the learned colour scale is the data's.
+#[test]
+fn positions_have_an_axis_use_the_width_and_follow_the_data() {
+    let mut app = synthetic_app(Kind::Llama, &["The", "cat", "sat", "on"], (120, 40));
+    key(&mut app, KeyCode::Char('p'));
+    let s = screen(&app);
+    assert!(s.contains("full bar 2π"), "{s}");
+    let lines: Vec<&str> = s.lines().collect();
+    let note = lines
+        .iter()
+        .position(|l| l.contains("full bar 2π"))
+        .unwrap();
+    // The bottom bar row: 4 pairs, each widened (before: one column per pair).
+    let last = lines[note - 1]
+        .chars()
+        .collect::<Vec<_>>()
+        .iter()
+        .rposition(|c| "▁▂▃▄▅▆▇█".contains(*c))
+        .unwrap_or(0);
+    assert!(last > 50, "the RoPE bars stop at column {last}:\n{s}");
+    let mut app = synthetic_app(Kind::Gpt2, &["Hello", ",", "world", "!"], (120, 40));
+    key(&mut app, KeyCode::Char('p'));
+    let s = screen(&app);
+    let m = app.trace().unwrap().positional.matrix().clone();
+    let max = m.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    assert!(
+        s.contains("full bar ±") && s.contains("square-root scale"),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("bright: +{max:.2}")),
+        "the scale is the data's maximum {max}: {s}"
+    );
+}
