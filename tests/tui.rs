@@ -253,7 +253,7 @@ fn decoders_are_not_offered_sentence_b() {
     key(&mut app, KeyCode::Char('x'));
     assert_eq!(app.input.lines[1].text, "");
     let s = screen(&app);
-    assert!(!s.contains("B ❯"), "{s}");
+    assert!(!s.contains("B ❯") && !s.contains("sentence B/A"), "{s}");
     // Even a B text given at start is never sent to a model without segments.
     let mut app = tui::new_app(
         &synthetic::info(Kind::Gpt2),

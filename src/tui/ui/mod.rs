@@ -227,8 +227,10 @@ fn input(app: &App, s: layout::Screen, buf: &mut Buffer) {
     let focused = app.focus == Focus::Input;
     let mut inner = s.input;
     if s.input_border {
-        let hint = if focused {
+        let hint = if focused && app.pairs() {
             " Sentence · Enter runs · Tab: explorer · ↓/↑: sentence B/A · Ctrl-U clears "
+        } else if focused {
+            " Sentence · Enter runs · Tab: explorer · Ctrl-U clears "
         } else {
             " Sentence · Tab or i to edit "
         };
