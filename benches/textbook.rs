@@ -1,7 +1,7 @@
 //! The built-in textbook model (6 layers × 8 heads, d_model 512): construction and one forward pass with every
 //! attention matrix kept, at 5, 40 and ~460 tokens.
 
-use attn::model::{Model, TextbookConfig, run, textbook::Textbook};
+use attn::model::{Model, TextbookConfig, run, textbook};
 use attn::trace::ForwardOptions;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -18,9 +18,9 @@ fn sentence(words: usize) -> String {
 
 fn bench(c: &mut Criterion) {
     c.bench_function("textbook/new (default, seed 42)", |b| {
-        b.iter(|| Textbook::new(black_box(TextbookConfig::default())).unwrap())
+        b.iter(|| textbook::new(black_box(TextbookConfig::default())).unwrap())
     });
-    let m = Textbook::new(TextbookConfig::default()).unwrap();
+    let m = textbook::new(TextbookConfig::default()).unwrap();
     for words in [3, 38, 456] {
         let text = sentence(words);
         let n = m.tokenizer().encode(&text, None).unwrap().ids.len();

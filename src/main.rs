@@ -1,7 +1,10 @@
 //! The `attn` binary: parse the command line and dispatch. The only place that touches the terminal's modes.
 
 use anyhow::{Context, Result, bail};
-use attn::cli::{Cli, Command, DumpArgs, ExploreArgs, InfoArgs, ShowArgs};
+use attn::cli::{
+    AttributeArgs, Cli, Command, DumpArgs, ExplainArgs, ExploreArgs, GenerateArgs, HeadsArgs,
+    InfoArgs, ShowArgs, SweepArgs,
+};
 use attn::model::layer_attention;
 use attn::model::{self, Model};
 use attn::show;
@@ -10,10 +13,16 @@ use clap::Parser;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 
+mod commands;
+use commands::{attribute, dump_encdec, generate, heads, load_encdec, sweep};
+
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = cli.check() {
-        eprintln!("attn: error: {e}");
+        eprintln!(
+            "attn: error: {}",
+            attn::tokenize::escape_lines(&e.to_string())
+        );
         std::process::exit(2);
     }
     let result = match cli.command {
@@ -21,13 +30,65 @@ fn main() {
         Some(Command::Explore(a)) => explore(a),
         Some(Command::Dump(a)) => dump(a),
         Some(Command::Show(a)) => show_cmd(a),
+        Some(Command::Heads(a)) => heads(a),
+        Some(Command::Generate(a)) => generate(a),
+        Some(Command::Sweep(a)) => sweep(a),
+        Some(Command::Attribute(a)) => attribute(a),
         Some(Command::Info(a)) => info(a),
         Some(Command::Models) => models(),
+        Some(Command::Explain(a)) => explain(a),
     };
     if let Err(e) = result {
-        eprintln!("attn: error: {e:#}");
+        // Messages quote file names, tensor names and metadata: escape what could drive the terminal.
+        eprintln!(
+            "attn: error: {}",
+            attn::tokenize::escape_lines(&format!("{e:#}"))
+        );
         std::process::exit(1);
     }
+}
+
+/// A warning on stderr, escaped.
+fn warn(msg: &str) {
+    eprintln!("attn: warning: {}", attn::tokenize::escape_lines(msg));
+}
+
+/// Warn about NaN/Inf in a trace, or fail with `--strict`.
+fn check_finite(trace: &attn::trace::Trace, strict: bool) -> Result<()> {
+    if let Some(nf) = attn::analysis::first_non_finite(trace) {
+        if strict {
+            bail!("{nf} (--strict)");
+        }
+        warn(&format!(
+            "{nf}; values shown from there on are not meaningful"
+        ));
+    }
+    Ok(())
+}
+
+/// Refuse texts whose length alone is over the model's limit, then count tokens and plan the forward pass within the
+/// memory budget.
+fn plan_run(
+    m: &dyn Model,
+    input: (Option<&str>, Option<&str>, Option<&str>),
+    attention: model::budget::AttentionUse,
+    budget: u64,
+    what: &str,
+) -> Result<ForwardOptions> {
+    let info = m.info();
+    let (text, ids, text_b) = input;
+    let n = match (text, ids) {
+        (_, Some(ids)) => attn::tokenize::parse_ids(ids)?.len(),
+        (Some(text), None) => {
+            model::budget::check_text_bytes(info, text.len() + text_b.map_or(0, str::len))?;
+            m.tokenizer().encode(text, text_b)?.ids.len()
+        }
+        (None, None) => bail!("give --text or --ids"),
+    };
+    let top_k = if info.causal { 5 } else { 0 };
+    Ok(model::budget::plan(
+        info, n, attention, top_k, budget, what,
+    )?)
 }
 
 /// Print to stdout; a closed pipe (`attn show ... | head`) ends the program quietly instead of panicking.
@@ -35,7 +96,7 @@ fn emit(s: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        r => Ok(r?),
+        r => r.context("cannot write to standard output"),
     }
 }
 
@@ -73,22 +134,8 @@ fn load_for_explorer(m: &attn::cli::ModelArgs) -> Result<(Box<dyn Model>, Option
     }
 }
 
-/// Put the terminal back: raw mode off, alternate screen left, mouse and paste modes off, cursor shown.
-fn restore_terminal() {
-    use crossterm::{cursor, event, execute, terminal};
-    let _ = terminal::disable_raw_mode();
-    let _ = execute!(
-        std::io::stdout(),
-        event::DisableMouseCapture,
-        event::DisableBracketedPaste,
-        terminal::LeaveAlternateScreen,
-        cursor::Show
-    );
-}
-
 fn explore(a: ExploreArgs) -> Result<()> {
     use attn::tui::{self, event};
-    use crossterm::{event as cev, execute, terminal};
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!(
             "the explorer needs a terminal; without one use `attn show --text \"...\"` or `attn dump --text \"...\" --out DIR`"
@@ -97,7 +144,10 @@ fn explore(a: ExploreArgs) -> Result<()> {
     // Loading a real model takes a moment (seconds for a large GGUF): say so until the explorer opens.
     let tty_err = std::io::stderr().is_terminal();
     if tty_err {
-        eprint!("attn: loading {}…", a.model.spec());
+        eprint!(
+            "attn: loading {}…",
+            attn::tokenize::escape_text(&a.model.spec())
+        );
     }
     let loaded = load_for_explorer(&a.model);
     if tty_err {
@@ -111,35 +161,14 @@ fn explore(a: ExploreArgs) -> Result<()> {
     // Restore the terminal before any panic message is printed.
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        restore_terminal();
+        tui::restore_terminal();
         previous(info);
     }));
 
     let (tx, rx) = std::sync::mpsc::channel();
-    // SIGTERM / SIGHUP: ask the loop to quit (it restores the terminal); if it has not within 2 s, restore here.
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ])
-    .context("cannot install signal handlers")?;
-    let sig_tx = tx.clone();
-    std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            let _ = sig_tx.send(event::Event::Quit);
-            std::thread::sleep(std::time::Duration::from_secs(2));
-            restore_terminal();
-            std::process::exit(128 + sig);
-        }
-    });
-
-    terminal::enable_raw_mode().context("cannot switch the terminal to raw mode")?;
-    if let Err(e) = execute!(
-        std::io::stdout(),
-        terminal::EnterAlternateScreen,
-        cev::EnableMouseCapture,
-        cev::EnableBracketedPaste
-    ) {
-        restore_terminal();
+    tui::spawn_signal_thread(tx.clone()).context("cannot install signal handlers")?;
+    if let Err(e) = tui::enter_terminal() {
+        tui::restore_terminal();
         return Err(e).context("cannot set up the terminal");
     }
     let result = (|| -> Result<()> {
@@ -155,18 +184,19 @@ fn explore(a: ExploreArgs) -> Result<()> {
             (size.width, size.height),
         );
         if let Some(n) = note {
-            app.hint = Some(n);
+            app.hint = Some(attn::tokenize::escape_text(&n));
         }
         // Only the built-in sample is a placeholder; a sentence given with --text is the user's own.
         app.input.fresh = a.text.is_none();
-        let dump_root = a
-            .dump_dir
-            .clone()
-            .unwrap_or_else(|| std::path::PathBuf::from("attn-dumps"));
+        let dump_root = attn::export::dump_root(a.dump_dir.as_deref());
         app.dump_root = dump_root.clone();
         let env = tui::Env {
             model: model.clone(),
-            worker: tui::worker::Worker::spawn(model.clone(), tx.clone()),
+            worker: tui::worker::Worker::spawn_with_budget(
+                model.clone(),
+                tx.clone(),
+                a.budget.mem_budget,
+            ),
             dump_root,
         };
         event::spawn_input_thread(tx.clone());
@@ -174,36 +204,185 @@ fn explore(a: ExploreArgs) -> Result<()> {
         tui::run(&mut terminal, &mut app, &mut source, &env)?;
         Ok(())
     })();
-    restore_terminal();
-    result
+    tui::restore_terminal();
+    result?;
+    // A quit asked by SIGTERM/SIGHUP/SIGINT/SIGQUIT exits with 128 + the signal's number.
+    if let Some(sig) = tui::quit_signal() {
+        std::process::exit(128 + sig);
+    }
+    Ok(())
+}
+
+/// SIGINT, SIGTERM, SIGHUP during a dump: remove the staging area (and the lock) of the dump in flight, then exit with
+/// 128 + the signal's number.
+fn clean_up_dumps_on_signals() -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("cannot install signal handlers")?;
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            attn::export::staged::abort_all();
+            std::process::exit(128 + sig);
+        }
+    });
+    Ok(())
+}
+
+/// A progress printer on stderr (only when stderr is a terminal and `--quiet` was not given).
+fn progress_printer(label: &'static str) -> impl Fn(usize, usize) + Send + Sync + 'static {
+    let start = std::time::Instant::now();
+    move |done, total| {
+        let line = attn::export::progress_line(label, done, total, start.elapsed());
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K{line}");
+        if done >= total {
+            let _ = writeln!(err);
+        }
+        let _ = err.flush();
+    }
 }
 
 fn dump(a: DumpArgs) -> Result<()> {
+    clean_up_dumps_on_signals()?;
+    if let Some(m) = load_encdec(&a.model)? {
+        return dump_encdec(&m, &a);
+    }
+    if a.target.is_some() {
+        bail!("--target is for encoder–decoder models (e.g. --model textbook-dates)");
+    }
     let m = load(&a.model)?;
     attn::cli::check_text_b(m.info(), a.text_b.as_deref())?;
     let info = m.info();
-    let n_est = a.text.len() + a.text_b.as_ref().map_or(0, |b| b.len()) + 4;
-    let opts = ForwardOptions::for_size(info.n_layers, info.n_heads, n_est, 512 << 20);
-    let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
-    let files = attn::export::dump(m.as_ref(), &trace, &a.out, a.format, a.force)?;
+    let show_progress = !a.quiet && std::io::stderr().is_terminal();
+    let mut opts = plan_run(
+        m.as_ref(),
+        (a.text.as_deref(), a.ids.as_deref(), a.text_b.as_deref()),
+        model::budget::AttentionUse::KeepIfFits,
+        a.budget.mem_budget,
+        "attn dump",
+    )?;
+    if show_progress {
+        opts.progress = Some(attn::trace::Progress(std::sync::Arc::new(
+            progress_printer("forward"),
+        )));
+    }
+    apply_run_args(&mut opts, &a.run, info)?;
+    if a.qkv {
+        for p in attn::export::QKV_POINTS {
+            opts.hooks.capture_all(p, info.n_layers);
+        }
+    }
+    if a.mlp {
+        opts.hooks
+            .capture_all(attn::trace::HookPoint::MlpPost, info.n_layers);
+    }
+    if a.value_weighted {
+        attn::explain::run::value_weighted_hooks(&mut opts, info.n_layers);
+    }
+    let mut trace = run_input(m.as_ref(), &a.text, &a.ids, &a.text_b, &opts)?;
+    check_finite(&trace, a.strict)?;
+    if a.rollout && !a.force && a.out.join("rollout.npy").exists() {
+        bail!(
+            "{}: already exists (use --force to replace it)",
+            a.out.join("rollout.npy").display()
+        );
+    }
+    let extra = if a.value_weighted {
+        vec![(
+            "value_weighted.npy".to_string(),
+            attn::explain::run::value_weighted_all(m.as_ref(), &mut trace, a.qkv)?,
+        )]
+    } else {
+        vec![]
+    };
+    let writing = progress_printer("writing attention");
+    let dump_opts = attn::export::DumpOptions {
+        format: a.format.into(),
+        force: a.force,
+        progress: show_progress.then_some(&writing as &(dyn Fn(usize, usize) + Sync)),
+    };
+    let mut files = attn::export::dump_with(m.as_ref(), &trace, &a.out, &dump_opts, &extra)?;
+    if a.rollout {
+        files.extend(attn::export::dump_rollout(
+            m.as_ref(),
+            &trace,
+            &a.out,
+            a.force,
+        )?);
+    }
     let mut out = format!(
         "{}: {} tokens, {} layers × {} heads, forward {:.1} ms\n",
-        info.name,
+        attn::tokenize::escape_text(&info.name),
         trace.n_tokens(),
         info.n_layers,
         info.n_heads,
         trace.elapsed.as_secs_f64() * 1e3
     );
     for f in files {
-        let _ = writeln!(out, "wrote {}", f.display());
+        let _ = writeln!(
+            out,
+            "wrote {}",
+            attn::tokenize::escape_text(&f.display().to_string())
+        );
     }
     emit(&out)
+}
+
+/// Interventions from the command line (`--ablate`), checked against the model.
+fn apply_run_args(
+    opts: &mut ForwardOptions,
+    run: &attn::cli::RunArgs,
+    info: &model::ModelInfo,
+) -> Result<()> {
+    if let Some(list) = &run.ablate {
+        let heads = attn::hooks::parse_heads(list).context("--ablate")?;
+        opts.hooks
+            .ablate(&heads, info.n_layers, info.n_heads, false)
+            .context("--ablate")?;
+    }
+    Ok(())
+}
+
+fn explain(a: ExplainArgs) -> Result<()> {
+    let m = load(&a.model)?;
+    attn::cli::check_text_b(m.info(), a.text_b.as_deref())?;
+    let info = m.info();
+    if a.layer >= info.n_layers || a.head >= info.n_heads {
+        bail!(
+            "--layer {} --head {} out of range: {} has layers 0..={} and heads 0..={}",
+            a.layer,
+            a.head,
+            info.name,
+            info.n_layers.saturating_sub(1),
+            info.n_heads.saturating_sub(1)
+        );
+    }
+    let opts = attn::explain::run::capture_layer(a.layer);
+    let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
+    let w_o = attn::explain::run::w_o(m.as_ref(), a.layer)?;
+    let c = attn::explain::run::weight(m.as_ref(), &trace, &w_o, a.layer, a.head, a.query, a.key)
+        .context("explain")?;
+    if a.json {
+        let mut v = serde_json::to_value(&c)?;
+        v["layer"] = a.layer.into();
+        v["model"] = info.spec.clone().into();
+        v["tokens"] = trace
+            .tokens
+            .iter()
+            .map(|t| t.label.clone())
+            .collect::<Vec<_>>()
+            .into();
+        emit(&format!("{v}\n"))
+    } else {
+        let labels: Vec<String> = trace.tokens.iter().map(|t| t.label.clone()).collect();
+        emit(&attn::explain::text::render(&c, &labels, a.layer))
+    }
 }
 
 fn show_cmd(a: ShowArgs) -> Result<()> {
     let m = load(&a.model)?;
     attn::cli::check_text_b(m.info(), a.text_b.as_deref())?;
-    let info = m.info();
+    let info = &show::escaped_info(m.info());
     let mut out = String::new();
     if a.layer >= info.n_layers {
         bail!(
@@ -221,13 +400,18 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
             info.n_heads - 1
         );
     }
-    let opts = ForwardOptions {
-        keep_attention: false,
-        top_k: 5,
-        ..Default::default()
-    };
-    let trace = model::run(m.as_ref(), &a.text, a.text_b.as_deref(), &opts)?;
+    let mut opts = plan_run(
+        m.as_ref(),
+        (a.text.as_deref(), a.ids.as_deref(), a.text_b.as_deref()),
+        model::budget::AttentionUse::Recompute,
+        a.budget.mem_budget,
+        "attn show",
+    )?;
+    apply_run_args(&mut opts, &a.run, info)?;
+    let trace = run_input(m.as_ref(), &a.text, &a.ids, &a.text_b, &opts)?;
+    check_finite(&trace, a.strict)?;
     let att = layer_attention(m.as_ref(), &trace, a.layer)?;
+
     let head = att.index_axis(ndarray::Axis(0), a.head);
     let labels: Vec<String> = trace.tokens.iter().map(|t| t.label.clone()).collect();
     let _ = writeln!(
@@ -238,6 +422,9 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
         trace.n_tokens(),
         trace.elapsed.as_secs_f64() * 1e3
     );
+    for line in &trace.interventions {
+        let _ = writeln!(out, "intervention: {line}");
+    }
     if let Some((g, shared)) = attn::analysis::kv_sharing(&trace.kv_group, a.head) {
         let shared: Vec<String> = shared.iter().map(|h| h.to_string()).collect();
         let _ = writeln!(
@@ -287,7 +474,7 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
     {
         let s: Vec<String> = last
             .iter()
-            .map(|t| format!("{:?} {:.3}", t.text, t.prob))
+            .map(|t| format!("\"{}\" {:.3}", attn::tokenize::escape_text(&t.text), t.prob))
             .collect();
         let _ = writeln!(out, "next token after the last position: {}", s.join(" · "));
     }
@@ -296,7 +483,31 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
     emit(&out)
 }
 
+/// Run `--text` (with `--text-b`) or exactly the `--ids`.
+fn run_input(
+    m: &dyn Model,
+    text: &Option<String>,
+    ids: &Option<String>,
+    text_b: &Option<String>,
+    opts: &ForwardOptions,
+) -> Result<attn::trace::Trace> {
+    match (text, ids) {
+        (_, Some(ids)) => {
+            if text_b.is_some() {
+                bail!("--text-b needs --text; with --ids give every id of both segments");
+            }
+            let ids = attn::tokenize::parse_ids(ids)?;
+            Ok(model::run_ids(m, &ids, opts)?)
+        }
+        (Some(t), None) => Ok(model::run(m, t, text_b.as_deref(), opts)?),
+        (None, None) => bail!("give --text or --ids"),
+    }
+}
+
 fn info(a: InfoArgs) -> Result<()> {
+    if let Some(m) = load_encdec(&a.model)? {
+        return emit(&show::render_info(&m.info));
+    }
     let m = load(&a.model)?;
     emit(&show::render_info(m.info()))
 }
@@ -306,7 +517,13 @@ fn models() -> Result<()> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "textbook   built in: the original Transformer with random weights (always available)"
+        "textbook   built in: the original Transformer with random weights (always available; \
+         --encoder-decoder for the paper's encoder–decoder)"
+    );
+    let _ = writeln!(
+        out,
+        "textbook-dates\n           built in: the textbook encoder–decoder trained on English → Korean dates \
+         (attn generate / attn dump --target)"
     );
     for (name, file, what) in model::SHORT_NAMES {
         let p = dir.join(file);

@@ -75,9 +75,13 @@ pub fn position_text(layer: usize, n_layers: usize, head: Option<usize>, n_heads
     }
 }
 
-/// A weight in 4 columns: ` .42`, `1.00`, `   0` for exact zero (masked).
+/// A weight in 4 columns: ` .42`, `1.00`, `   0` for exact zero (masked), ` NaN` / `   ∞` for non-finite values.
 pub fn weight_cell(w: f32) -> String {
-    if w == 0.0 {
+    if w.is_nan() {
+        " NaN".into()
+    } else if w.is_infinite() {
+        "   ∞".into()
+    } else if w == 0.0 {
         "   0".into()
     } else if w >= 0.995 {
         "1.00".into()
@@ -190,8 +194,156 @@ pub fn render_head_stats(m: &ArrayView2<f32>) -> String {
     )
 }
 
+/// `attn heads`: one line per head (probe scores, and the text's when given), then the top heads of each kind.
+pub fn render_head_scans(
+    info: &ModelInfo,
+    probe_t: usize,
+    probe: &[analysis::scans::HeadScores],
+    text: Option<&[analysis::scans::HeadScores]>,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} · {} layers × {} heads · probe: {} random tokens repeated twice (seed {})",
+        info.name,
+        info.n_layers,
+        info.n_heads,
+        probe_t,
+        analysis::scans::PROBE_SEED
+    );
+    let _ = write!(
+        out,
+        "{:>5} {:>4} {:>9} {:>6} {:>6} {:>9}",
+        "layer", "head", "previous", "sink", "self", "induction"
+    );
+    if text.is_some() {
+        let _ = write!(
+            out,
+            " │ text: {:>8} {:>6} {:>6} {:>9}",
+            "previous", "sink", "self", "induction"
+        );
+    }
+    let _ = writeln!(out, "  tag");
+    let opt = |v: Option<f32>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
+    for (i, s) in probe.iter().enumerate() {
+        let _ = write!(
+            out,
+            "{:>5} {:>4} {:>9.3} {:>6.3} {:>6.3} {:>9}",
+            s.layer,
+            s.head,
+            s.previous,
+            s.sink,
+            s.self_,
+            opt(s.induction)
+        );
+        if let Some(t) = text.and_then(|t| t.get(i)) {
+            let _ = write!(
+                out,
+                " │       {:>8.3} {:>6.3} {:>6.3} {:>9}",
+                t.previous,
+                t.sink,
+                t.self_,
+                opt(t.induction)
+            );
+        }
+        let _ = writeln!(out, "  {}", s.tag().unwrap_or(""));
+    }
+    type Key = fn(&analysis::scans::HeadScores) -> f32;
+    let kinds: [(&str, Key); 4] = [
+        ("induction", |s| s.induction.unwrap_or(0.0)),
+        ("previous-token", |s| s.previous),
+        ("sink", |s| s.sink),
+        ("self", |s| s.self_),
+    ];
+    let _ = writeln!(out);
+    for (name, key) in kinds {
+        let mut v: Vec<&analysis::scans::HeadScores> = probe.iter().collect();
+        v.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        let top: Vec<String> = v
+            .iter()
+            .take(5)
+            .map(|s| format!("L{}.H{} {:.2}", s.layer, s.head, key(s)))
+            .collect();
+        let _ = writeln!(out, "top {name:<15} {}", top.join(" · "));
+    }
+    out
+}
+
+/// `attn sweep`: the clean prediction, then the heads ranked by |Δ logit|.
+pub fn render_sweep(
+    s: &analysis::ablation::Sweep,
+    tok: &crate::tokenize::Tokenizer,
+    took: std::time::Duration,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "position {} · clean prediction {:?} (id {}) logit {:.3} · {}-ablation of {} heads in {:.1} s",
+        s.position,
+        s.token_text,
+        s.token,
+        s.logit,
+        if s.mean { "mean" } else { "zero" },
+        s.heads.len(),
+        took.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "{:>5} {:>4} {:>9} {:>9}  top after",
+        "layer", "head", "Δ logit", "logit"
+    );
+    for h in s.ranked().into_iter().take(20) {
+        let _ = writeln!(
+            out,
+            "{:>5} {:>4} {:>+9.3} {:>9.3}  {:?}",
+            h.layer,
+            h.head,
+            h.delta,
+            h.logit,
+            tok.token_label(h.top)
+        );
+    }
+    out
+}
+
+/// `attn attribute`: the logit, then the components by |value|.
+pub fn render_attribution(a: &analysis::attribution::Attribution) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "position {} · token {:?} (id {}) · logit {:.4} · Σ components {:.4}",
+        a.position,
+        a.text,
+        a.token,
+        a.logit,
+        a.total()
+    );
+    let mut v: Vec<&analysis::attribution::Component> = a.components.iter().collect();
+    v.sort_by(|x, y| y.value.abs().total_cmp(&x.value.abs()));
+    for c in v.into_iter().take(25) {
+        let _ = writeln!(out, "{:>16} {:>+9.4}", c.name, c.value);
+    }
+    out
+}
+
 /// `attn info`.
+/// A copy of `info` with every string that came from a file escaped for the terminal
+/// ([`crate::tokenize::escape_text`]): what `attn info`, `attn show` and the explorer display.
+pub fn escaped_info(info: &ModelInfo) -> ModelInfo {
+    use crate::tokenize::escape_text as esc;
+    ModelInfo {
+        spec: esc(&info.spec),
+        name: esc(&info.name),
+        positional: esc(&info.positional),
+        tokenizer: esc(&info.tokenizer),
+        source: esc(&info.source),
+        notes: info.notes.iter().map(|n| esc(n)).collect(),
+        ..info.clone()
+    }
+}
+
 pub fn render_info(info: &ModelInfo) -> String {
+    let info = &escaped_info(info);
     let mut out = String::new();
     let _ = writeln!(out, "model         {}", info.name);
     let _ = writeln!(out, "spec          {}", info.spec);

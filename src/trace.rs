@@ -5,6 +5,7 @@
 //! asks for them; otherwise any layer's attention can be recomputed exactly from `hidden[layer]` with
 //! [`crate::model::Model::layer_attention`] (see [`crate::model::layer_attention`]), so long inputs never hold every matrix at once.
 
+pub use crate::hooks::{Captures, Edit, HookPoint, Hooks, Intervention};
 pub use crate::tokenize::TokenInfo;
 use ndarray::{Array2, Array3};
 use serde::Serialize;
@@ -58,6 +59,8 @@ pub struct LayerTrace {
     /// Attention probabilities `[heads, n, n]`, row = query, column = key; `None` when not kept (recompute with
     /// [`layer_attention`]).
     pub attention: Option<Array3<f32>>,
+    /// Decoders of an encoder–decoder: the cross-attention `[heads, n_target, n_source]` when attention is kept.
+    pub cross_attention: Option<Array3<f32>>,
     /// The residual stream between the attention and feed-forward sub-layers `[n, d]` (post-LN models: after the
     /// first LayerNorm).
     pub mid: Array2<f32>,
@@ -79,6 +82,7 @@ impl LayerTrace {
     ) -> Self {
         LayerTrace {
             attention: keep.then_some(probs),
+            cross_attention: None,
             attn_update_norm: crate::numeric::ops::row_norms(&attn_update.view()),
             ffn_update_norm: crate::numeric::ops::row_norms(&ffn_update.view()),
             mid,
@@ -103,6 +107,10 @@ pub struct Trace {
     pub kv_group: Vec<usize>,
     /// Wall time of the forward pass (tokenization excluded).
     pub elapsed: Duration,
+    /// What the hooks of [`ForwardOptions::hooks`] captured.
+    pub captures: Captures,
+    /// The interventions this run was made with, one line each (empty for a clean run).
+    pub interventions: Vec<String>,
 }
 
 impl Trace {
@@ -124,6 +132,8 @@ impl Trace {
             next_tokens: None,
             kv_group: vec![],
             elapsed,
+            captures: Captures::default(),
+            interventions: vec![],
         }
     }
 
@@ -162,6 +172,11 @@ pub struct ForwardOptions {
     pub top_k: usize,
     /// Told after every block.
     pub progress: Option<Progress>,
+    /// What to capture and edit on the way (nothing by default).
+    pub hooks: Hooks,
+    /// Stop after this block (the trace then ends there: `hidden` has `layer + 2` entries). For capturing one layer
+    /// without running the rest (the explanation views). `None`: run every block.
+    pub stop_after: Option<usize>,
 }
 
 impl Default for ForwardOptions {
@@ -170,6 +185,8 @@ impl Default for ForwardOptions {
             keep_attention: true,
             top_k: 5,
             progress: None,
+            hooks: Hooks::default(),
+            stop_after: None,
         }
     }
 }
@@ -179,19 +196,6 @@ impl ForwardOptions {
     pub fn report(&self, done: usize, total: usize) {
         if let Some(p) = &self.progress {
             (p.0)(done, total);
-        }
-    }
-
-    /// Keep attention unless `L × H × n × n` floats would exceed `budget_bytes`.
-    pub fn for_size(layers: usize, heads: usize, n: usize, budget_bytes: usize) -> Self {
-        let bytes = layers
-            .saturating_mul(heads)
-            .saturating_mul(n)
-            .saturating_mul(n)
-            .saturating_mul(4);
-        ForwardOptions {
-            keep_attention: bytes <= budget_bytes,
-            ..Default::default()
         }
     }
 }

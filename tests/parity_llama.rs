@@ -363,7 +363,7 @@ fn truncated_tiny_file_is_an_error_not_a_panic() {
         let g = attn::weights::Gguf::from_bytes(bytes[..cut].to_vec(), "cut.gguf");
         if let Ok(g) = g {
             assert!(
-                attn::model::llama::Llama::from_gguf(&g, "cut").is_err(),
+                attn::model::llama::from_gguf(&g, "cut").is_err(),
                 "cut at {cut}"
             );
         }

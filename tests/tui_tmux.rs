@@ -323,7 +323,14 @@ fn decoder_logit_lens_from_the_worker() {
         60,
     );
     s.send(&["Tab", "e"]);
-    let screen = s.wait_for(&["Logit lens at position 1", "L0", "L1"], 20);
+    // "L0"/"L1" also label the norms panel: wait for the lens's own footer.
+    let screen = s.wait_for(
+        &[
+            "Logit lens at position 1",
+            "the last row is the model's own",
+        ],
+        20,
+    );
     assert!(
         screen.contains("the last row is the model's own"),
         "{screen}"

@@ -61,6 +61,20 @@ impl PackedMatrix {
         (self.m, self.k)
     }
 
+    /// Row `i` of `W` (`[k]`), unpacked; `None` out of range.
+    pub fn row(&self, i: usize) -> Option<ndarray::Array1<f32>> {
+        if i >= self.m {
+            return None;
+        }
+        let (p, j) = (i / NR, i % NR);
+        let base = p * self.k * NR;
+        Some(
+            (0..self.k)
+                .map(|kk| self.panels[base + kk * NR + j])
+                .collect(),
+        )
+    }
+
     /// `x · Wᵀ`, `[n, m]`. Panics if `x` does not have `k` columns (a programming error: shapes are checked at load).
     pub fn matmul_t(&self, x: &ArrayView2<f32>) -> Array2<f32> {
         let (n, k) = x.dim();
@@ -232,6 +246,16 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_unpacks_what_was_packed() {
+        let w = Array2::from_shape_fn((37, 5), |(i, j)| (i * 10 + j) as f32);
+        let p = PackedMatrix::new(&w);
+        for i in [0, 15, 16, 36] {
+            assert_eq!(p.row(i).unwrap(), w.row(i));
+        }
+        assert!(p.row(37).is_none());
+    }
 
     #[test]
     fn packed_matmul_equals_dot() {

@@ -48,6 +48,29 @@ pub fn escape_label(s: &str) -> String {
     display_label(&out)
 }
 
+/// Make any string that came from a file (a model name, metadata, a tensor name, a path, an error) safe to print
+/// on a terminal: control characters (ESC, BEL, line breaks...) and the Unicode format/bidi controls that could
+/// reorder or hide text are written as escapes (`\n`, `\u{1b}`). Unlike [`escape_label`] a leading space stays.
+pub fn escape_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if unsafe_char(c) {
+            push_escaped(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// [`escape_text`] line by line: a multi-line message keeps its line breaks, everything else is escaped.
+pub fn escape_lines(s: &str) -> String {
+    s.split('\n')
+        .map(escape_text)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The visible compatibility form of a lone conjoining Hangul vowel or final consonant (U+1160–U+11FF), which
 /// terminals draw with zero width when no syllable precedes it.
 fn compat_jamo(c: char) -> Option<char> {

@@ -4,7 +4,10 @@
 pub mod gguf;
 mod label;
 
-pub use label::{display_label, escape_grapheme, escape_label, tagged_labels, unsafe_char};
+pub use label::{
+    display_label, escape_grapheme, escape_label, escape_lines, escape_text, tagged_labels,
+    unsafe_char,
+};
 
 use crate::{Error, Result};
 use serde::Serialize;
@@ -85,7 +88,7 @@ impl Tokenizer {
     }
 
     pub fn from_file(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::fsutil::read_capped(path, crate::fsutil::TOKENIZER_CAP)?;
         Self::from_bytes(&bytes, &path.display().to_string())
     }
 
@@ -215,6 +218,71 @@ impl Tokenizer {
     }
 }
 
+impl Tokenizer {
+    /// Exactly these ids, nothing added (`attn dump --ids`): each must be in the vocabulary. Labels are the decoded
+    /// tokens; byte offsets are 0 (there is no text).
+    pub fn encode_ids(&self, ids: &[u32]) -> Result<Encoded> {
+        if ids.is_empty() {
+            return Err(Error::Input(
+                "--ids is empty: give token ids like 12,345,678".into(),
+            ));
+        }
+        let size = self.vocab_size();
+        let added = self.inner.get_added_tokens_decoder();
+        let mut tokens = Vec::with_capacity(ids.len());
+        for (i, &id) in ids.iter().enumerate() {
+            let text = self.inner.id_to_token(id).filter(|_| (id as usize) < size).ok_or_else(|| {
+                Error::Input(format!(
+                    "token id {id} (position {i} of --ids) is not in the vocabulary (ids 0..{size})"
+                ))
+            })?;
+            tokens.push(TokenInfo {
+                id,
+                label: self.token_label(id),
+                text,
+                start: 0,
+                end: 0,
+                special: added.get(&id).is_some_and(|a| a.special),
+                type_id: 0,
+            });
+        }
+        Ok(Encoded {
+            ids: ids.to_vec(),
+            type_ids: vec![0; ids.len()],
+            tokens,
+        })
+    }
+
+    /// The ordinary vocabulary: every id with a token that is not an added (special or user-defined) token.
+    pub fn ordinary_ids(&self) -> Vec<u32> {
+        let added = self.inner.get_added_tokens_decoder();
+        (0..self.vocab_size() as u32)
+            .filter(|id| !added.contains_key(id) && self.inner.id_to_token(*id).is_some())
+            .collect()
+    }
+
+    /// The text of `ids` (special tokens kept), for display and meta.json.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        self.inner.decode(ids, false).unwrap_or_default()
+    }
+}
+
+/// Parse `12,345,678` (spaces allowed) into token ids.
+pub fn parse_ids(s: &str) -> Result<Vec<u32>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<u32>().map_err(|_| {
+                Error::Input(format!(
+                    "--ids: `{}` is not a token id (expected numbers like 12,345,678)",
+                    escape_label(t)
+                ))
+            })
+        })
+        .collect()
+}
+
 fn model_kind(t: &tokenizers::Tokenizer) -> &'static str {
     match t.get_model() {
         tokenizers::models::ModelWrapper::BPE(_) => "BPE",
@@ -292,8 +360,32 @@ mod tests {
     }
 
     #[test]
+    fn ids_are_fed_exactly_and_checked() {
+        let t = Tokenizer::bundled_bert_uncased();
+        let e = t.encode_ids(&[1045, 2293]).unwrap();
+        assert_eq!(e.ids, [1045, 2293]);
+        assert_eq!(e.tokens[1].text, "love");
+        assert!(!e.tokens[0].special);
+        let err = t.encode_ids(&[1045, 30522]).unwrap_err().to_string();
+        assert!(err.contains("30522") && err.contains("position 1"), "{err}");
+        assert!(t.encode_ids(&[]).is_err());
+        assert_eq!(parse_ids(" 12, 345,678").unwrap(), [12, 345, 678]);
+        assert!(parse_ids("12,x").unwrap_err().to_string().contains("`x`"));
+        let ord = t.ordinary_ids();
+        assert!(
+            !ord.contains(&101) && ord.contains(&1045),
+            "[CLS] is special"
+        );
+    }
+
+    #[test]
     fn escape_label_hides_control_characters() {
         assert_eq!(escape_label("a\u{1b}[2J"), "a\\u{1b}[2J");
         assert_eq!(escape_label(" hi\n"), "␣hi\\n");
+        assert_eq!(
+            escape_text(" Evil\u{1b}]0;t\u{7}"),
+            " Evil\\u{1b}]0;t\\u{7}"
+        );
+        assert_eq!(escape_lines("a\u{1b}[2J\nb"), "a\\u{1b}[2J\nb");
     }
 }

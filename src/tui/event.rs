@@ -1,6 +1,6 @@
 //! Everything the explorer reacts to arrives as one [`Event`] in one channel: keys, mouse, paste and resize from the
 //! terminal (read on an input thread), and results from the inference worker. The messages between the app and the
-//! worker ([`Job`], [`Outcome`], [`LensOutcome`]) live here too, below both, so neither imports the other.
+//! worker ([`Job`], [`Outcome`], [`LensOutcome`]; the explanations' are in [`super::explained`]) live here too, below both, so neither imports the other.
 
 use crate::analysis::Summary;
 use crate::trace::{TopToken, Trace};
@@ -28,6 +28,8 @@ pub enum Event {
         done: usize,
         total: usize,
     },
+    /// An explanation (one layer captured, the cursor's cell computed) finished.
+    Explained(Box<crate::tui::explained::Explained>),
     /// Time passed (debounce deadlines, spinner).
     Tick,
     /// Leave (SIGTERM, SIGHUP, end of a script).
@@ -48,6 +50,12 @@ pub enum Job {
         generation: u64,
         pos: usize,
         trace: Arc<Trace>,
+    },
+    /// The explanation views: capture one layer and compute (see [`super::explained`]).
+    Explain {
+        req: super::explained::ExplainRequest,
+        trace: Arc<Trace>,
+        w_o: Option<Arc<ndarray::Array2<f32>>>,
     },
 }
 

@@ -21,6 +21,8 @@ pub enum Ctx {
     Norms,
     /// The logit lens (`e`).
     Lens,
+    /// The explanation views (`E o b B`); other keys work as in the grid.
+    Explain,
 }
 
 impl Ctx {
@@ -33,6 +35,7 @@ impl Ctx {
             Ctx::Positions => "Positions (p)",
             Ctx::Norms => "Residual norms (n)",
             Ctx::Lens => "Logit lens (e)",
+            Ctx::Explain => "Explanation views (E o b B; other keys as in the grid)",
         }
     }
 }
@@ -64,6 +67,11 @@ pub enum Action {
     Positions,
     Norms,
     Lens,
+    Weight,
+    Writes,
+    Embedding,
+    Walk,
+    ValueWeighted,
     Scale,
     HideSpecial,
     Mean,
@@ -96,6 +104,11 @@ pub enum Action {
     FastPanRight,
     NormStat,
     LogBars,
+    ScrollDown,
+    ScrollUp,
+    DimsLeft,
+    DimsRight,
+    ThroughWo,
     /// Documentation only: the terminal's own selection.
     Select,
 }
@@ -299,6 +312,31 @@ pub const ROWS: &[Row] = &[
     ),
     row(
         Ctx::Explorer,
+        &[(ch('E'), A::Weight)],
+        "how the weight under the cursor is computed (toggles)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('o'), A::Writes)],
+        "what the head writes for the cursor's query: Σ α·v, through W_O (toggles)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('v'), A::ValueWeighted)],
+        "value-weighted grid ‖α·v W_O‖ per key (Kobayashi et al. 2020) on/off",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('b'), A::Embedding)],
+        "the cursor's token embedding, part by part (toggles)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('B'), A::Walk)],
+        "the cursor's token through the selected block (toggles)",
+    ),
+    row(
+        Ctx::Explorer,
         &[(ch('d'), A::DumpView)],
         "dump what is on screen (.npy + .csv): the head, the positions or the norms",
     ),
@@ -416,6 +454,26 @@ pub const ROWS: &[Row] = &[
         ],
         "previous / next position",
     ),
+    row(
+        Ctx::Explain,
+        &[
+            (ch('J'), A::ScrollDown),
+            (ch('K'), A::ScrollUp),
+            (k(K::PageDown), A::ScrollDown),
+            (k(K::PageUp), A::ScrollUp),
+        ],
+        "scroll the rows",
+    ),
+    row(
+        Ctx::Explain,
+        &[(ch('['), A::DimsLeft), (ch(']'), A::DimsRight)],
+        "pan the dimensions",
+    ),
+    row(
+        Ctx::Explain,
+        &[(ch('t'), A::ThroughWo)],
+        "head output: before / through W_O",
+    ),
 ];
 
 /// The action of a key pressed in `ctx` (the view's own keys first, then the explorer's).
@@ -423,6 +481,7 @@ pub fn action(ctx: Ctx, key: &KeyEvent) -> Option<Action> {
     let ctxs: &[Ctx] = match ctx {
         Ctx::Input => &[Ctx::Input],
         Ctx::Explorer => &[Ctx::Explorer],
+        Ctx::Explain => &[Ctx::Explain, Ctx::Grid, Ctx::Explorer],
         c => &[c, Ctx::Explorer],
     };
     for c in ctxs {
@@ -492,7 +551,7 @@ pub fn keys_label(r: &Row) -> String {
 }
 
 /// The contexts in the order the help shows them.
-pub const ORDER: [Ctx; 7] = [
+pub const ORDER: [Ctx; 8] = [
     Ctx::Input,
     Ctx::Explorer,
     Ctx::Grid,
@@ -500,6 +559,7 @@ pub const ORDER: [Ctx; 7] = [
     Ctx::Positions,
     Ctx::Norms,
     Ctx::Lens,
+    Ctx::Explain,
 ];
 
 /// The help: per context, a heading (`None` keys) and its rows.
@@ -532,55 +592,4 @@ pub fn markdown() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(c: KeyCode, m: KeyModifiers) -> KeyEvent {
-        KeyEvent::new(c, m)
-    }
-
-    #[test]
-    fn views_see_their_own_keys_first() {
-        let right = key(K::Right, N);
-        assert_eq!(action(Ctx::Grid, &right), Some(A::NextHead));
-        assert_eq!(action(Ctx::Overview, &right), Some(A::Right));
-        assert_eq!(action(Ctx::Positions, &right), Some(A::PanRight));
-        assert_eq!(action(Ctx::Grid, &key(K::Char('D'), S)), Some(A::DumpAll));
-        assert_eq!(
-            action(Ctx::Input, &key(K::Char('u'), C)),
-            Some(A::KillStart)
-        );
-        assert_eq!(action(Ctx::Input, &key(K::Char('u'), N)), None);
-        assert_eq!(action(Ctx::Norms, &key(K::Char('7'), N)), Some(A::Digit));
-    }
-
-    #[test]
-    fn no_key_means_two_things_in_one_place() {
-        for c in ORDER {
-            let mut seen: Vec<Key> = vec![];
-            let own: Vec<&Row> = ROWS
-                .iter()
-                .filter(|r| r.ctx == c || (c != Ctx::Input && r.ctx == Ctx::Explorer))
-                .collect();
-            for r in own.iter().filter(|r| r.ctx == c) {
-                for (k, _) in r.keys {
-                    assert!(!seen.contains(k), "{k:?} twice in {c:?}");
-                    seen.push(*k);
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn labels_read_like_keys() {
-        let lines = help_lines();
-        assert!(lines.iter().any(|(k, _)| k.as_deref() == Some("0-9")));
-        assert!(
-            lines
-                .iter()
-                .any(|(k, _)| k.as_deref() == Some("Ctrl-U Ctrl-K"))
-        );
-        assert!(lines.iter().any(|(k, _)| k.as_deref() == Some("x")));
-        assert!(markdown().contains("| `d` |"));
-    }
-}
+mod tests;

@@ -1,10 +1,13 @@
 //! The interactive explorer. `app` holds the state and a pure update function, `ui` draws it, `worker` runs the
 //! model off the UI thread, `event` brings keys and results into one channel. [`run`] is the loop; it is generic over
-//! the ratatui backend and the event source, so tests drive it with a `TestBackend` and scripted keys. Setting the
-//! terminal's modes (raw mode, alternate screen) is left to the binary.
+//! the ratatui backend and the event source, so tests drive it with a `TestBackend` and scripted keys. The binary
+//! calls [`enter_terminal`] / [`restore_terminal`] and [`spawn_signal_thread`], which keep the terminal usable
+//! through every signal: SIGINT, SIGQUIT, SIGTERM, SIGHUP restore it and exit with 128 + the signal's number;
+//! SIGTSTP (Ctrl-Z) restores it and stops; SIGCONT (`fg`) sets it up again and redraws the whole screen.
 
 pub mod app;
 pub mod event;
+pub mod explained;
 mod export_table;
 pub mod keymap;
 pub mod line_edit;
@@ -18,8 +21,9 @@ use app::{App, Effect, Palette};
 use event::{Event, EventSource};
 use ratatui::Terminal;
 use ratatui::backend::Backend;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use worker::Worker;
 
@@ -47,7 +51,7 @@ pub fn new_app(
     color: Palette,
     size: (u16, u16),
 ) -> App {
-    let mut app = App::new(info.clone(), text, text_b, color, size);
+    let mut app = App::new(crate::show::escaped_info(info), text, text_b, color, size);
     app.hint = hint_for(info);
     app
 }
@@ -77,27 +81,7 @@ pub fn utc_stamp(t: SystemTime) -> String {
     )
 }
 
-/// Create a fresh, empty directory `<root>/<stamp>` (or `<stamp>-2`, `-3`… when taken). Never reuses one.
-pub fn fresh_dump_dir(root: &Path, stamp: &str) -> crate::Result<PathBuf> {
-    std::fs::create_dir_all(root).map_err(|e| crate::Error::io(root, e))?;
-    for k in 1..1000 {
-        let name = if k == 1 {
-            stamp.to_string()
-        } else {
-            format!("{stamp}-{k}")
-        };
-        let dir = root.join(name);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(crate::Error::io(&dir, e)),
-        }
-    }
-    Err(crate::Error::Input(format!(
-        "{}: too many dumps in one second",
-        root.display()
-    )))
-}
+pub use crate::export::fresh_dump_dir;
 
 impl Env {
     /// Do what the app asked.
@@ -135,8 +119,7 @@ impl Env {
                                 self.model.as_ref(),
                                 &trace,
                                 &dir,
-                                export::Format::Npy,
-                                false,
+                                &export::DumpOptions::new(export::Format::Npy, false),
                             );
                             if r.is_err() {
                                 let _ = std::fs::remove_dir(&dir);
@@ -148,6 +131,90 @@ impl Env {
             }
         }
     }
+}
+
+/// Raw mode on, alternate screen, mouse reporting and bracketed paste.
+pub fn enter_terminal() -> std::io::Result<()> {
+    use crossterm::{event as cev, execute, terminal};
+    terminal::enable_raw_mode()?;
+    execute!(
+        std::io::stdout(),
+        terminal::EnterAlternateScreen,
+        cev::EnableMouseCapture,
+        cev::EnableBracketedPaste
+    )
+}
+
+/// Put the terminal back: raw mode off, alternate screen left, mouse and paste modes off, cursor shown.
+pub fn restore_terminal() {
+    use crossterm::{cursor, event as cev, execute, terminal};
+    let _ = terminal::disable_raw_mode();
+    let _ = execute!(
+        std::io::stdout(),
+        cev::DisableMouseCapture,
+        cev::DisableBracketedPaste,
+        terminal::LeaveAlternateScreen,
+        cursor::Show
+    );
+}
+
+/// Set when the whole screen must be redrawn (after SIGCONT): the terminal's content is unknown.
+static FULL_REDRAW: AtomicBool = AtomicBool::new(false);
+/// The signal that asked the explorer to quit, if any (0: none).
+static QUIT_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Set by [`spawn_signal_thread`]: Ctrl-Z suspends (only when a SIGTSTP handler restores the terminal).
+static SUSPEND_ON_CTRL_Z: AtomicBool = AtomicBool::new(false);
+
+/// The signal (SIGINT, SIGQUIT, SIGTERM, SIGHUP) that made the explorer quit, for the exit status 128 + n.
+pub fn quit_signal() -> Option<i32> {
+    match QUIT_SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// Handle the explorer's signals on a thread: SIGINT, SIGQUIT, SIGTERM and SIGHUP send [`Event::Quit`] (the loop
+/// ends and the binary restores the terminal; if that has not happened within 2 s the terminal is restored here and
+/// the process exits with 128 + n). SIGTSTP restores the terminal and stops the process; on SIGCONT the terminal is
+/// set up again and the next frame redraws everything.
+pub fn spawn_signal_thread(tx: std::sync::mpsc::Sender<Event>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTSTP};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGTSTP, SIGCONT])?;
+    SUSPEND_ON_CTRL_Z.store(true, Ordering::SeqCst);
+    std::thread::Builder::new()
+        .name("attn-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                match sig {
+                    SIGTSTP => {
+                        restore_terminal();
+                        // SAFETY: raising SIGSTOP stops this process; it cannot be caught.
+                        unsafe {
+                            libc::raise(libc::SIGSTOP);
+                        }
+                    }
+                    SIGCONT => {
+                        let _ = enter_terminal();
+                        FULL_REDRAW.store(true, Ordering::SeqCst);
+                        let _ = tx.send(Event::Tick);
+                    }
+                    _ => {
+                        QUIT_SIGNAL.store(sig, Ordering::SeqCst);
+                        let _ = tx.send(Event::Quit);
+                        let quit_tx = tx.clone();
+                        std::thread::spawn(move || {
+                            std::thread::sleep(std::time::Duration::from_secs(2));
+                            restore_terminal();
+                            drop(quit_tx);
+                            std::process::exit(128 + sig);
+                        });
+                    }
+                }
+            }
+        })?;
+    Ok(())
 }
 
 fn backend_err(e: impl std::fmt::Display) -> std::io::Error {
@@ -175,6 +242,16 @@ pub fn run<B: Backend>(
     env.apply(fx, app);
     loop {
         sync_size(terminal, app)?;
+        if FULL_REDRAW.swap(false, Ordering::SeqCst) {
+            // The screen's content is unknown (after `fg`): wipe it and draw a blank frame, so the next frame is
+            // sent whole. (`Terminal::clear` would ask the terminal for the cursor position, racing the input
+            // thread for the answer.)
+            terminal
+                .backend_mut()
+                .clear_region(ratatui::backend::ClearType::All)
+                .map_err(backend_err)?;
+            terminal.draw(|_| {}).map_err(backend_err)?;
+        }
         terminal.draw(|f| ui::draw(f, app)).map_err(backend_err)?;
         if app.quit {
             return Ok(());
@@ -194,6 +271,19 @@ pub fn run<B: Backend>(
             events.push(Event::Tick);
         }
         for e in events {
+            // Ctrl-Z arrives as a key in raw mode: suspend like a shell job (see `spawn_signal_thread`).
+            if let Event::Key(k) = &e
+                && k.code == crossterm::event::KeyCode::Char('z')
+                && k.modifiers
+                    .contains(crossterm::event::KeyModifiers::CONTROL)
+                && SUSPEND_ON_CTRL_Z.load(Ordering::SeqCst)
+            {
+                // SAFETY: raising SIGTSTP only delivers it to this process's handler.
+                unsafe {
+                    libc::raise(libc::SIGTSTP);
+                }
+                continue;
+            }
             let fx = app.update(e, Instant::now());
             env.apply(fx, app);
             if app.quit {

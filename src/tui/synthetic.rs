@@ -115,6 +115,7 @@ pub fn trace(kind: Kind, words: &[&str]) -> Trace {
                     .assign(&head_matrix(h + l, n, causal));
             }
             LayerTrace {
+                cross_attention: None,
                 attention: Some(a),
                 mid: hidden[l].clone(),
                 attn_update_norm: (0..n).map(|i| 0.5 + 0.1 * (i + l) as f32).collect(),
@@ -154,6 +155,8 @@ pub fn trace(kind: Kind, words: &[&str]) -> Trace {
             .collect()
     });
     Trace {
+        captures: Default::default(),
+        interventions: vec![],
         text: words.join(" "),
         text_b: None,
         tokens,

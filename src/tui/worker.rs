@@ -6,13 +6,14 @@ use super::event::Event;
 pub use super::event::{Job, LensOutcome, Outcome};
 use crate::analysis::Summary;
 use crate::model::{self, Model};
-use crate::trace::{ForwardOptions, Progress, TopToken, Trace};
+use crate::trace::{Progress, TopToken, Trace};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Instant;
 
-/// The explorer keeps every attention matrix of a trace; beyond this many bytes it asks for a shorter text.
-pub const ATTENTION_BUDGET: usize = 1 << 30;
+/// The explorer keeps every attention matrix of a trace; a run whose estimate ([`crate::model::budget`]) is over
+/// this many bytes is refused (`--mem-budget` changes it).
+pub const ATTENTION_BUDGET: u64 = crate::model::budget::DEFAULT_BUDGET;
 
 /// How many top tokens the logit lens keeps per layer.
 pub const LENS_K: usize = 5;
@@ -20,6 +21,16 @@ pub const LENS_K: usize = 5;
 /// Run one job synchronously (the worker thread's body; also used by benchmarks). Runs report their progress, block
 /// by block, into `progress` when given.
 pub fn run_job(model: &dyn Model, job: Job, progress: Option<&Sender<Event>>) -> Event {
+    run_job_within(model, job, ATTENTION_BUDGET, progress)
+}
+
+/// [`run_job`] with a memory budget in bytes.
+pub fn run_job_within(
+    model: &dyn Model,
+    job: Job,
+    budget: u64,
+    progress: Option<&Sender<Event>>,
+) -> Event {
     match job {
         Job::Run {
             generation,
@@ -39,7 +50,7 @@ pub fn run_job(model: &dyn Model, job: Job, progress: Option<&Sender<Event>>) ->
                     }
                 }))
             });
-            let result = prepare(model, &text, text_b.as_deref(), progress);
+            let result = prepare_within(model, &text, text_b.as_deref(), budget, progress);
             Event::Traced(Box::new(Outcome {
                 generation,
                 result,
@@ -58,6 +69,9 @@ pub fn run_job(model: &dyn Model, job: Job, progress: Option<&Sender<Event>>) ->
                 rows,
             }))
         }
+        Job::Explain { req, trace, w_o } => {
+            Event::Explained(Box::new(super::explained::compute(model, trace, w_o, req)))
+        }
     }
 }
 
@@ -68,22 +82,51 @@ pub fn prepare(
     text_b: Option<&str>,
     progress: Option<Progress>,
 ) -> Result<Summary, String> {
+    prepare_within(model, text, text_b, ATTENTION_BUDGET, progress)
+}
+
+/// [`prepare`] within a memory budget in bytes: a text too long by its byte length alone is refused before it is
+/// tokenized, then the token count is checked against the budget (every attention matrix is kept).
+pub fn prepare_within(
+    model: &dyn Model,
+    text: &str,
+    text_b: Option<&str>,
+    budget: u64,
+    progress: Option<Progress>,
+) -> Result<Summary, String> {
+    // Errors reach the status line: escape what came from files or the input.
+    prepare_unescaped(model, text, text_b, budget, progress)
+        .map_err(|e| crate::tokenize::escape_text(&e))
+}
+
+fn prepare_unescaped(
+    model: &dyn Model,
+    text: &str,
+    text_b: Option<&str>,
+    budget: u64,
+    progress: Option<Progress>,
+) -> Result<Summary, String> {
+    use crate::model::budget;
     let info = model.info();
+    budget::check_text_bytes(info, text.len() + text_b.map_or(0, str::len))
+        .map_err(|e| e.to_string())?;
     let n = model
         .tokenizer()
         .encode(text, text_b)
         .map_err(|e| e.to_string())?
         .ids
         .len();
-    let mut opts = ForwardOptions::for_size(info.n_layers, info.n_heads, n, ATTENTION_BUDGET);
+    let top_k = if info.causal { 5 } else { 0 };
+    let mut opts = budget::plan(
+        info,
+        n,
+        budget::AttentionUse::Keep,
+        top_k,
+        budget,
+        "the explorer",
+    )
+    .map_err(|e| e.to_string())?;
     opts.progress = progress;
-    if !opts.keep_attention {
-        return Err(format!(
-            "{n} tokens is too long for the explorer (every attention matrix would need more than {} MiB); \
-             shorten the text, or use `attn dump`, which streams long inputs",
-            ATTENTION_BUDGET >> 20
-        ));
-    }
     let trace = model::run(model, text, text_b, &opts).map_err(|e| e.to_string())?;
     Summary::new(trace)
 }
@@ -110,10 +153,15 @@ pub struct Worker {
 impl Worker {
     /// Start the worker thread; its outcomes go into `events`.
     pub fn spawn(model: Arc<dyn Model>, events: Sender<Event>) -> Worker {
+        Self::spawn_with_budget(model, events, ATTENTION_BUDGET)
+    }
+
+    /// [`Worker::spawn`] with a memory budget in bytes for each run.
+    pub fn spawn_with_budget(model: Arc<dyn Model>, events: Sender<Event>, budget: u64) -> Worker {
         let (jobs, rx) = channel::<Job>();
         std::thread::Builder::new()
             .name("attn-worker".into())
-            .spawn(move || worker_loop(model.as_ref(), rx, events))
+            .spawn(move || worker_loop(model.as_ref(), rx, events, budget))
             .unwrap_or_else(|e| panic!("cannot start the inference thread: {e}"));
         Worker { jobs }
     }
@@ -124,7 +172,7 @@ impl Worker {
     }
 }
 
-fn worker_loop(model: &dyn Model, rx: Receiver<Job>, events: Sender<Event>) {
+fn worker_loop(model: &dyn Model, rx: Receiver<Job>, events: Sender<Event>, budget: u64) {
     while let Ok(first) = rx.recv() {
         // Skip to the newest run job waiting (typing queues many); lens jobs behind it are kept in order.
         let mut queue = vec![first];
@@ -132,11 +180,18 @@ fn worker_loop(model: &dyn Model, rx: Receiver<Job>, events: Sender<Event>) {
             queue.push(j);
         }
         let last_run = queue.iter().rposition(|j| matches!(j, Job::Run { .. }));
+        let last_explain = queue.iter().rposition(|j| matches!(j, Job::Explain { .. }));
         for (i, job) in queue.into_iter().enumerate() {
             if matches!(job, Job::Run { .. }) && Some(i) != last_run {
                 continue;
             }
-            if events.send(run_job(model, job, Some(&events))).is_err() {
+            if matches!(job, Job::Explain { .. }) && Some(i) != last_explain {
+                continue;
+            }
+            if events
+                .send(run_job_within(model, job, budget, Some(&events)))
+                .is_err()
+            {
                 return;
             }
         }

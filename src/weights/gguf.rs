@@ -216,7 +216,7 @@ impl std::fmt::Debug for Gguf {
 impl Gguf {
     /// Memory-map and parse a GGUF file.
     pub fn open(path: &Path) -> Result<Gguf> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = crate::fsutil::open_regular(path)?;
         let name = path.display().to_string();
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if len == 0 {

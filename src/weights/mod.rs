@@ -3,6 +3,7 @@
 pub mod dequant;
 pub mod gguf;
 pub mod safetensors;
+pub mod source;
 
 pub use dequant::GgmlType;
 pub use gguf::{Gguf, GgufValue, TensorInfo};

@@ -142,7 +142,7 @@ impl std::fmt::Debug for SafeTensors {
 impl SafeTensors {
     /// Memory-map and validate a file.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = crate::fsutil::open_regular(path)?;
         // SAFETY: the mapping is read-only; as with every mmap-based reader, the file must not be truncated or
         // rewritten by another process while `attn` runs (model files are not edited in place).
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;

@@ -1,6 +1,9 @@
 //! One file per architecture: its configuration, its weight mapping and its embeddings.
 
+pub mod bart;
 pub mod bert;
 pub mod gpt2;
 pub mod llama;
 pub mod textbook;
+pub mod textbook_dates;
+pub mod textbook_encdec;

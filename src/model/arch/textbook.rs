@@ -7,18 +7,19 @@
 //! LayerNorm γ = 1, β = 0. Embedding rows are N(0, 1/d_model) and drawn lazily per token id from their own ChaCha8
 //! stream, so the 30522 × d table is never materialised and the same seed always gives the same row.
 
-use crate::model::{Arch, Model, ModelInfo, TextbookConfig};
-use crate::numeric::ops;
+use crate::model::attention::{AttnSpec, AttnWeights};
+use crate::model::block::{Block, Linear, Mlp, Norm, Placement, Stack};
+use crate::model::embed::{Embeddings, PositionKind, TokenTable};
+use crate::model::{Arch, ModelInfo, TextbookConfig, Transformer};
+use crate::numeric::ops::Activation;
 use crate::numeric::packed::PackedMatrix;
-use crate::tokenize::{Encoded, Tokenizer};
-use crate::trace::{ForwardOptions, LayerTrace, Positional, Trace};
+use crate::tokenize::Tokenizer;
 use crate::{Error, Result};
-use ndarray::{Array1, Array2, Array3};
+use ndarray::{Array1, Array2};
 use ndarray_rand::RandomExt;
-use ndarray_rand::rand_distr::{Normal, Uniform};
+use ndarray_rand::rand_distr::Uniform;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::time::Instant;
 
 /// Limits that keep a typo from allocating the machine away (checked before anything is allocated).
 pub const MAX_LAYERS: usize = 96;
@@ -30,71 +31,29 @@ pub const MAX_LEN: usize = 16384;
 pub const MAX_BLOCK_PARAMS: u64 = 1 << 30;
 
 const LN_EPS: f32 = 1e-5;
-/// Stream id base for the embedding rows (layer weights use stream 0).
-const EMBED_STREAM: u64 = 1 << 32;
-
-/// One block; the projections are packed once for `x · Wᵀ` (see [`PackedMatrix`]).
-struct Block {
-    wq: PackedMatrix,
-    wk: PackedMatrix,
-    wv: PackedMatrix,
-    wo: PackedMatrix,
-    ln1_g: Array1<f32>,
-    ln1_b: Array1<f32>,
-    w1: PackedMatrix,
-    b1: Array1<f32>,
-    w2: PackedMatrix,
-    b2: Array1<f32>,
-    ln2_g: Array1<f32>,
-    ln2_b: Array1<f32>,
-}
-
-pub struct Textbook {
-    cfg: TextbookConfig,
-    info: ModelInfo,
-    tokenizer: Tokenizer,
-    blocks: Vec<Block>,
-}
 
 /// Check the settings; returns the parameter count (embedding included).
 pub fn validate(cfg: &TextbookConfig, vocab: usize) -> Result<u64> {
-    let bad = |m: String| Err(Error::Config(m));
-    if cfg.layers == 0 || cfg.layers > MAX_LAYERS {
-        return bad(format!(
-            "--layers {} must be between 1 and {MAX_LAYERS}",
-            cfg.layers
-        ));
-    }
-    if cfg.heads == 0 || cfg.heads > MAX_HEADS {
-        return bad(format!(
-            "--heads {} must be between 1 and {MAX_HEADS}",
-            cfg.heads
-        ));
-    }
-    if cfg.d_model == 0 || cfg.d_model > MAX_D_MODEL {
-        return bad(format!(
-            "--d-model {} must be between 1 and {MAX_D_MODEL}",
-            cfg.d_model
-        ));
-    }
+    let in_range = |flag: &str, v: usize, max: usize| {
+        if v == 0 || v > max {
+            Err(Error::Config(format!(
+                "{flag} {v} must be between 1 and {max}"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    in_range("--layers", cfg.layers, MAX_LAYERS)?;
+    in_range("--heads", cfg.heads, MAX_HEADS)?;
+    in_range("--d-model", cfg.d_model, MAX_D_MODEL)?;
     if !cfg.d_model.is_multiple_of(cfg.heads) {
-        return bad(format!(
+        return Err(Error::Config(format!(
             "--d-model {} is not divisible by --heads {}: each head needs d_model / heads dimensions",
             cfg.d_model, cfg.heads
-        ));
+        )));
     }
-    if cfg.d_ff == 0 || cfg.d_ff > MAX_D_FF {
-        return bad(format!(
-            "--d-ff {} must be between 1 and {MAX_D_FF}",
-            cfg.d_ff
-        ));
-    }
-    if cfg.max_len == 0 || cfg.max_len > MAX_LEN {
-        return bad(format!(
-            "--max-len {} must be between 1 and {MAX_LEN}",
-            cfg.max_len
-        ));
-    }
+    in_range("--d-ff", cfg.d_ff, MAX_D_FF)?;
+    in_range("--max-len", cfg.max_len, MAX_LEN)?;
     let (d, f, l) = (cfg.d_model as u64, cfg.d_ff as u64, cfg.layers as u64);
     // 4 d×d projections, two FFN matrices, FFN biases, two LayerNorms.
     let per_block = 4 * d * d + 2 * d * f + f + d + 4 * d;
@@ -113,155 +72,110 @@ pub fn validate(cfg: &TextbookConfig, vocab: usize) -> Result<u64> {
     Ok(blocks + vocab as u64 * d)
 }
 
-/// A Xavier-uniform `[out, in]` weight, packed for the forward pass.
-fn xavier(rng: &mut ChaCha8Rng, out: usize, inp: usize) -> PackedMatrix {
+/// A Xavier-uniform `[out, in]` weight without bias, packed for the forward pass.
+pub(crate) fn xavier(rng: &mut ChaCha8Rng, out: usize, inp: usize) -> Linear {
     let a = (6.0 / (out + inp) as f32).sqrt();
     let dist = Uniform::new_inclusive(-a, a).expect("a > 0");
-    PackedMatrix::new(&Array2::random_using((out, inp), dist, rng))
+    Linear::new(
+        PackedMatrix::new(&Array2::random_using((out, inp), dist, rng)),
+        None,
+    )
 }
 
-impl Textbook {
-    pub fn new(cfg: TextbookConfig) -> Result<Self> {
-        let tokenizer = if cfg.causal {
-            Tokenizer::bundled_bert_uncased_decoder()
-        } else {
-            Tokenizer::bundled_bert_uncased()
-        };
-        let vocab = tokenizer.vocab_size();
-        let n_params = validate(&cfg, vocab)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let d = cfg.d_model;
-        let blocks = (0..cfg.layers)
-            .map(|_| Block {
-                wq: xavier(&mut rng, d, d),
-                wk: xavier(&mut rng, d, d),
-                wv: xavier(&mut rng, d, d),
-                wo: xavier(&mut rng, d, d),
-                ln1_g: Array1::ones(d),
-                ln1_b: Array1::zeros(d),
-                w1: xavier(&mut rng, cfg.d_ff, d),
-                b1: Array1::zeros(cfg.d_ff),
-                w2: xavier(&mut rng, d, cfg.d_ff),
-                b2: Array1::zeros(d),
-                ln2_g: Array1::ones(d),
-                ln2_b: Array1::zeros(d),
-            })
-            .collect();
-        let kind = if cfg.causal { "decoder" } else { "encoder" };
-        let info = ModelInfo {
-            spec: "textbook".into(),
-            name: format!("textbook {kind} (random weights, seed {})", cfg.seed),
-            arch: Arch::Textbook,
-            n_layers: cfg.layers,
-            n_heads: cfg.heads,
-            n_kv_heads: cfg.heads,
-            d_model: d,
-            d_ff: cfg.d_ff,
-            vocab_size: vocab,
-            max_len: cfg.max_len,
-            n_params,
-            causal: cfg.causal,
-            positional: "sinusoidal".into(),
-            tokenizer: tokenizer.description().to_string(),
-            source: "built-in".into(),
-            notes: vec![
-                "post-LN blocks: MHA → add → LayerNorm → ReLU FFN → add → LayerNorm".into(),
-                "Xavier-uniform weights, zero biases (ChaCha8, ndarray-rand)".into(),
-                "embedding × √d_model + sinusoidal positional encoding".into(),
-            ],
-        };
-        Ok(Textbook {
-            cfg,
-            info,
-            tokenizer,
-            blocks,
+/// The textbook model with seeded random weights.
+pub fn new(cfg: TextbookConfig) -> Result<Transformer> {
+    let tokenizer = if cfg.causal {
+        Tokenizer::bundled_bert_uncased_decoder()
+    } else {
+        Tokenizer::bundled_bert_uncased()
+    };
+    let vocab = tokenizer.vocab_size();
+    let n_params = validate(&cfg, vocab)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let (d, f) = (cfg.d_model, cfg.d_ff);
+    let blocks = (0..cfg.layers)
+        .map(|_| {
+            let attn = AttnWeights {
+                q: xavier(&mut rng, d, d),
+                k: xavier(&mut rng, d, d),
+                v: xavier(&mut rng, d, d),
+                o: xavier(&mut rng, d, d),
+            };
+            let mut up = xavier(&mut rng, f, d);
+            up.b = Some(Array1::zeros(f));
+            let mut down = xavier(&mut rng, d, f);
+            down.b = Some(Array1::zeros(d));
+            Block {
+                ln_attn: Norm::identity_layer_norm(d, LN_EPS),
+                attn,
+                cross: None,
+                ln_mlp: Norm::identity_layer_norm(d, LN_EPS),
+                mlp: Mlp::Plain {
+                    up,
+                    act: Activation::Relu,
+                    down,
+                },
+            }
         })
-    }
-
-    /// The embedding row of token `id` (before the √d_model scale): N(0, 1/d_model), from its own stream.
-    pub fn embedding_row(&self, id: u32) -> Array1<f32> {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
-        rng.set_stream(EMBED_STREAM + id as u64);
-        let std = (1.0 / self.cfg.d_model as f32).sqrt();
-        Array1::random_using(
-            self.cfg.d_model,
-            Normal::new(0.0, std).expect("std > 0"),
-            &mut rng,
-        )
-    }
-
-    fn probs_and_context(&self, b: &Block, x: &Array2<f32>) -> ops::Attention {
-        let xv = x.view();
-        let q = b.wq.matmul_t(&xv);
-        let k = b.wk.matmul_t(&xv);
-        let v = b.wv.matmul_t(&xv);
-        let h = self.cfg.heads;
-        ops::attention(&q, &k, &v, h, h, self.cfg.d_model / h, self.cfg.causal)
-    }
-}
-
-impl Model for Textbook {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
-    }
-
-    fn forward(&self, enc: &Encoded, opts: &ForwardOptions) -> Result<Trace> {
-        let start = Instant::now();
-        let n = enc.ids.len();
-        let d = self.cfg.d_model;
-        let pe = ops::sinusoidal_positions(n, d);
-        let scale = (d as f32).sqrt();
-        let mut x = Array2::<f32>::zeros((n, d));
-        for (i, id) in enc.ids.iter().enumerate() {
-            let row = self.embedding_row(*id) * scale;
-            x.row_mut(i).assign(&(&row + &pe.row(i)));
-        }
-        let mut hidden = vec![x.clone()];
-        let mut layers = Vec::with_capacity(self.blocks.len());
-        for (l, b) in self.blocks.iter().enumerate() {
-            let att = self.probs_and_context(b, &x);
-            let attn_out = b.wo.matmul_t(&att.context.view());
-            let mid = ops::layer_norm(&(&x + &attn_out).view(), &b.ln1_g, &b.ln1_b, LN_EPS);
-            let mut inner = b.w1.matmul_t(&mid.view()) + &b.b1;
-            inner.mapv_inplace(ops::relu);
-            let ffn_out = b.w2.matmul_t(&inner.view()) + &b.b2;
-            x = ops::layer_norm(&(&mid + &ffn_out).view(), &b.ln2_g, &b.ln2_b, LN_EPS);
-            layers.push(LayerTrace::record(
-                att.probs,
-                opts.keep_attention,
-                mid,
-                &attn_out,
-                &ffn_out,
-            ));
-            opts.report(l + 1, self.blocks.len());
-            hidden.push(x.clone());
-        }
-        Ok(Trace::new(
-            enc.tokens.clone(),
-            hidden,
-            layers,
-            Positional::Sinusoidal(pe),
-            start.elapsed(),
-        ))
-    }
-
-    fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>> {
-        let b = crate::model::checked_block(&self.blocks, layer, resid_in, self.cfg.d_model)?;
-        Ok(self.probs_and_context(b, resid_in).probs)
-    }
+        .collect();
+    let kind = if cfg.causal { "decoder" } else { "encoder" };
+    let info = ModelInfo {
+        spec: "textbook".into(),
+        name: format!("textbook {kind} (random weights, seed {})", cfg.seed),
+        arch: Arch::Textbook,
+        n_layers: cfg.layers,
+        n_heads: cfg.heads,
+        n_kv_heads: cfg.heads,
+        d_model: d,
+        d_ff: f,
+        vocab_size: vocab,
+        max_len: cfg.max_len,
+        n_params,
+        causal: cfg.causal,
+        positional: "sinusoidal".into(),
+        tokenizer: tokenizer.description().to_string(),
+        source: "built-in".into(),
+        notes: vec![
+            "post-LN blocks: MHA → add → LayerNorm → ReLU FFN → add → LayerNorm".into(),
+            "Xavier-uniform weights, zero biases (ChaCha8, ndarray-rand)".into(),
+            "embedding × √d_model + sinusoidal positional encoding".into(),
+        ],
+    };
+    Ok(Transformer {
+        info,
+        tokenizer,
+        embed: Embeddings {
+            token: TokenTable::Seeded {
+                seed: cfg.seed,
+                vocab,
+                d,
+            },
+            scale: (d as f32).sqrt(),
+            position: PositionKind::Sinusoidal,
+            segments: None,
+            norm: None,
+            d_model: d,
+            max_positions: usize::MAX,
+        },
+        stack: Stack {
+            placement: Placement::Post,
+            attn: AttnSpec::standard(cfg.heads, d / cfg.heads, cfg.causal),
+            cross: None,
+            blocks,
+        },
+        head: None,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::run;
+    use crate::model::{Model, run};
+    use crate::numeric::ops;
+    use crate::trace::ForwardOptions;
 
-    fn small(causal: bool, seed: u64) -> Textbook {
-        Textbook::new(TextbookConfig {
+    fn small(causal: bool, seed: u64) -> Transformer {
+        new(TextbookConfig {
             layers: 2,
             heads: 4,
             d_model: 32,
@@ -343,7 +257,7 @@ mod tests {
         let t = run(&m, "hello world", None, &Default::default()).unwrap();
         let pe = ops::sinusoidal_positions(t.n_tokens(), 32);
         for (i, tok) in t.tokens.iter().enumerate() {
-            let want = m.embedding_row(tok.id) * (32f32).sqrt() + pe.row(i);
+            let want = m.embed.token.row(tok.id) * (32f32).sqrt() + pe.row(i);
             assert_eq!(t.hidden[0].row(i), want);
         }
         assert_eq!(t.positional.matrix(), &pe);
@@ -390,14 +304,14 @@ mod tests {
             ),
         ];
         for (cfg, want) in cases {
-            let err = Textbook::new(cfg).err().expect("must fail").to_string();
+            let err = new(cfg).err().expect("must fail").to_string();
             assert!(err.contains(want), "{err} lacks {want}");
         }
     }
 
     #[test]
     fn too_long_text_names_count_and_limit() {
-        let m = Textbook::new(TextbookConfig {
+        let m = new(TextbookConfig {
             layers: 1,
             heads: 1,
             d_model: 8,
@@ -417,7 +331,7 @@ mod tests {
 
     #[test]
     fn parameter_count_of_the_default_model() {
-        let m = Textbook::new(TextbookConfig::default()).unwrap();
+        let m = new(TextbookConfig::default()).unwrap();
         // 30522·512 embedding + 6 · (4·512² + 2·512·2048 + 2048 + 512 + 4·512)
         assert_eq!(
             m.info().n_params,

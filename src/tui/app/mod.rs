@@ -3,6 +3,7 @@
 //! `state` holds the small parts, `update` the event and key handling (through the keymap), `layout` the screen
 //! geometry that drawing and mouse hit-testing share.
 
+mod explain;
 pub mod layout;
 mod state;
 mod update;
@@ -61,6 +62,8 @@ pub struct App {
     /// First layer shown in the overview.
     pub ov_scroll: usize,
     pub lens: Option<Lens>,
+    /// The explanation views and the value-weighted grid mode.
+    pub explain: crate::tui::explained::ExplainState,
     pub runs: Runs,
     pub status: Option<Status>,
     pub jump: Option<Jump>,
@@ -98,6 +101,7 @@ impl App {
             panes: Panes::default(),
             ov_scroll: 0,
             lens: None,
+            explain: Default::default(),
             runs: Runs::default(),
             status: None,
             jump: None,
@@ -215,6 +219,13 @@ impl App {
 
     /// The full `n × n` matrix of the current layer and head (or mean), before hiding.
     pub fn full_matrix(&self) -> Option<Array2<f32>> {
+        if !self.sel.mean
+            && let Some(m) = self
+                .explain
+                .grid(self.runs.shown, self.sel.layer, self.sel.head)
+        {
+            return Some(m);
+        }
         let a = self.data.as_ref()?.att(self.sel.layer)?;
         if self.sel.mean {
             Some(analysis::mean_over_heads(a))
@@ -386,7 +397,13 @@ impl App {
                 .collect::<Vec<_>>(),
         );
         match self.view {
-            View::Grid | View::Overview | View::Lens => {
+            View::Grid
+            | View::Overview
+            | View::Lens
+            | View::Weight
+            | View::Writes
+            | View::Embedding
+            | View::Walk => {
                 let labels = self.visible_labels();
                 Some(Effect::DumpTable {
                     stem: self.head_stem(),

@@ -28,6 +28,24 @@ pub enum View {
     Norms,
     /// Decoders: the logit lens at the cursor's position (`e`).
     Lens,
+    /// How the weight under the cursor is computed (`E`).
+    Weight,
+    /// What the head writes for the cursor's query: Σ α·v, through W_O (`o`).
+    Writes,
+    /// The embedding of the cursor's query token, part by part (`b`).
+    Embedding,
+    /// The cursor's query token through the selected block (`B`).
+    Walk,
+}
+
+impl View {
+    /// One of the explanation views (`E o b B`), which share their keys.
+    pub fn explains(self) -> bool {
+        matches!(
+            self,
+            View::Weight | View::Writes | View::Embedding | View::Walk
+        )
+    }
 }
 
 /// The head on screen: the header, `d`, the grid, the panels and the overview's frame all show this one.

@@ -59,6 +59,7 @@ impl App {
                             self.runs.shown = o.generation;
                             self.runs.total = o.total;
                             self.lens = None;
+                            self.explain.reset();
                             if self.status.as_ref().is_some_and(|s| s.error) {
                                 self.status = None;
                             }
@@ -79,12 +80,18 @@ impl App {
                     l.rows = Some(o.rows);
                 }
             }
+            Event::Explained(e) => {
+                if self.explain.receive(*e) {
+                    self.refresh();
+                }
+            }
             Event::Tick => {}
             Event::Quit => self.quit = true,
         }
         if self.runs.run_at.is_some_and(|t| t <= now) {
             fx.extend(self.run_now());
         }
+        fx.extend(self.want_explain());
         if self
             .jump
             .as_ref()
@@ -215,6 +222,7 @@ impl App {
             View::Positional => Ctx::Positions,
             View::Norms => Ctx::Norms,
             View::Lens => Ctx::Lens,
+            View::Weight | View::Writes | View::Embedding | View::Walk => Ctx::Explain,
         }
     }
 
@@ -281,6 +289,16 @@ impl App {
                     self.say("the logit lens needs a decoder with an LM head (GPT-2, Llama); this model is an encoder");
                 }
             }
+            Action::Weight => self.toggle_view(View::Weight),
+            Action::Writes => self.toggle_view(View::Writes),
+            Action::Embedding => self.toggle_view(View::Embedding),
+            Action::Walk => self.toggle_view(View::Walk),
+            Action::ValueWeighted => self.toggle_value_weighted(),
+            Action::ScrollDown
+            | Action::ScrollUp
+            | Action::DimsLeft
+            | Action::DimsRight
+            | Action::ThroughWo => self.explain_key(a),
             Action::Scale => {
                 self.grid.scale = self.grid.scale.next();
                 self.say(format!("colour scale: {}", self.grid.scale.name()));

@@ -211,6 +211,19 @@ fn render_cells(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
             let t = app.grid.scale.apply(w, rmax);
             let x = g.cells.x + vc as u16 * cw;
             let cursor = (i, j) == app.grid.cur;
+            if !w.is_finite() {
+                // Not a weight: drawn as `NaN`/`∞` in the error colour, never as a 0 cell.
+                let mark = if w.is_nan() { "NaN" } else { "∞" };
+                let body = format!("{} ", fit_right(mark, cw.saturating_sub(1).max(1) as usize));
+                let mut st = theme.error();
+                if cursor {
+                    st = st.add_modifier(Modifier::REVERSED | Modifier::BOLD);
+                }
+                for row in 0..g.row_h {
+                    buf.set_stringn(x, y + row, &body, cw as usize, st);
+                }
+                continue;
+            }
             let (text, style) = if theme.mono() {
                 let shade = colormap::shade(t).to_string();
                 let body = if cursor {

@@ -1,5 +1,9 @@
 //! Drawing: pure functions of the app state. `draw(&mut Frame, &App)` is all the run loop calls.
 
+pub mod block_walk;
+pub mod embedding;
+pub mod explain;
+pub mod explain_views;
 pub mod grid;
 pub mod lens;
 pub mod norms;
@@ -67,6 +71,9 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         View::Positional => positional::render_view(app, s.body, buf),
         View::Norms => norms::render_view(app, s.body, buf),
         View::Lens => lens::render(app, s.body, buf),
+        View::Weight | View::Writes | View::Embedding | View::Walk => {
+            explain_views::render(app, s.body, buf)
+        }
     }
     status(app, s.status, buf);
     if app.help.open {
@@ -113,6 +120,10 @@ fn view_name(v: View) -> &'static str {
         View::Positional => "positions",
         View::Norms => "residual norms",
         View::Lens => "logit lens",
+        View::Weight => "one weight",
+        View::Writes => "head output",
+        View::Embedding => "embedding",
+        View::Walk => "block walk",
     }
 }
 
@@ -126,7 +137,12 @@ fn header(app: &App, area: Rect, buf: &mut Buffer) {
             .pipe(app)
     };
     buf.set_style(area, bar);
-    let right = format!(" {} · ? help ", view_name(app.view));
+    let name = if app.view == View::Grid && app.explain.value_weighted {
+        "value-weighted"
+    } else {
+        view_name(app.view)
+    };
+    let right = format!(" {name} · ? help ");
     let pos = format!(" {} ", position_text(app));
     let w = area.width as usize;
     let name_w = w.saturating_sub(6 + pos.width() + right.width() + 2);
@@ -312,6 +328,9 @@ pub fn view_hint(v: View) -> &'static str {
         }
         View::Norms => "j/k token · o mean/median/without first · b log bars · d dump · ? help",
         View::Lens => "j/k position · e or Esc back · ? help",
+        View::Weight | View::Writes | View::Embedding | View::Walk => {
+            "hjkl cell · ←→ head · ↑↓ layer · J/K scroll · [ ] dimensions · t W_O · Esc back · ? help"
+        }
     }
 }
 
@@ -368,6 +387,8 @@ fn status(app: &App, area: Rect, buf: &mut Buffer) {
             st.text.clone(),
             if st.error { theme.error() } else { theme.ok() },
         )
+    } else if let Some(nf) = app.data.as_ref().and_then(|p| p.non_finite) {
+        (format!("⚠ {nf}"), theme.error())
     } else if let Some(h) = &app.hint {
         (h.clone(), theme.bar_alt())
     } else if app.focus == Focus::Input {

@@ -1,4 +1,10 @@
-//! Pure functions over a [`Trace`]: residual-stream norms, head statistics, aggregations.
+//! Pure functions over a [`Trace`]: residual-stream norms, head statistics, aggregations; attention rollout
+//! ([`rollout`]) and head scans ([`scans`]).
+
+pub mod ablation;
+pub mod attribution;
+pub mod rollout;
+pub mod scans;
 
 use crate::numeric::ops;
 use crate::trace::Trace;
@@ -288,6 +294,8 @@ pub struct Summary {
     /// Per layer: how many heads have a clear pattern.
     pub pattern_counts: Vec<usize>,
     pub n_heads: usize,
+    /// Where NaN/Inf first appear in the trace, if anywhere (shown as a warning in the status line).
+    pub non_finite: Option<NonFinite>,
 }
 
 impl Summary {
@@ -354,6 +362,7 @@ impl Summary {
             .map(|layer| layer.iter().filter(|s| has_pattern(s)).count())
             .collect();
         Ok(Summary {
+            non_finite: first_non_finite(&trace),
             trace: Arc::new(trace),
             stats,
             mean_stats,
@@ -446,5 +455,141 @@ mod tests {
         let a = arr2(&[[0.5f32, 0.25, 0.25], [1.0, 0.0, 0.0]]);
         let h = hide_and_renormalize(&a.view(), &[true, false, false]);
         assert_eq!(h, arr2(&[[0.0f32, 0.5, 0.5], [0.0, 0.0, 0.0]]));
+    }
+}
+
+/// Where non-finite values (NaN or ±Inf) first appear in a forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonFinite {
+    /// The block, or `None` for the embeddings (before block 0) and the head (after the last block).
+    pub layer: Option<usize>,
+    /// `embeddings`, `attention`, `feed-forward`, `block output`, `next-token probabilities`.
+    pub site: &'static str,
+    /// The first token position with a non-finite value there.
+    pub token: usize,
+}
+
+impl std::fmt::Display for NonFinite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.layer {
+            Some(l) => write!(
+                f,
+                "non-finite values (NaN/Inf) first appear in layer {l}, {} sub-layer, at token {}",
+                self.site, self.token
+            ),
+            None => write!(
+                f,
+                "non-finite values (NaN/Inf) first appear in the {}, at token {}",
+                self.site, self.token
+            ),
+        }
+    }
+}
+
+/// The first row of `m` holding a non-finite value.
+fn first_bad_row(m: &Array2<f32>) -> Option<usize> {
+    m.rows()
+        .into_iter()
+        .position(|r| r.iter().any(|v| !v.is_finite()))
+}
+
+/// Scan a trace after the fact, in the order the forward pass computed it, for the first non-finite value: the
+/// embeddings (`hidden[0]`), then per block the attention sub-layer (its kept attention and its update norms), the
+/// mid-block stream, the feed-forward update norms and the block's output, then the next-token probabilities.
+/// Cost: one pass over the recorded streams, `O(L·n·d)`.
+pub fn first_non_finite(trace: &Trace) -> Option<NonFinite> {
+    let at = |layer, site, token| Some(NonFinite { layer, site, token });
+    let bad = |v: &[f32]| v.iter().position(|x| !x.is_finite());
+    if let Some(t) = trace.hidden.first().and_then(first_bad_row) {
+        return at(None, "embeddings", t);
+    }
+    for (l, lt) in trace.layers.iter().enumerate() {
+        let attn_bad = lt
+            .attention
+            .as_ref()
+            .and_then(|a| {
+                a.outer_iter()
+                    .filter_map(|h| {
+                        h.rows()
+                            .into_iter()
+                            .position(|r| r.iter().any(|v| !v.is_finite()))
+                    })
+                    .min()
+            })
+            .into_iter()
+            .chain(bad(&lt.attn_update_norm))
+            .min();
+        if let Some(t) = attn_bad {
+            return at(Some(l), "attention", t);
+        }
+        if let Some(t) = first_bad_row(&lt.mid) {
+            return at(Some(l), "attention", t);
+        }
+        if let Some(t) = bad(&lt.ffn_update_norm) {
+            return at(Some(l), "feed-forward", t);
+        }
+        if let Some(t) = trace.hidden.get(l + 1).and_then(first_bad_row) {
+            return at(Some(l), "feed-forward", t);
+        }
+    }
+    if let Some(next) = &trace.next_tokens {
+        for (t, top) in next.iter().enumerate() {
+            if top.iter().any(|x| !x.prob.is_finite()) {
+                return at(None, "final norm / LM head (next-token probabilities)", t);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod non_finite_tests {
+    use super::*;
+    use crate::model::{TextbookConfig, textbook};
+    use crate::trace::ForwardOptions;
+
+    fn trace() -> Trace {
+        let m = textbook::new(TextbookConfig {
+            layers: 3,
+            heads: 2,
+            d_model: 16,
+            d_ff: 32,
+            ..Default::default()
+        })
+        .unwrap();
+        crate::model::run(&m, "one two three", None, &ForwardOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn names_the_first_layer_and_sub_layer() {
+        let clean = trace();
+        assert_eq!(first_non_finite(&clean), None);
+
+        let mut t = clean.clone();
+        t.hidden[0][[1, 3]] = f32::NAN;
+        let nf = first_non_finite(&t).unwrap();
+        assert_eq!((nf.layer, nf.site, nf.token), (None, "embeddings", 1));
+
+        let mut t = clean.clone();
+        t.layers[1].ffn_update_norm[2] = f32::INFINITY;
+        t.hidden[2][[2, 0]] = f32::NAN;
+        t.hidden[3][[0, 0]] = f32::NAN;
+        let nf = first_non_finite(&t).unwrap();
+        assert_eq!((nf.layer, nf.site, nf.token), (Some(1), "feed-forward", 2));
+        assert!(
+            nf.to_string().contains("layer 1, feed-forward sub-layer"),
+            "{nf}"
+        );
+
+        let mut t = clean.clone();
+        t.layers[2].mid[[0, 5]] = f32::NAN;
+        let nf = first_non_finite(&t).unwrap();
+        assert_eq!((nf.layer, nf.site), (Some(2), "attention"));
+
+        let mut t = clean;
+        if let Some(a) = t.layers[0].attention.as_mut() {
+            a[[1, 2, 0]] = f32::NAN;
+        }
+        assert_eq!(first_non_finite(&t).unwrap().layer, Some(0));
     }
 }

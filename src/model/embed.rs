@@ -1,0 +1,185 @@
+//! The embedding step as data: `norm(token[id] · scale + position[i] + segment[type])`, each part optional, and the
+//! positional signal the trace shows. Rotary models add nothing here: their positions act inside attention.
+
+use super::block::Norm;
+use crate::numeric::ops;
+use crate::tokenize::Encoded;
+use crate::trace::Positional;
+use crate::weights::source::Table;
+use crate::{Error, Result};
+use ndarray::{Array1, Array2, s};
+use ndarray_rand::RandomExt;
+use ndarray_rand::rand_distr::Normal;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Stream id base for the textbook model's seeded embedding rows.
+const EMBED_STREAM: u64 = 1 << 32;
+
+/// Where token vectors come from.
+#[derive(Debug)]
+pub enum TokenTable {
+    /// A `[vocab, d]` table from a weight file.
+    Table(Table),
+    /// The random textbook model: row `id` is N(0, 1/d) drawn from its own ChaCha8 stream of `seed`, so the table
+    /// is never materialised and the same seed always gives the same row.
+    Seeded { seed: u64, vocab: usize, d: usize },
+}
+
+impl TokenTable {
+    pub fn vocab(&self) -> usize {
+        match self {
+            TokenTable::Table(t) => t.nrows(),
+            TokenTable::Seeded { vocab, .. } => *vocab,
+        }
+    }
+    /// The row of token `id` (the caller checks `id < vocab`).
+    pub fn row(&self, id: u32) -> Array1<f32> {
+        match self {
+            TokenTable::Table(t) => t.view().row(id as usize).to_owned(),
+            TokenTable::Seeded { seed, d, .. } => {
+                let mut rng = ChaCha8Rng::seed_from_u64(*seed);
+                rng.set_stream(EMBED_STREAM + id as u64);
+                let std = (1.0 / *d as f32).sqrt();
+                Array1::random_using(*d, Normal::new(0.0, std).expect("std > 0"), &mut rng)
+            }
+        }
+    }
+}
+
+/// How positions enter the model.
+#[derive(Debug)]
+pub enum PositionKind {
+    /// Nothing is added (T5: a relative bias inside attention).
+    None,
+    /// Learned rows `table[offset + i]` (BART's offset is 2).
+    Learned { table: Table, offset: usize },
+    /// The paper's fixed sin/cos vectors ([`ops::sinusoidal_positions`]).
+    Sinusoidal,
+    /// Rotary: queries and keys are rotated inside attention; nothing is added here.
+    Rotary { freqs: Vec<f32>, head_dim: usize },
+}
+
+/// The embedding step of a model.
+#[derive(Debug)]
+pub struct Embeddings {
+    pub token: TokenTable,
+    /// Multiplies the token vector (√d_model in the paper; 1 for most checkpoints).
+    pub scale: f32,
+    pub position: PositionKind,
+    /// Segment (token type) vectors, BERT.
+    pub segments: Option<Table>,
+    /// A norm after the sum (BERT's embedding LayerNorm).
+    pub norm: Option<Norm>,
+    pub d_model: usize,
+    /// The longest input the position table allows (`usize::MAX` when positions are computed).
+    pub max_positions: usize,
+}
+
+/// Every part of the embedding of an input, each `[n, d]`, for the embedding view.
+#[derive(Debug, Clone)]
+pub struct EmbedParts {
+    /// `token[id]`, before the scale.
+    pub token: Array2<f32>,
+    pub scale: f32,
+    /// The vectors added for the positions (none for rotary or relative models).
+    pub position: Option<Array2<f32>>,
+    pub segment: Option<Array2<f32>>,
+    /// `token · scale + position + segment`.
+    pub sum: Array2<f32>,
+    /// After the embedding norm (equal to `sum` without one): the stream entering block 0.
+    pub out: Array2<f32>,
+}
+
+impl Embeddings {
+    /// The parts of the embedding of `enc` (ids checked against the vocabulary and the position table).
+    pub fn parts(&self, enc: &Encoded) -> Result<EmbedParts> {
+        let n = enc.ids.len();
+        let d = self.d_model;
+        if n > self.max_positions {
+            return Err(Error::Input(format!(
+                "the text is {n} tokens long; the model has {} positions",
+                self.max_positions
+            )));
+        }
+        let vocab = self.token.vocab();
+        let mut token = Array2::<f32>::zeros((n, d));
+        for (i, &id) in enc.ids.iter().enumerate() {
+            if id as usize >= vocab {
+                return Err(Error::Input(format!(
+                    "token id {id} at position {i} is outside the model's vocabulary of {vocab} (the tokenizer does \
+                     not match the weights)"
+                )));
+            }
+            token.row_mut(i).assign(&self.token.row(id));
+        }
+        let position = match &self.position {
+            PositionKind::Learned { table, offset } => {
+                Some(table.view().slice(s![*offset..*offset + n, ..]).to_owned())
+            }
+            PositionKind::Sinusoidal => Some(ops::sinusoidal_positions(n, d)),
+            PositionKind::None | PositionKind::Rotary { .. } => None,
+        };
+        let segment = match &self.segments {
+            Some(tt) => {
+                let mut seg = Array2::<f32>::zeros((n, d));
+                for i in 0..n {
+                    let t = enc.type_ids.get(i).copied().unwrap_or(0) as usize;
+                    if t >= tt.nrows() {
+                        return Err(Error::Input(format!(
+                            "segment (token type) {t} at position {i}: the model has only {} token types",
+                            tt.nrows()
+                        )));
+                    }
+                    seg.row_mut(i).assign(&tt.view().row(t));
+                }
+                Some(seg)
+            }
+            None => None,
+        };
+        let mut sum = if self.scale == 1.0 {
+            token.clone()
+        } else {
+            &token * self.scale
+        };
+        if let Some(p) = &position {
+            sum += p;
+        }
+        if let Some(sg) = &segment {
+            sum += sg;
+        }
+        let out = match &self.norm {
+            Some(nm) => nm.apply(&sum.view()),
+            None => sum.clone(),
+        };
+        Ok(EmbedParts {
+            token,
+            scale: self.scale,
+            position,
+            segment,
+            sum,
+            out,
+        })
+    }
+
+    /// The stream entering block 0 and the positional signal for the trace.
+    pub fn embed(&self, enc: &Encoded) -> Result<(Array2<f32>, Positional)> {
+        let parts = self.parts(enc)?;
+        let n = enc.ids.len();
+        let positional = match &self.position {
+            PositionKind::Rotary { freqs, head_dim } => Positional::Rotary {
+                freqs: freqs.clone(),
+                angles: ops::rope_angles(n, freqs),
+                head_dim: *head_dim,
+            },
+            PositionKind::Sinusoidal => {
+                Positional::Sinusoidal(parts.position.clone().unwrap_or_default())
+            }
+            PositionKind::Learned { .. } => {
+                Positional::Learned(parts.position.clone().unwrap_or_default())
+            }
+            PositionKind::None => Positional::Learned(Array2::zeros((n, 0))),
+        };
+        Ok((parts.out, positional))
+    }
+}

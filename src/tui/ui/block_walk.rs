@@ -1,0 +1,221 @@
+//! The block walk-through: one token through one block, each arrow with the vector's norm (the same numbers as the
+//! residual-norm view), the heads' contributions, and the MLP (activation, zeros or gate, top neurons).
+
+use super::explain::{boxed, tok, vectors};
+use super::widgets::{Theme, hbar};
+use crate::explain::block_walk::BlockWalk;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+
+pub fn lines(
+    w: &BlockWalk,
+    labels: &[String],
+    width: u16,
+    pan: usize,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    let mut l = vec![Line::styled(
+        format!(
+            "layer {} · token {} · {}",
+            w.layer,
+            tok(labels, w.token),
+            if w.post_ln {
+                "post-LN: norm after each residual sum"
+            } else {
+                "pre-LN: norm before each sub-layer"
+            }
+        ),
+        theme.title(),
+    )];
+    let small = super::explain::fits(w.steps.first().map_or(0, |s| s.values.len()), width);
+    let max = w
+        .steps
+        .iter()
+        .map(|s| s.norm)
+        .fold(0.0f32, f32::max)
+        .max(1e-12);
+    let bw = (width as usize).saturating_sub(50).min(30) as u16;
+    for (i, s) in w.steps.iter().enumerate() {
+        let arrow = if i == 0 { "  " } else { "↓ " };
+        l.push(Line::from(vec![
+            Span::styled(arrow, theme.dim()),
+            Span::styled(
+                format!("{:<34}", crate::show::fit(&s.label, 34)),
+                theme.accent(),
+            ),
+            Span::raw(format!("‖·‖ {:>8.3} ", s.norm)),
+            Span::styled(hbar(s.norm / max, bw), theme.bar()),
+        ]));
+        if small {
+            l.extend(vectors(&[("", &s.values, &[])], pan, width, theme));
+        }
+        if s.label == "attention output" {
+            let hs: Vec<String> = w
+                .head_norms
+                .iter()
+                .enumerate()
+                .map(|(h, n)| format!("h{h} {n:.2}"))
+                .collect();
+            l.push(Line::from(vec![
+                Span::styled("    heads ‖W_O^h z_h‖: ", theme.dim()),
+                Span::raw(hs.join(" · ")),
+                Span::styled(format!(" · bias {:.2}", w.heads_residual), theme.dim()),
+            ]));
+        }
+        if s.label == "MLP output" {
+            let m = &w.mlp;
+            let act = if m.gated {
+                format!("{}(gate) · up", m.activation)
+            } else {
+                m.activation.clone()
+            };
+            let zeros = m
+                .zero_share
+                .map(|z| format!(" · {:.0}% of neurons exactly 0", z * 100.0))
+                .unwrap_or_default();
+            l.push(Line::styled(
+                format!(
+                    "    MLP: {} neurons · {act} · ‖pre‖ {:.3} → ‖act‖ {:.3}{zeros}",
+                    m.d_ff, m.pre_norm, m.post_norm
+                ),
+                theme.dim(),
+            ));
+            let top: Vec<String> = m
+                .top
+                .iter()
+                .map(|n| match n.up {
+                    Some(u) => format!("#{} g {:.2} u {:.2} → {:.2}", n.index, n.pre, u, n.post),
+                    None => format!("#{} {:.2} → {:.2}", n.index, n.pre, n.post),
+                })
+                .collect();
+            l.push(Line::from(vec![
+                Span::styled("    top neurons: ", theme.dim()),
+                Span::raw(top.join(" · ")),
+            ]));
+        }
+    }
+    l
+}
+
+/// Draw the block walk-through.
+pub fn render(
+    buf: &mut Buffer,
+    area: Rect,
+    w: &BlockWalk,
+    labels: &[String],
+    scroll: (usize, usize),
+    theme: &Theme,
+) {
+    let ls = lines(w, labels, area.width.saturating_sub(2), scroll.1, theme);
+    boxed(
+        buf,
+        area,
+        format!(
+            " Block {} walk-through · token {} · j/k token · J/K scroll ",
+            w.layer, w.token
+        ),
+        ls,
+        scroll.0,
+        theme,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explain::block_walk::BlockInputs;
+    use crate::tui::app::Palette;
+    use ndarray::array;
+
+    fn rows(buf: &Buffer) -> Vec<String> {
+        let a = buf.area;
+        (0..a.height)
+            .map(|y| {
+                (0..a.width)
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect::<String>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_post_ln_block_step_by_step() {
+        let x = array![1.0f32, 0.0];
+        let z = array![[3.0f32], [4.0]];
+        let w_o = array![[1.0f32, 0.0], [0.0, 1.0]];
+        let attn = array![4.0f32, 5.0];
+        let mid = array![0.6f32, 0.8];
+        let pre = array![-1.0f32, 2.0, -3.0, 0.5];
+        let post = array![0.0f32, 2.0, 0.0, 0.5];
+        let mlp_out = array![0.4f32, 0.2];
+        let out = array![1.0f32, 0.0];
+        let w = BlockWalk::compute(&BlockInputs {
+            layer: 2,
+            token: 1,
+            post_ln: true,
+            resid_pre: x.view(),
+            ln_attn: None,
+            z: z.view(),
+            w_o: w_o.view(),
+            attn_out: attn.view(),
+            resid_mid: mid.view(),
+            ln_mlp: None,
+            mlp_pre: pre.view(),
+            mlp_pre_linear: None,
+            mlp_post: post.view(),
+            activation: "relu",
+            mlp_out: mlp_out.view(),
+            resid_post: out.view(),
+            norm_name: "LayerNorm",
+        })
+        .unwrap();
+        let mut buf = Buffer::empty(Rect::new(0, 0, 64, 12));
+        let area = buf.area;
+        render(&mut buf, area, &w, &[], (0, 0), &Theme::new(Palette::Mono));
+        let r = rows(&buf);
+        assert_eq!(
+            r[1],
+            "│layer 2 · token #1 · post-LN: norm after each residual sum    │"
+        );
+        assert_eq!(
+            r[2],
+            "│  resid_pre                         ‖·‖    1.000 █▊           │"
+        );
+        assert_eq!(
+            r[3],
+            "│dim           0      1                                        │"
+        );
+        assert_eq!(
+            r[4],
+            "│          1.000  0.000                                        │"
+        );
+        assert_eq!(
+            r[5],
+            "│↓ attention output                  ‖·‖    6.403 ██████████▉  │"
+        );
+        assert_eq!(
+            r[8],
+            "│    heads ‖W_O^h z_h‖: h0 3.00 · h1 4.00 · bias 1.41          │"
+        );
+        assert_eq!(
+            r[9],
+            "│↓ resid_pre + attention             ‖·‖    7.071 ████████████ │"
+        );
+        // Scrolled to the MLP: the zero share of the ReLU and the top neurons.
+        let mut buf = Buffer::empty(Rect::new(0, 0, 64, 12));
+        let area = buf.area;
+        render(&mut buf, area, &w, &[], (10, 0), &Theme::new(Palette::Mono));
+        let r = rows(&buf);
+        assert!(
+            r.iter()
+                .any(|s| s.contains("MLP: 4 neurons · relu · ‖pre‖ 3.775 → ‖act‖ 2.062 · 50% of")),
+            "{r:#?}"
+        );
+        assert!(
+            r.iter()
+                .any(|s| s.contains("top neurons: #1 2.00 → 2.00 · #3 0.50 → 0.50")),
+            "{r:#?}"
+        );
+    }
+}

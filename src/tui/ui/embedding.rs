@@ -1,0 +1,149 @@
+//! The embedding view: one token's embedding part by part (token embedding, scale, positional vector, segment,
+//! sum, embedding norm), each with its norm, ending at the vector that enters block 0. Small models show every
+//! number; large ones signed bars over the dimensions (panned with `[`/`]`).
+
+use super::explain::{boxed, tok, vectors};
+use super::widgets::Theme;
+use crate::explain::embedding::EmbeddingParts;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+
+pub fn lines(
+    e: &EmbeddingParts,
+    labels: &[String],
+    width: u16,
+    pan: usize,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    let mut l = vec![Line::styled(
+        format!(
+            "token {} → the vector entering block 0",
+            tok(labels, e.token)
+        ),
+        theme.title(),
+    )];
+    for (i, p) in e.parts.iter().enumerate() {
+        l.push(Line::from(vec![
+            Span::styled(p.label.clone(), theme.accent()),
+            Span::styled(format!("   ‖·‖ = {:.4}", p.norm), theme.dim()),
+        ]));
+        let name = if i + 1 == e.parts.len() { "= x₀" } else { "" };
+        l.extend(vectors(&[(name, &p.values, &[])], pan, width, theme));
+    }
+    if let Some(n) = &e.positional_note {
+        l.push(Line::styled(n.clone(), theme.bar_alt()));
+    }
+    l
+}
+
+/// Draw the embedding view.
+pub fn render(
+    buf: &mut Buffer,
+    area: Rect,
+    e: &EmbeddingParts,
+    labels: &[String],
+    scroll: (usize, usize),
+    theme: &Theme,
+) {
+    let ls = lines(e, labels, area.width.saturating_sub(2), scroll.1, theme);
+    boxed(
+        buf,
+        area,
+        format!(" Embedding · token {} · j/k token · [ ] dims ", e.token),
+        ls,
+        scroll.0,
+        theme,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explain::embedding::{EmbeddingInputs, PositionalInput};
+    use crate::tui::app::Palette;
+    use ndarray::array;
+
+    fn rows(buf: &Buffer) -> Vec<String> {
+        let a = buf.area;
+        (0..a.height)
+            .map(|y| {
+                (0..a.width)
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect::<String>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_textbook_embedding_shows_every_number() {
+        let tok_e = array![1.0f32, 0.0, 0.0, 1.0];
+        let pos = array![0.0f32, 1.0, 0.0, 1.0];
+        let e = EmbeddingParts::compute(&EmbeddingInputs {
+            token: 1,
+            token_embedding: tok_e.view(),
+            scale: Some(2.0),
+            positional: PositionalInput::Added {
+                kind: "sinusoidal",
+                vector: pos.view(),
+            },
+            segment: None,
+            norm: None,
+        });
+        let mut buf = Buffer::empty(Rect::new(0, 0, 42, 15));
+        let area = buf.area;
+        let labels = vec!["I".to_string(), "love".to_string()];
+        render(
+            &mut buf,
+            area,
+            &e,
+            &labels,
+            (0, 0),
+            &Theme::new(Palette::Mono),
+        );
+        assert_eq!(
+            rows(&buf),
+            [
+                "╭ Embedding · token 1 · j/k token · [ ] d╮",
+                "│token 1 «love» → the vector entering blo│",
+                "│token embedding   ‖·‖ = 1.4142          │",
+                "│dim           0      1      2      3    │",
+                "│          1.000  0.000  0.000  1.000    │",
+                "│× 2.0000 (scale)   ‖·‖ = 2.8284         │",
+                "│dim           0      1      2      3    │",
+                "│          2.000  0.000  0.000  2.000    │",
+                "│+ positional (sinusoidal)   ‖·‖ = 1.4142│",
+                "│dim           0      1      2      3    │",
+                "│          0.000  1.000  0.000  1.000    │",
+                "│= sum   ‖·‖ = 3.7417                    │",
+                "│dim           0      1      2      3    │",
+                "│= x₀      2.000  1.000  0.000  3.000    │",
+                "╰────────────────────────────────────────╯",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rotary_model_says_where_positions_go_and_wide_vectors_become_bars() {
+        let v: Vec<f32> = (0..64)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -0.5 })
+            .collect();
+        let tok_e = ndarray::Array1::from(v);
+        let e = EmbeddingParts::compute(&EmbeddingInputs {
+            token: 0,
+            token_embedding: tok_e.view(),
+            scale: None,
+            positional: PositionalInput::Rotary,
+            segment: None,
+            norm: None,
+        });
+        let mut buf = Buffer::empty(Rect::new(0, 0, 30, 8));
+        let area = buf.area;
+        render(&mut buf, area, &e, &[], (0, 0), &Theme::new(Palette::Mono));
+        let r = rows(&buf);
+        assert_eq!(r[3], "│dims 0–19 of 64 · bars: ± up│");
+        assert_eq!(r[4], "│= x₀    █ █ █ █ █ █ █ █ █ █ │");
+        assert_eq!(r[5], "│         ▄ ▄ ▄ ▄ ▄ ▄ ▄ ▄ ▄ ▄│");
+        assert_eq!(r[6], "│rotary: nothing is added her│");
+    }
+}

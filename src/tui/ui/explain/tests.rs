@@ -1,0 +1,246 @@
+use super::*;
+use crate::explain::{HeadInputs, RotaryInputs, causal_mask};
+use crate::tui::app::Palette;
+use ndarray::array;
+
+fn rows(buf: &Buffer) -> Vec<String> {
+    let a = buf.area;
+    (0..a.height)
+        .map(|y| {
+            (0..a.width)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect()
+}
+
+/// The hand-checked example of `explain::tests`: query 1 of a decoder, key 2 masked.
+fn example(key: Option<usize>, rotary: bool) -> WeightComputation {
+    let q = array![1.0f32, 2.0];
+    let k = array![[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]];
+    let v = array![[2.0f32, 0.0], [0.0, 4.0], [10.0, 10.0]];
+    let w_o = array![[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]];
+    let (qp, kp, aq, ak) = (
+        array![2.0f32, 1.0],
+        array![1.0f32, 1.0],
+        array![1.0f32],
+        array![0.5f32],
+    );
+    let mask = causal_mask(1, 3, true);
+    WeightComputation::compute(&HeadInputs {
+        query: 1,
+        key,
+        head: 3,
+        kv_head: Some(1),
+        q: q.view(),
+        k: k.view(),
+        v: v.view(),
+        scale: 0.5,
+        bias: None,
+        mask: &mask,
+        w_o: Some(w_o.view()),
+        rotary: rotary.then(|| RotaryInputs {
+            q_pre: qp.view(),
+            k_pre: kp.view(),
+            angles_q: aq.view(),
+            angles_k: ak.view(),
+        }),
+    })
+    .unwrap()
+}
+
+/// A row without its borders and trailing blanks.
+fn t(row: &str) -> &str {
+    row.trim_start_matches('│').trim_end_matches('│').trim_end()
+}
+
+fn labels() -> Vec<String> {
+    ["I", "love", "AI"].map(String::from).to_vec()
+}
+
+#[test]
+fn every_number_of_a_small_head() {
+    let c = example(None, false);
+    let mut buf = Buffer::empty(Rect::new(0, 0, 72, 19));
+    let area = buf.area;
+    render_weight(
+        &mut buf,
+        area,
+        &c,
+        &labels(),
+        (0, 0),
+        &Theme::new(Palette::Mono),
+    );
+    assert_eq!(
+        rows(&buf),
+        [
+            "╭ How weight (1, 1) is computed · hjkl cell · J/K scroll · o: what the ╮",
+            "│query 1 «love» · key 1 «love» · head 3 · k and v from KV head 1       │",
+            "│dim           0      1                                                │",
+            "│q         1.000  2.000                                                │",
+            "│k         0.000  1.000                                                │",
+            "│q⊙k       0.000  2.000                                                │",
+            "│largest |q⊙k|: d1 +2.000 · d0 +0.000                                  │",
+            "│q·k = Σ q⊙k = 2.0000  × scale 0.5000 (1/√d_head) = scaled 1.0000      │",
+            "│mask: key 1 is visible to query 1                                     │",
+            "│softmax over the row of query 1: exp(x − max), max = 1.0000           │",
+            "│key              scaled  exp(x−max)   weight                          │",
+            "│0 «I»             0.500      0.6065     .378  ███████▌                │",
+            "│1 «love»          1.000      1.0000     .622  ████████████▌           │",
+            "│2 «AI»               −∞      0.0000     .000                          │",
+            "│Σ exp = 1.6065 · weight = 1.0000 / 1.6065 = 0.6225                    │",
+            "│                                                                      │",
+            "│                                                                      │",
+            "│                                                                      │",
+            "╰──────────────────────────────────────────────────────────────────────╯",
+        ]
+    );
+    // The explained key's row is highlighted.
+    assert!(buf[(1, 12)].modifier.contains(Modifier::REVERSED));
+    assert!(!buf[(1, 11)].modifier.contains(Modifier::REVERSED));
+}
+
+#[test]
+fn a_masked_cell_says_why_and_a_rotary_head_shows_the_rotation() {
+    let c = example(Some(2), true);
+    let mut buf = Buffer::empty(Rect::new(0, 0, 90, 26));
+    let area = buf.area;
+    render_weight(
+        &mut buf,
+        area,
+        &c,
+        &labels(),
+        (0, 0),
+        &Theme::new(Palette::Mono),
+    );
+    let r = rows(&buf);
+    assert_eq!(
+        t(&r[2]),
+        "rotary: q and k below are rotated by their positions; before the rotation:"
+    );
+    assert_eq!(t(&r[4]), "q pre     2.000  1.000");
+    assert_eq!(t(&r[8]), "θ query   1.000");
+    assert_eq!(t(&r[9]), "θ key     0.500");
+    assert!(
+        r[16].contains(
+            "masked: key 2 comes after query 1 (a decoder reads only the past): −∞ → weight 0"
+        ),
+        "{r:#?}"
+    );
+    assert!(r[15].contains("q·k = Σ q⊙k = 3.0000"));
+    assert!(
+        r.iter()
+            .any(|s| s.contains("weight = 0.0000 / 1.6065 = 0.0000")),
+        "{r:#?}"
+    );
+}
+
+#[test]
+fn what_the_head_writes_through_w_o() {
+    let c = example(None, false);
+    let norms = [1.0f32, 2.0, 0.5, c.head_out_norm.unwrap()];
+    let mut buf = Buffer::empty(Rect::new(0, 0, 60, 22));
+    let area = buf.area;
+    render_writes(
+        &mut buf,
+        area,
+        &c,
+        &labels(),
+        Some(&norms),
+        (0, 0),
+        &Theme::new(Palette::Mono),
+    );
+    let r = rows(&buf);
+    assert_eq!(
+        r[0],
+        "╭ What head 3 writes · t: through W_O on ──────────────────╮"
+    );
+    assert_eq!(
+        r[1],
+        "│head 3 · query 1 «love»: z = Σ_j α_ij · v_j               │"
+    );
+    assert_eq!(
+        r[3],
+        "│v0        2.000  0.000                                    │"
+    );
+    assert_eq!(
+        r[4],
+        "│×.378     0.755  0.000                                    │"
+    );
+    assert_eq!(
+        r[8], "│×.000     0.000  0.000                                    │",
+        "the masked key adds nothing"
+    );
+    assert_eq!(
+        r[10],
+        "│z         0.755  2.490                                    │"
+    );
+    assert_eq!(
+        r[11],
+        "│‖z‖ = 2.6018                                              │"
+    );
+    assert_eq!(
+        r[14],
+        "│W_O z     0.755  2.490  3.245                             │"
+    );
+    assert_eq!(
+        r[19],
+        "│h3  ██████████████████████████████ 4.159                  │"
+    );
+    assert!(
+        buf[(1, 19)].modifier.contains(Modifier::REVERSED),
+        "this head is marked"
+    );
+}
+
+#[test]
+fn a_wide_head_becomes_bars_with_its_top_dimensions() {
+    let d = 64;
+    let q = ndarray::Array1::from_shape_fn(d, |i| if i == 5 { 2.0 } else { 0.1 });
+    let k = ndarray::Array2::from_shape_fn((2, d), |(_, i)| if i == 5 { -1.0 } else { 0.1 });
+    let v = ndarray::Array2::<f32>::ones((2, d));
+    let mask = [false, false];
+    let c = WeightComputation::compute(&HeadInputs {
+        query: 0,
+        key: Some(1),
+        head: 0,
+        kv_head: None,
+        q: q.view(),
+        k: k.view(),
+        v: v.view(),
+        scale: 0.125,
+        bias: None,
+        mask: &mask,
+        w_o: None,
+        rotary: None,
+    })
+    .unwrap();
+    let mut buf = Buffer::empty(Rect::new(0, 0, 40, 14));
+    let area = buf.area;
+    render_weight(&mut buf, area, &c, &[], (0, 0), &Theme::new(Palette::Mono));
+    let r = rows(&buf);
+    assert_eq!(r[2], "│dims 0–29 of 64 · bars: ± up to 2.000 │");
+    assert_eq!(r[3], "│q            █                        │");
+    assert_eq!(r[5], "│k                                     │");
+    assert_eq!(
+        r[6], "│             ▄                        │",
+        "k_5 = −1: half of its lower half"
+    );
+    assert!(buf[(14, 6)].modifier.contains(Modifier::REVERSED));
+    assert!(
+        r[9].starts_with("│largest |q⊙k|: d5 -2.000 · d0 +0.010"),
+        "{r:#?}"
+    );
+    // Panning shows the last dimensions.
+    let mut buf = Buffer::empty(Rect::new(0, 0, 40, 14));
+    let area = buf.area;
+    render_weight(
+        &mut buf,
+        area,
+        &c,
+        &[],
+        (0, 100),
+        &Theme::new(Palette::Mono),
+    );
+    assert_eq!(rows(&buf)[2], "│dims 34–63 of 64 · bars: ± up to 2.000│");
+}

@@ -1,0 +1,71 @@
+//! The explorer's explanation views: pick the widget for the view and feed it the worker's result for the cursor.
+
+use super::widgets::Theme;
+use super::{block_walk, embedding, explain};
+use crate::tui::app::{App, View};
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::Line;
+
+/// Draw `app.view` (one of the explanation views) into `area`.
+pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let theme = Theme::new(app.color);
+    let labels: Vec<String> = app
+        .trace()
+        .map(|t| t.tokens.iter().map(|x| x.label.clone()).collect())
+        .unwrap_or_default();
+    let scroll = app.explain.scroll;
+    let Some(r) = app.explain.current(app.explain_request()) else {
+        let msg = if app.data.is_some() {
+            "computing…"
+        } else {
+            "no trace yet"
+        };
+        explain::boxed(
+            buf,
+            area,
+            " Explain ".into(),
+            vec![Line::raw(msg)],
+            0,
+            &theme,
+        );
+        return;
+    };
+    let fail = |buf: &mut Buffer, e: &str| {
+        explain::boxed(
+            buf,
+            area,
+            " Explain ".into(),
+            vec![Line::styled(e.to_string(), theme.error())],
+            0,
+            &theme,
+        )
+    };
+    match app.view {
+        View::Weight => match &r.weight {
+            Ok(c) => explain::render_weight(buf, area, c, &labels, scroll, &theme),
+            Err(e) => fail(buf, e),
+        },
+        View::Writes => match &r.weight {
+            Ok(c) => explain::render_writes(
+                buf,
+                area,
+                c,
+                &labels,
+                app.explain.through_wo.then_some(r.head_norms.as_slice()),
+                scroll,
+                &theme,
+            ),
+            Err(e) => fail(buf, e),
+        },
+        View::Embedding => match &r.embedding {
+            Ok(e) => embedding::render(buf, area, e, &labels, scroll, &theme),
+            Err(e) => fail(buf, e),
+        },
+        View::Walk => match &r.walk {
+            Ok(w) => block_walk::render(buf, area, w, &labels, scroll, &theme),
+            Err(e) => fail(buf, e),
+        },
+        _ => {}
+    }
+}
