@@ -5,7 +5,7 @@
 //!     ATTN_BENCH_MODEL=minilm cargo bench --bench tui -- keystroke
 
 use attn::model::{self, Model, TextbookConfig};
-use attn::tui::app::{App, ColorMode, Focus};
+use attn::tui::app::{App, Focus, Palette};
 use attn::tui::event::Event;
 use attn::tui::worker::{self, Outcome};
 use attn::tui::{self, ui};
@@ -34,12 +34,12 @@ fn load() -> (String, Box<dyn Model>) {
 }
 
 fn ready_app(m: &dyn Model, text: &str, size: (u16, u16)) -> App {
-    let mut app = tui::new_app(m.info(), text, None, ColorMode::TrueColor, size);
+    let mut app = tui::new_app(m.info(), text, None, Palette::TrueColor, size);
     app.start(Instant::now());
-    let prepared = worker::prepare(m, text, None).unwrap();
+    let prepared = worker::prepare(m, text, None, None).unwrap();
     app.update(
         Event::Traced(Box::new(Outcome {
-            generation: app.generation,
+            generation: app.runs.generation,
             result: Ok(prepared),
             total: Duration::ZERO,
         })),
@@ -54,7 +54,7 @@ fn bench_draw(c: &mut Criterion) {
     let mut term = Terminal::new(TestBackend::new(200, 60)).unwrap();
     for text in [SHORT.to_string(), long_text()] {
         let mut app = ready_app(m.as_ref(), &text, (200, 60));
-        let n = app.visible.len();
+        let n = app.grid.visible.len();
         c.bench_function(&format!("draw grid 200x60 {spec} {n} tokens"), |b| {
             b.iter(|| {
                 term.draw(|f| ui::draw(f, black_box(&app))).unwrap();
@@ -82,8 +82,8 @@ fn bench_keystroke(c: &mut Criterion) {
     for (name, text) in [("short", SHORT.to_string()), ("long", long_text())] {
         let mut app = ready_app(m.as_ref(), &text, (200, 60));
         app.focus = Focus::Input;
-        app.fresh = false;
-        let n = app.visible.len();
+        app.input.fresh = false;
+        let n = app.grid.visible.len();
         let mut flip = false;
         c.bench_function(
             &format!("keystroke to grid {spec} {name} ({n} tokens)"),
@@ -97,13 +97,13 @@ fn bench_keystroke(c: &mut Criterion) {
                         KeyCode::Backspace
                     };
                     app.update(Event::key(k), Instant::now());
-                    let text = app.inputs[0].text.clone();
+                    let text = app.input.lines[0].text.clone();
                     let t0 = Instant::now();
-                    let result = worker::prepare(m.as_ref(), &text, None);
-                    let generation = app.generation + 1;
-                    app.generation = generation;
-                    app.busy_since = Some(Instant::now());
-                    app.run_at = None;
+                    let result = worker::prepare(m.as_ref(), &text, None, None);
+                    let generation = app.runs.generation + 1;
+                    app.runs.generation = generation;
+                    app.runs.busy_since = Some(Instant::now());
+                    app.runs.run_at = None;
                     app.update(
                         Event::Traced(Box::new(Outcome {
                             generation,

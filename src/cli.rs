@@ -2,8 +2,8 @@
 //! and in the dump files.
 
 use crate::export::Format;
-use crate::model::TextbookConfig;
 use crate::model::budget;
+use crate::model::{Arch, ModelInfo, TextbookConfig};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -11,14 +11,37 @@ use std::path::PathBuf;
 #[command(
     name = "attn",
     version,
-    about = "A terminal attention explorer: type a sentence, page through the layers and heads of a Transformer.",
-    args_conflicts_with_subcommands = true
+    about = "A terminal attention explorer: type a sentence, page through the layers and heads of a Transformer."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
     pub explore: ExploreArgs,
+}
+
+impl Cli {
+    /// Explorer options given together with another subcommand (`attn --text hi show ...`) are an error; model
+    /// and colour options are global and may stand anywhere.
+    pub fn check(&self) -> crate::Result<()> {
+        let e = &self.explore;
+        let stray = [
+            (e.text.is_some(), "--text"),
+            (e.text_b.is_some(), "--text-b"),
+            (e.dump_dir.is_some(), "--dump-dir"),
+        ];
+        match &self.command {
+            Some(c) if !matches!(c, Command::Explore(_)) => {
+                if let Some((_, name)) = stray.iter().find(|(set, _)| *set) {
+                    return Err(crate::Error::Input(format!(
+                        "{name} before the subcommand belongs to the explorer; put it after the subcommand"
+                    )));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,29 +72,29 @@ pub enum Command {
 pub struct ModelArgs {
     /// `textbook`, a short name (`minilm`, `smollm2`), a model folder, or a .gguf file. Default: `minilm` when
     /// fetched into ./models (or $ATTN_MODELS_DIR), else `textbook`.
-    #[arg(long, short = 'm', value_name = "SPEC")]
+    #[arg(long, short = 'm', value_name = "SPEC", global = true)]
     pub model: Option<String>,
-    /// Textbook model: number of blocks.
-    #[arg(long, default_value_t = 6)]
-    pub layers: usize,
-    /// Textbook model: attention heads per block.
-    #[arg(long, default_value_t = 8)]
-    pub heads: usize,
-    /// Textbook model: width of the residual stream.
-    #[arg(long, default_value_t = 512)]
-    pub d_model: usize,
-    /// Textbook model: width of the feed-forward layer.
-    #[arg(long, default_value_t = 2048)]
-    pub d_ff: usize,
-    /// Textbook model: seed of the random weights.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    /// Textbook model: number of blocks [default: 6].
+    #[arg(long, global = true)]
+    pub layers: Option<usize>,
+    /// Textbook model: attention heads per block [default: 8].
+    #[arg(long, global = true)]
+    pub heads: Option<usize>,
+    /// Textbook model: width of the residual stream [default: 512].
+    #[arg(long, global = true)]
+    pub d_model: Option<usize>,
+    /// Textbook model: width of the feed-forward layer [default: 2048].
+    #[arg(long, global = true)]
+    pub d_ff: Option<usize>,
+    /// Textbook model: seed of the random weights [default: 42].
+    #[arg(long, global = true)]
+    pub seed: Option<u64>,
     /// Textbook model: decoder-style masked attention (no position attends to a later one).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub causal: bool,
-    /// Textbook model: the longest input in tokens.
-    #[arg(long, default_value_t = 512)]
-    pub max_len: usize,
+    /// Textbook model: the longest input in tokens [default: 512].
+    #[arg(long, global = true)]
+    pub max_len: Option<usize>,
     /// Textbook model: the paper's encoder–decoder (decoder blocks with cross-attention) instead of one stack.
     #[arg(long)]
     pub encoder_decoder: bool,
@@ -85,22 +108,23 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn textbook(&self) -> TextbookConfig {
+        let d = TextbookConfig::default();
         TextbookConfig {
-            layers: self.layers,
-            heads: self.heads,
-            d_model: self.d_model,
-            d_ff: self.d_ff,
-            seed: self.seed,
+            layers: self.layers.unwrap_or(d.layers),
+            heads: self.heads.unwrap_or(d.heads),
+            d_model: self.d_model.unwrap_or(d.d_model),
+            d_ff: self.d_ff.unwrap_or(d.d_ff),
+            seed: self.seed.unwrap_or(d.seed),
             causal: self.causal,
-            max_len: self.max_len,
+            max_len: self.max_len.unwrap_or(d.max_len),
         }
     }
     /// `(encoder layers, decoder layers)` of the textbook encoder–decoder, when `--encoder-decoder` is set.
     pub fn encoder_decoder_layers(&self) -> Option<(usize, usize)> {
         self.encoder_decoder.then(|| {
             (
-                self.encoder_layers.unwrap_or(self.layers),
-                self.decoder_layers.unwrap_or(self.layers),
+                self.encoder_layers.unwrap_or(self.textbook().layers),
+                self.decoder_layers.unwrap_or(self.textbook().layers),
             )
         })
     }
@@ -110,6 +134,81 @@ impl ModelArgs {
             .clone()
             .unwrap_or_else(|| crate::model::default_spec().to_string())
     }
+    /// The textbook-only flags given on the command line.
+    pub fn textbook_flags(&self) -> Vec<&'static str> {
+        let mut v = vec![];
+        if self.causal {
+            v.push("--causal");
+        }
+        if self.encoder_decoder {
+            v.push("--encoder-decoder");
+        }
+        for (set, name) in [
+            (self.layers.is_some(), "--layers"),
+            (self.heads.is_some(), "--heads"),
+            (self.d_model.is_some(), "--d-model"),
+            (self.d_ff.is_some(), "--d-ff"),
+            (self.seed.is_some(), "--seed"),
+            (self.max_len.is_some(), "--max-len"),
+            (self.encoder_layers.is_some(), "--encoder-layers"),
+            (self.decoder_layers.is_some(), "--decoder-layers"),
+        ] {
+            if set {
+                v.push(name);
+            }
+        }
+        v
+    }
+    /// Refuse textbook-only flags for a model they do not apply to (they used to be ignored silently).
+    pub fn check_applies(&self, info: &ModelInfo) -> crate::Result<()> {
+        let flags = self.textbook_flags();
+        if info.arch == Arch::Textbook || flags.is_empty() {
+            return Ok(());
+        }
+        let kind = if info.causal {
+            "a decoder (already causal)"
+        } else {
+            "an encoder"
+        };
+        Err(crate::Error::Input(format!(
+            "{} appl{} to the textbook model only; {} is {kind} with its own sizes",
+            flags.join(", "),
+            if flags.len() == 1 { "ies" } else { "y" },
+            info.name
+        )))
+    }
+}
+
+/// `A..B` (B excluded), `A..` (to the end) or `..B`.
+pub fn parse_range(s: &str) -> Result<std::ops::Range<usize>, String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("`{s}` is not a range: write A..B, e.g. 0..20"))?;
+    let num = |t: &str, default: usize| -> Result<usize, String> {
+        if t.is_empty() {
+            Ok(default)
+        } else {
+            t.parse()
+                .map_err(|_| format!("`{t}` in `{s}` is not a number"))
+        }
+    };
+    let (a, b) = (num(a, 0)?, num(b, usize::MAX)?);
+    if a >= b {
+        return Err(format!("`{s}` is empty: the end must be after the start"));
+    }
+    Ok(a..b)
+}
+
+/// Refuse a second sentence for a model that has no segments: it would only be glued onto the first.
+pub fn check_text_b(info: &ModelInfo, text_b: Option<&str>) -> crate::Result<()> {
+    if text_b.is_none() || info.takes_sentence_pairs() {
+        return Ok(());
+    }
+    Err(crate::Error::Input(format!(
+        "--text-b applies to models that read sentence pairs (BERT: token types); {} reads one text, so put \
+         both sentences in --text",
+        info.name
+    )))
 }
 
 /// `--format` of `attn dump` (the library's [`Format`] knows nothing of clap).
@@ -152,6 +251,18 @@ pub enum ColorChoice {
     Never,
 }
 
+impl ColorChoice {
+    /// The palette this choice gives on an output that is (or is not) a terminal.
+    pub fn palette(self, is_tty: bool) -> crate::colormap::Palette {
+        let force = match self {
+            ColorChoice::Auto => None,
+            ColorChoice::Always => Some(true),
+            ColorChoice::Never => Some(false),
+        };
+        crate::colormap::Palette::choose(force, is_tty)
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ExploreArgs {
     #[command(flatten)]
@@ -167,7 +278,7 @@ pub struct ExploreArgs {
     pub dump_dir: Option<PathBuf>,
     #[command(flatten)]
     pub budget: BudgetArgs,
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
 }
 
@@ -260,7 +371,13 @@ pub struct ShowArgs {
     /// Head, from 0.
     #[arg(long, short = 'H', default_value_t = 0)]
     pub head: usize,
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    /// Key columns to print, `A..B` (end excluded); default: as many as fit the terminal, from 0.
+    #[arg(long, value_name = "A..B", value_parser = parse_range)]
+    pub cols: Option<std::ops::Range<usize>>,
+    /// Query rows to print, `A..B` (end excluded); default: all.
+    #[arg(long, value_name = "A..B", value_parser = parse_range)]
+    pub rows: Option<std::ops::Range<usize>>,
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
     #[command(flatten)]
     pub run: RunArgs,

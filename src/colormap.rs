@@ -60,6 +60,51 @@ pub fn shade(t: f32) -> char {
     }
 }
 
+/// How colours reach the terminal: the one colour policy of `attn show` and the explorer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Palette {
+    /// 24-bit colour.
+    TrueColor,
+    /// The xterm-256 colour cube.
+    Ansi256,
+    /// No colour at all (NO_COLOR, `--color never`): digits, shade characters ░▒▓█ and bold/reverse.
+    Mono,
+}
+
+impl Palette {
+    /// Pick the palette: `force` is `Some(true)` for `--color always`, `Some(false)` for `never`, `None` for auto
+    /// (colour when the output is a terminal and NO_COLOR is unset). The environment is read here and nowhere else:
+    /// COLORTERM=truecolor|24bit picks 24-bit colour over the 256-colour cube.
+    pub fn choose(force: Option<bool>, is_tty: bool) -> Palette {
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        let rich = match env("COLORTERM").and_then(|v| v.into_string().ok()) {
+            Some(v) if v.contains("truecolor") || v.contains("24bit") => Palette::TrueColor,
+            _ => Palette::Ansi256,
+        };
+        match force {
+            Some(true) => rich,
+            Some(false) => Palette::Mono,
+            None if is_tty && env("NO_COLOR").is_none() => rich,
+            None => Palette::Mono,
+        }
+    }
+    /// The next palette (the explorer's `c` key).
+    pub fn next(self) -> Self {
+        match self {
+            Palette::TrueColor => Palette::Ansi256,
+            Palette::Ansi256 => Palette::Mono,
+            Palette::Mono => Palette::TrueColor,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Palette::TrueColor => "true colour",
+            Palette::Ansi256 => "256 colours",
+            Palette::Mono => "no colour (shades)",
+        }
+    }
+}
+
 /// How a weight maps onto [0, 1] before colouring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Scale {
@@ -132,5 +177,13 @@ mod tests {
         assert!((Scale::Log.apply(0.01, 1.0) - 0.5).abs() < 1e-6);
         assert_eq!(Scale::RowMax.apply(0.2, 0.4), 0.5);
         assert_eq!(Scale::Linear.next().next().next(), Scale::Linear);
+    }
+
+    #[test]
+    fn forced_palettes_ignore_the_terminal() {
+        assert_eq!(Palette::choose(Some(false), true), Palette::Mono);
+        assert_ne!(Palette::choose(Some(true), false), Palette::Mono);
+        assert_eq!(Palette::choose(None, false), Palette::Mono);
+        assert_eq!(Palette::Mono.next().next().next(), Palette::Mono);
     }
 }

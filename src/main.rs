@@ -2,19 +2,29 @@
 
 use anyhow::{Context, Result, bail};
 use attn::cli::{
-    AttributeArgs, Cli, ColorChoice, Command, DumpArgs, ExplainArgs, ExploreArgs, GenerateArgs,
-    HeadsArgs, InfoArgs, ShowArgs, SweepArgs,
+    AttributeArgs, Cli, Command, DumpArgs, ExplainArgs, ExploreArgs, GenerateArgs, HeadsArgs,
+    InfoArgs, ShowArgs, SweepArgs,
 };
 use attn::model::layer_attention;
 use attn::model::{self, Model};
-use attn::show::{self, Colors};
+use attn::show;
 use attn::trace::ForwardOptions;
 use clap::Parser;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 
+mod commands;
+use commands::{attribute, dump_encdec, generate, heads, load_encdec, sweep};
+
 fn main() {
     let cli = Cli::parse();
+    if let Err(e) = cli.check() {
+        eprintln!(
+            "attn: error: {}",
+            attn::tokenize::escape_lines(&e.to_string())
+        );
+        std::process::exit(2);
+    }
     let result = match cli.command {
         None => explore(cli.explore),
         Some(Command::Explore(a)) => explore(a),
@@ -92,30 +102,10 @@ fn emit(s: &str) -> Result<()> {
 
 fn load(m: &attn::cli::ModelArgs) -> Result<Box<dyn Model>> {
     let spec = m.spec();
-    model::load(&spec, &m.textbook()).with_context(|| format!("cannot load model `{spec}`"))
-}
-
-fn colors(choice: ColorChoice) -> Colors {
-    let truecolor =
-        std::env::var("COLORTERM").is_ok_and(|v| v.contains("truecolor") || v.contains("24bit"));
-    let pick = if truecolor {
-        Colors::TrueColor
-    } else {
-        Colors::Ansi256
-    };
-    match choice {
-        ColorChoice::Never => Colors::None,
-        ColorChoice::Always => pick,
-        ColorChoice::Auto => {
-            if std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            {
-                pick
-            } else {
-                Colors::None
-            }
-        }
-    }
+    let model =
+        model::load(&spec, &m.textbook()).with_context(|| format!("cannot load model `{spec}`"))?;
+    m.check_applies(model.info())?;
+    Ok(model)
 }
 
 /// Load the explorer's model. With no `--model`, a default that fails to load falls back to the textbook model
@@ -126,7 +116,10 @@ fn load_for_explorer(m: &attn::cli::ModelArgs) -> Result<(Box<dyn Model>, Option
     }
     let spec = m.spec();
     match model::load(&spec, &m.textbook()) {
-        Ok(x) => Ok((x, None)),
+        Ok(x) => {
+            m.check_applies(x.info())?;
+            Ok((x, None))
+        }
         Err(e) if spec != "textbook" => {
             let tb =
                 model::load("textbook", &m.textbook()).context("cannot load the textbook model")?;
@@ -142,29 +135,28 @@ fn load_for_explorer(m: &attn::cli::ModelArgs) -> Result<(Box<dyn Model>, Option
 }
 
 fn explore(a: ExploreArgs) -> Result<()> {
-    use attn::tui::{self, app::ColorMode, event};
+    use attn::tui::{self, event};
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!(
             "the explorer needs a terminal; without one use `attn show --text \"...\"` or `attn dump --text \"...\" --out DIR`"
         );
     }
-    let (m, note) = load_for_explorer(&a.model)?;
+    // Loading a real model takes a moment (seconds for a large GGUF): say so until the explorer opens.
+    let tty_err = std::io::stderr().is_terminal();
+    if tty_err {
+        eprint!(
+            "attn: loading {}…",
+            attn::tokenize::escape_text(&a.model.spec())
+        );
+    }
+    let loaded = load_for_explorer(&a.model);
+    if tty_err {
+        eprint!("\r\x1b[K");
+    }
+    let (m, note) = loaded?;
+    attn::cli::check_text_b(m.info(), a.text_b.as_deref())?;
     let model: std::sync::Arc<dyn Model> = std::sync::Arc::from(m);
-    let truecolor =
-        std::env::var("COLORTERM").is_ok_and(|v| v.contains("truecolor") || v.contains("24bit"));
-    let rich = if truecolor {
-        ColorMode::TrueColor
-    } else {
-        ColorMode::Ansi256
-    };
-    let color = match a.color {
-        ColorChoice::Never => ColorMode::Mono,
-        ColorChoice::Always => rich,
-        ColorChoice::Auto if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) => {
-            ColorMode::Mono
-        }
-        ColorChoice::Auto => rich,
-    };
+    let color = a.color.palette(true);
 
     // Restore the terminal before any panic message is printed.
     let previous = std::panic::take_hook();
@@ -194,6 +186,8 @@ fn explore(a: ExploreArgs) -> Result<()> {
         if let Some(n) = note {
             app.hint = Some(attn::tokenize::escape_text(&n));
         }
+        // Only the built-in sample is a placeholder; a sentence given with --text is the user's own.
+        app.input.fresh = a.text.is_none();
         let dump_root = attn::export::dump_root(a.dump_dir.as_deref());
         app.dump_root = dump_root.clone();
         let env = tui::Env {
@@ -248,76 +242,6 @@ fn progress_printer(label: &'static str) -> impl Fn(usize, usize) + Send + Sync 
     }
 }
 
-/// The encoder–decoder the model flags name, if they name one.
-fn load_encdec(m: &attn::cli::ModelArgs) -> Result<Option<model::encdec::EncoderDecoder>> {
-    let spec = m.spec();
-    model::load_encoder_decoder(&spec, &m.textbook(), m.encoder_decoder_layers())
-        .with_context(|| format!("cannot load model `{spec}`"))
-}
-
-/// `attn generate` for an encoder–decoder: greedy decoding of the source text.
-fn generate_encdec(m: &model::encdec::EncoderDecoder, a: &GenerateArgs) -> Result<()> {
-    if a.temperature != 0.0 || a.out.is_some() {
-        bail!(
-            "encoder–decoders decode greedily here: --temperature and --out apply to decoder-only models"
-        );
-    }
-    let (ids, text) = m.translate(&a.text, a.max_new)?;
-    if a.json {
-        emit(&format!(
-            "{}\n",
-            serde_json::json!({"ids": ids, "text": text})
-        ))
-    } else {
-        emit(&format!("{}\n", attn::tokenize::escape_label(&text)))
-    }
-}
-
-/// Without `--target`, a dump decodes at most this many tokens greedily.
-const DUMP_MAX_NEW: usize = 32;
-
-/// `attn dump` for an encoder–decoder: the decoder input is the shifted target, else the greedy output.
-fn dump_encdec(m: &model::encdec::EncoderDecoder, a: &DumpArgs) -> Result<()> {
-    let Some(text) = a.text.as_deref() else {
-        bail!(
-            "an encoder–decoder dump needs --text (the source); --ids is for decoder-only and encoder models"
-        );
-    };
-    if attn::export::Format::from(a.format) != attn::export::Format::Npy
-        || a.qkv
-        || a.run.ablate.is_some()
-        || a.text_b.is_some()
-    {
-        bail!("encoder–decoder dumps write .npy only, without --qkv, --ablate or --text-b");
-    }
-    let src = m.encode_source(text)?;
-    let tgt = match &a.target {
-        Some(t) => m.decoder_input(t)?,
-        None => {
-            let mut ids = vec![m.decoder_start];
-            ids.extend(m.greedy(&src, DUMP_MAX_NEW)?);
-            ids.truncate(m.info.max_len);
-            m.target_ids(&ids)
-        }
-    };
-    let opts = ForwardOptions {
-        keep_attention: true,
-        ..Default::default()
-    };
-    let trace = m.forward(&src, &tgt, &opts)?;
-    let files = attn::export::encdec::dump(m, &trace, text, a.target.as_deref(), &a.out, a.force)?;
-    let mut out = format!(
-        "{}: {} source tokens, {} decoder tokens\n",
-        m.info.name,
-        trace.source.n_tokens(),
-        trace.target.n_tokens()
-    );
-    for f in files {
-        let _ = writeln!(out, "wrote {}", f.display());
-    }
-    emit(&out)
-}
-
 fn dump(a: DumpArgs) -> Result<()> {
     clean_up_dumps_on_signals()?;
     if let Some(m) = load_encdec(&a.model)? {
@@ -327,6 +251,7 @@ fn dump(a: DumpArgs) -> Result<()> {
         bail!("--target is for encoder–decoder models (e.g. --model textbook-dates)");
     }
     let m = load(&a.model)?;
+    attn::cli::check_text_b(m.info(), a.text_b.as_deref())?;
     let info = m.info();
     let show_progress = !a.quiet && std::io::stderr().is_terminal();
     let mut opts = plan_run(
@@ -420,6 +345,7 @@ fn apply_run_args(
 
 fn explain(a: ExplainArgs) -> Result<()> {
     let m = load(&a.model)?;
+    attn::cli::check_text_b(m.info(), a.text_b.as_deref())?;
     let info = m.info();
     if a.layer >= info.n_layers || a.head >= info.n_heads {
         bail!(
@@ -455,6 +381,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
 
 fn show_cmd(a: ShowArgs) -> Result<()> {
     let m = load(&a.model)?;
+    attn::cli::check_text_b(m.info(), a.text_b.as_deref())?;
     let info = &show::escaped_info(m.info());
     let mut out = String::new();
     if a.layer >= info.n_layers {
@@ -489,24 +416,17 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
     let labels: Vec<String> = trace.tokens.iter().map(|t| t.label.clone()).collect();
     let _ = writeln!(
         out,
-        "{} · Layer {}/{} · Head {}/{} · {} tokens · forward {:.1} ms",
+        "{} · {} · {} tokens · forward {:.1} ms",
         info.name,
-        a.layer,
-        info.n_layers - 1,
-        a.head,
-        info.n_heads - 1,
+        show::position_text(a.layer, info.n_layers, Some(a.head), info.n_heads),
         trace.n_tokens(),
         trace.elapsed.as_secs_f64() * 1e3
     );
     for line in &trace.interventions {
         let _ = writeln!(out, "intervention: {line}");
     }
-    if !trace.kv_group.is_empty() {
-        let g = trace.kv_group[a.head];
-        let shared: Vec<String> = (0..info.n_heads)
-            .filter(|h| trace.kv_group[*h] == g)
-            .map(|h| h.to_string())
-            .collect();
+    if let Some((g, shared)) = attn::analysis::kv_sharing(&trace.kv_group, a.head) {
+        let shared: Vec<String> = shared.iter().map(|h| h.to_string()).collect();
         let _ = writeln!(
             out,
             "KV head {g}, shared by query heads {}",
@@ -514,7 +434,39 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
         );
     }
     let _ = writeln!(out);
-    out.push_str(&show::render_grid(&labels, &head, colors(a.color)));
+    let n = labels.len();
+    // On a terminal the grid fits its width (pan with --cols); piped, every column unless --cols says otherwise.
+    let width = std::io::stdout()
+        .is_terminal()
+        .then(|| crossterm::terminal::size().ok().map(|(w, _)| w as usize))
+        .flatten();
+    let cols = a
+        .cols
+        .clone()
+        .unwrap_or_else(|| 0..width.map_or(n, |w| show::grid_cols_fitting(n, w)));
+    let rows = a.rows.clone().unwrap_or(0..n);
+    let (cols, rows) = (
+        cols.start.min(n)..cols.end.min(n),
+        rows.start.min(n)..rows.end.min(n),
+    );
+    out.push_str(&show::render_grid_window(
+        &labels,
+        &head,
+        a.color.palette(std::io::stdout().is_terminal()),
+        rows.clone(),
+        cols.clone(),
+    ));
+    if cols.len() < n || rows.len() < n {
+        let _ = writeln!(
+            out,
+            "(query rows {}–{} and key columns {}–{} of 0–{} shown; --rows A..B / --cols A..B pan)",
+            rows.start,
+            rows.end.saturating_sub(1),
+            cols.start,
+            cols.end.saturating_sub(1),
+            n.saturating_sub(1)
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "{}", show::render_head_stats(&head));
     if let Some(next) = &trace.next_tokens
@@ -550,140 +502,6 @@ fn run_input(
         (Some(t), None) => Ok(model::run(m, t, text_b.as_deref(), opts)?),
         (None, None) => bail!("give --text or --ids"),
     }
-}
-
-fn heads(a: HeadsArgs) -> Result<()> {
-    use attn::analysis::scans;
-    let m = load(&a.model)?;
-    let info = m.info();
-    // T = 50, shorter only for a model whose context cannot hold 2T tokens (the tiny test fixtures).
-    let t = scans::PROBE_T.min(info.max_len / 2);
-    if t < 2 {
-        bail!(
-            "{} takes at most {} tokens: too few for the induction probe",
-            info.name,
-            info.max_len
-        );
-    }
-    let probe = scans::probe_ids(&m.tokenizer().ordinary_ids(), t, scans::PROBE_SEED);
-    let opts = ForwardOptions {
-        keep_attention: false,
-        top_k: 0,
-        ..Default::default()
-    };
-    let trace = model::run_ids(m.as_ref(), &probe, &opts)?;
-    let on_probe = scans::scan_heads(m.as_ref(), &trace, Some(t))?;
-    let on_text = match &a.text {
-        Some(t) => {
-            let tt = model::run(m.as_ref(), t, None, &opts)?;
-            let ids: Vec<u32> = tt.tokens.iter().map(|t| t.id).collect();
-            Some((ids, scans::scan_heads(m.as_ref(), &tt, None)?))
-        }
-        None => None,
-    };
-    if a.json {
-        let mut doc = serde_json::json!({"probe": {"ids": probe}, "heads": on_probe});
-        if let Some((ids, s)) = &on_text {
-            doc["text"] = serde_json::json!({"ids": ids, "heads": s});
-        }
-        return emit(&format!("{}\n", serde_json::to_string(&doc)?));
-    }
-    emit(&show::render_head_scans(
-        info,
-        t,
-        &on_probe,
-        on_text.as_ref().map(|(_, s)| s.as_slice()),
-    ))
-}
-
-fn generate(a: GenerateArgs) -> Result<()> {
-    use attn::model::generate::{self as generation, Sampling};
-    if let Some(m) = load_encdec(&a.model)? {
-        return generate_encdec(&m, &a);
-    }
-    let m = load(&a.model)?;
-    let prompt = m.tokenizer().encode(&a.text, None)?.ids;
-    let sampling = Sampling {
-        temperature: a.temperature,
-        top_k: a.top_k,
-        seed: a.sample_seed,
-    };
-    // One branch per kind of model; encoder–decoders add theirs here.
-    let g = match (m.info().causal, m.info().arch) {
-        (true, _) => generation::generate(m.as_ref(), &prompt, a.max_new, &sampling, true)?,
-        (false, _) => bail!(
-            "{} is an encoder: `attn generate` needs a decoder or an encoder–decoder (textbook-dates)",
-            m.info().name
-        ),
-    };
-    if let Some(dir) = &a.out {
-        let all: Vec<u32> = g.prompt.iter().chain(&g.new_ids).copied().collect();
-        let trace = model::run_ids(m.as_ref(), &all, &ForwardOptions::default())?;
-        attn::export::dump(
-            m.as_ref(),
-            &trace,
-            dir,
-            &attn::export::DumpOptions::new(attn::export::Format::Npy, false),
-        )?;
-    }
-    if a.json {
-        let doc = serde_json::json!({"ids": g.new_ids, "text": g.text});
-        return emit(&format!("{doc}\n"));
-    }
-    let mean = g.step_ms.iter().sum::<f64>() / g.step_ms.len().max(1) as f64;
-    emit(&format!(
-        "{}{}\n({} new tokens; prompt {:.1} ms, {:.1} ms per token with the KV cache, attention recorded)\n",
-        attn::tokenize::escape_label(&a.text),
-        attn::tokenize::escape_label(&g.text),
-        g.new_ids.len(),
-        g.prompt_ms,
-        mean
-    ))
-}
-
-fn sweep(a: SweepArgs) -> Result<()> {
-    let m = load(&a.model)?;
-    let opts = ForwardOptions {
-        keep_attention: false,
-        top_k: 0,
-        ..Default::default()
-    };
-    let clean = model::run(m.as_ref(), &a.text, None, &opts)?;
-    let tty = std::io::stderr().is_terminal();
-    let progress = |d: usize, t: usize| {
-        if tty && (d.is_multiple_of(10) || d == t) {
-            eprint!("\rablating head {d}/{t}");
-        }
-    };
-    let start = std::time::Instant::now();
-    let s = attn::analysis::ablation::sweep(m.as_ref(), &clean, a.position, a.mean, &progress)?;
-    if tty {
-        eprintln!();
-    }
-    if a.json {
-        return emit(&format!("{}\n", serde_json::to_string(&s)?));
-    }
-    emit(&show::render_sweep(&s, m.tokenizer(), start.elapsed()))
-}
-
-fn attribute(a: AttributeArgs) -> Result<()> {
-    let m = load(&a.model)?;
-    let token = match &a.token {
-        Some(t) => Some(m.tokenizer().inner().token_to_id(t).with_context(|| {
-            format!(
-                "--token `{}` is not one token of the vocabulary",
-                attn::tokenize::escape_label(t)
-            )
-        })?),
-        None => None,
-    };
-    let at = attn::analysis::attribution::attribute(m.as_ref(), &a.text, a.position, token)?;
-    if a.json {
-        let doc = serde_json::json!({"token": at.text, "id": at.token, "position": at.position,
-            "logit": at.logit, "components": at.components});
-        return emit(&format!("{doc}\n"));
-    }
-    emit(&show::render_attribution(&at))
 }
 
 fn info(a: InfoArgs) -> Result<()> {

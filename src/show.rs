@@ -2,7 +2,7 @@
 //! only when asked for). The binary prints them.
 
 use crate::analysis;
-use crate::colormap;
+use crate::colormap::{self, Palette};
 use crate::model::ModelInfo;
 use crate::trace::Trace;
 use ndarray::ArrayView2;
@@ -42,30 +42,19 @@ pub fn fit_right(s: &str, width: usize) -> String {
     format!("{}{}", " ".repeat(width - trimmed.width()), trimmed)
 }
 
-/// How `attn show` colours cells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Colors {
-    /// Plain text: weights as digits only.
-    None,
-    /// xterm-256 backgrounds.
-    Ansi256,
-    /// 24-bit backgrounds.
-    TrueColor,
-}
-
-fn paint(out: &mut String, cell: &str, t: f32, colors: Colors) {
+fn paint(out: &mut String, cell: &str, t: f32, colors: Palette) {
     let bg = colormap::rgb(t);
     let fg = colormap::text_on(bg);
     match colors {
-        Colors::None => out.push_str(cell),
-        Colors::TrueColor => {
+        Palette::Mono => out.push_str(cell),
+        Palette::TrueColor => {
             let _ = write!(
                 out,
                 "\x1b[48;2;{};{};{}m\x1b[38;2;{};{};{}m{cell}\x1b[0m",
                 bg[0], bg[1], bg[2], fg[0], fg[1], fg[2]
             );
         }
-        Colors::Ansi256 => {
+        Palette::Ansi256 => {
             let _ = write!(
                 out,
                 "\x1b[48;5;{}m\x1b[38;5;{}m{cell}\x1b[0m",
@@ -73,6 +62,16 @@ fn paint(out: &mut String, cell: &str, t: f32, colors: Colors) {
                 colormap::ansi256(fg)
             );
         }
+    }
+}
+
+/// The one header form of a selection: `Layer 2 of 0–5 · Head 3 of 0–7` (or `Head mean of 0–7` for `None`).
+pub fn position_text(layer: usize, n_layers: usize, head: Option<usize>, n_heads: usize) -> String {
+    let last_l = n_layers.saturating_sub(1);
+    let last_h = n_heads.saturating_sub(1);
+    match head {
+        Some(h) => format!("Layer {layer} of 0–{last_l} · Head {h} of 0–{last_h}"),
+        None => format!("Layer {layer} of 0–{last_l} · Head mean of 0–{last_h}"),
     }
 }
 
@@ -93,19 +92,43 @@ pub fn weight_cell(w: f32) -> String {
 
 /// One head's attention grid: rows = queries (index + label), columns = keys (index + label), each cell the
 /// weight (coloured when asked).
-pub fn render_grid(labels: &[String], m: &ArrayView2<f32>, colors: Colors) -> String {
-    const LABEL: usize = 14;
+pub fn render_grid(labels: &[String], m: &ArrayView2<f32>, colors: Palette) -> String {
+    render_grid_window(labels, m, colors, 0..m.nrows(), 0..m.ncols())
+}
+
+/// Width of the row labels before the first cell of [`render_grid`].
+pub fn grid_label_width(n: usize) -> usize {
+    n.saturating_sub(1).to_string().len().max(1) + 1 + GRID_LABEL + 1
+}
+
+const GRID_LABEL: usize = 14;
+
+/// How many key columns of 5 characters fit in `width` terminal columns after the row labels (at least 1).
+pub fn grid_cols_fitting(n: usize, width: usize) -> usize {
+    (width.saturating_sub(grid_label_width(n)) / 5).max(1)
+}
+
+/// The part of the grid in `rows` × `cols` (clamped to the matrix).
+pub fn render_grid_window(
+    labels: &[String],
+    m: &ArrayView2<f32>,
+    colors: Palette,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) -> String {
+    let rows = rows.start.min(m.nrows())..rows.end.min(m.nrows());
+    let cols = cols.start.min(m.ncols())..cols.end.min(m.ncols());
     let mut out = String::new();
     let idx_w = m.nrows().saturating_sub(1).to_string().len().max(1);
-    let left = idx_w + 1 + LABEL + 1;
+    let left = grid_label_width(m.nrows());
     // Header: key indices, then key labels cut to 4 columns.
     out.push_str(&" ".repeat(left));
-    for j in 0..m.ncols() {
+    for j in cols.clone() {
         let _ = write!(out, " {}", fit_right(&j.to_string(), 4));
     }
     out.push('\n');
     out.push_str(&fit("query ╲ key", left));
-    for j in 0..m.ncols() {
+    for j in cols.clone() {
         let _ = write!(
             out,
             " {}",
@@ -113,16 +136,17 @@ pub fn render_grid(labels: &[String], m: &ArrayView2<f32>, colors: Colors) -> St
         );
     }
     out.push('\n');
-    for (i, row) in m.rows().into_iter().enumerate() {
+    for i in rows {
         let _ = write!(
             out,
             "{} {} ",
             fit_right(&i.to_string(), idx_w),
-            fit(labels.get(i).map(String::as_str).unwrap_or(""), LABEL)
+            fit(labels.get(i).map(String::as_str).unwrap_or(""), GRID_LABEL)
         );
-        for w in row {
+        for j in cols.clone() {
+            let w = m[[i, j]];
             out.push(' ');
-            paint(&mut out, &weight_cell(*w), *w, colors);
+            paint(&mut out, &weight_cell(w), w, colors);
         }
         out.push('\n');
     }
@@ -158,7 +182,7 @@ pub fn render_head_stats(m: &ArrayView2<f32>) -> String {
         .map(|t| format!("  [{t}]"))
         .unwrap_or_default();
     format!(
-        "entropy {:.3} nats ({:.0}% of uniform) · max {:.3} · first-token {:.3} · previous {:.3} · self {:.3} · \
+        "entropy {:.3} nats ({:.0}% of uniform) · mean row max {:.3} · first-token {:.3} · previous {:.3} · self {:.3} · \
          mean distance {:.2}{tag}",
         s.entropy,
         s.entropy_norm * 100.0,
@@ -385,10 +409,35 @@ mod tests {
     }
 
     #[test]
+    fn korean_jamo_rows_stay_aligned() {
+        // `attn show` uses the tokenizer's display labels: lone jamo are visible and measured like the explorer's.
+        let t = crate::tokenize::Tokenizer::bundled_bert_uncased();
+        let e = t.encode("나는 AI를 사랑해", None).unwrap();
+        let labels: Vec<String> = e.tokens.iter().map(|t| t.label.clone()).collect();
+        let n = labels.len();
+        let m = ndarray::Array2::from_elem((n, n), 1.0 / n as f32);
+        let g = render_grid(&labels, &m.view(), Palette::Mono);
+        let widths: Vec<usize> = g.lines().map(|l| l.width()).collect();
+        assert!(widths.iter().all(|w| *w == widths[0]), "{g}");
+        assert!(g.contains("##ㅏ"), "{g}");
+    }
+
+    #[test]
+    fn a_window_of_the_grid_fits_the_width() {
+        let labels: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+        let m = ndarray::Array2::from_elem((40, 40), 0.025f32);
+        let k = grid_cols_fitting(40, 80);
+        let g = render_grid_window(&labels, &m.view(), Palette::Mono, 5..10, 3..3 + k);
+        assert!(g.lines().all(|l| l.width() <= 80), "{g}");
+        assert_eq!(g.lines().count(), 2 + 5);
+        assert!(g.lines().nth(2).unwrap().starts_with(" 5 t5"), "{g}");
+    }
+
+    #[test]
     fn plain_grid_has_digits_and_labels() {
         let labels = vec!["[CLS]".to_string(), "love".into()];
         let m = arr2(&[[1.0f32, 0.0], [0.25, 0.75]]);
-        let g = render_grid(&labels, &m.view(), Colors::None);
+        let g = render_grid(&labels, &m.view(), Palette::Mono);
         assert!(!g.contains('\x1b'));
         let lines: Vec<&str> = g.lines().collect();
         assert_eq!(lines.len(), 4);
@@ -397,7 +446,7 @@ mod tests {
             "{g}"
         );
         assert!(lines[3].ends_with(" .25  .75"), "{g}");
-        let c = render_grid(&labels, &m.view(), Colors::TrueColor);
+        let c = render_grid(&labels, &m.view(), Palette::TrueColor);
         assert!(c.contains("\x1b[48;2;"));
     }
 }

@@ -354,7 +354,7 @@ fn show_prints_grid_labels_and_norms_with_and_without_colour() {
     let mut plain = args.clone();
     plain.extend_from_slice(&["--color", "never"]);
     let out = ok(&plain);
-    assert!(out.contains("Layer 1/1 · Head 3/3"), "{out}");
+    assert!(out.contains("Layer 1 of 0–1 · Head 3 of 0–3"), "{out}");
     assert!(out.contains("[CLS]") && out.contains("love") && out.contains("entropy"));
     assert!(out.contains("‖attn Δ‖"));
     assert!(!out.contains('\u{1b}'));

@@ -81,7 +81,7 @@ fn dump_and_show_a_sentence_pair_and_a_decoder() {
         "--color",
         "never",
     ]);
-    assert!(shown.contains("Layer 1/1 · Head 3/3"), "{shown}");
+    assert!(shown.contains("Layer 1 of 0–1 · Head 3 of 0–3"), "{shown}");
     assert!(
         shown.contains("next token after the last position"),
         "{shown}"
@@ -138,7 +138,10 @@ fn real_minilm_info_dump_and_show() {
         "--head",
         "11",
     ]);
-    assert!(shown.contains("Layer 5/5 · Head 11/11"), "{shown}");
+    assert!(
+        shown.contains("Layer 5 of 0–5 · Head 11 of 0–11"),
+        "{shown}"
+    );
     // Too long for 512 positions: a clear error, not a crash.
     let long = "word ".repeat(600);
     let out = attn(&["show", "--model", "minilm", "--text", &long]);

@@ -44,7 +44,7 @@ fn check(model: &str, layers: usize, heads: usize, kv: usize, d: usize, info_wan
         "never",
     ]);
     assert!(
-        show.contains("Layer 1/") && show.contains("Head 4/"),
+        show.contains("Layer 1 of 0–") && show.contains("Head 4 of 0–"),
         "{show}"
     );
     assert!(show.contains("KV head 1, shared by query heads"), "{show}");

@@ -163,7 +163,7 @@ fn memory_budget_refuses_before_allocating_naming_figure_and_flag() {
     // The explorer's worker uses the same estimate and budget.
     let m: std::sync::Arc<dyn attn::model::Model> =
         std::sync::Arc::from(attn::model::load("textbook", &Default::default()).unwrap());
-    let e = attn::tui::worker::prepare_within(m.as_ref(), &words, None, 1 << 20).unwrap_err();
+    let e = attn::tui::worker::prepare_within(m.as_ref(), &words, None, 1 << 20, None).unwrap_err();
     assert!(
         e.contains("the explorer on") && e.contains("--mem-budget"),
         "{e}"
@@ -174,7 +174,7 @@ fn memory_budget_refuses_before_allocating_naming_figure_and_flag() {
 fn a_megabyte_paste_is_refused_by_its_length() {
     let m = attn::model::load("textbook", &Default::default()).unwrap();
     let text = "x".repeat(1 << 20);
-    let e = attn::tui::worker::prepare(m.as_ref(), &text, None).unwrap_err();
+    let e = attn::tui::worker::prepare(m.as_ref(), &text, None, None).unwrap_err();
     assert!(
         e.contains("1048576 bytes long") && e.contains("at most 512 tokens"),
         "{e}"
@@ -244,7 +244,7 @@ fn escapes_from_files_never_reach_the_terminal_raw() {
         m.info(),
         "hi",
         None,
-        attn::tui::app::ColorMode::Mono,
+        attn::tui::app::Palette::Mono,
         (80, 24),
     );
     assert!(app.info.name.starts_with("Evil\\u{1b}[2J") && !app.info.name.contains('\x1b'));

@@ -5,7 +5,7 @@
 mod common;
 
 use attn::model::{self, Model, TextbookConfig};
-use attn::tui::app::{App, ColorMode, Focus, Lens, Prepared, View};
+use attn::tui::app::{App, Focus, Lens, Palette, Summary, View};
 use attn::tui::event::{Event, ScriptSource};
 use attn::tui::synthetic::{self, Kind};
 use attn::tui::worker::{Outcome, Worker};
@@ -28,19 +28,19 @@ fn outcome(trace: attn::trace::Trace, generation: u64) -> Event {
     trace.elapsed = Duration::ZERO;
     Event::Traced(Box::new(Outcome {
         generation,
-        result: Prepared::new(trace),
+        result: Summary::new(trace),
         total: Duration::ZERO,
     }))
 }
 
 /// An app that has run `text` on the textbook model.
-fn textbook_app(text: &str, text_b: Option<&str>, size: (u16, u16), color: ColorMode) -> App {
+fn textbook_app(text: &str, text_b: Option<&str>, size: (u16, u16), color: Palette) -> App {
     let m = textbook();
     let mut app = tui::new_app(m.info(), text, text_b, color, size);
     let fx = app.start(Instant::now());
     assert_eq!(fx.len(), 1, "the first run is asked for");
     let trace = model::run(m.as_ref(), text, text_b, &Default::default()).unwrap();
-    app.update(outcome(trace, app.generation), Instant::now());
+    app.update(outcome(trace, app.runs.generation), Instant::now());
     assert!(app.data.is_some() && !app.busy());
     app.focus = Focus::Explorer;
     app
@@ -51,12 +51,12 @@ fn synthetic_app(kind: Kind, words: &[&str], size: (u16, u16)) -> App {
         &synthetic::info(kind),
         &words.join(" "),
         None,
-        ColorMode::TrueColor,
+        Palette::TrueColor,
         size,
     );
     app.start(Instant::now());
     app.update(
-        outcome(synthetic::trace(kind, words), app.generation),
+        outcome(synthetic::trace(kind, words), app.runs.generation),
         Instant::now(),
     );
     app.focus = Focus::Explorer;
@@ -92,14 +92,14 @@ fn grid_view_snapshots() {
         "The cat sat on the mat.",
         None,
         (80, 24),
-        ColorMode::TrueColor,
+        Palette::TrueColor,
     );
     snap_all("grid", &mut app);
 }
 
 #[test]
 fn grid_without_colour_uses_shades() {
-    let mut app = textbook_app("The cat sat on the mat.", None, (80, 24), ColorMode::Mono);
+    let mut app = textbook_app("The cat sat on the mat.", None, (80, 24), Palette::Mono);
     let s = screen(&app);
     assert!(
         s.contains('░') || s.contains('▒') || s.contains('▓') || s.contains('█'),
@@ -116,7 +116,7 @@ fn overview_snapshots() {
         "The cat sat on the mat.",
         None,
         (80, 24),
-        ColorMode::TrueColor,
+        Palette::TrueColor,
     );
     key(&mut app, KeyCode::Char('m'));
     assert_eq!(app.view, View::Overview);
@@ -129,7 +129,7 @@ fn positional_snapshots() {
         "The cat sat on the mat.",
         None,
         (80, 24),
-        ColorMode::TrueColor,
+        Palette::TrueColor,
     );
     key(&mut app, KeyCode::Char('p'));
     snap_all("positional", &mut app);
@@ -141,7 +141,7 @@ fn norms_snapshots() {
         "The cat sat on the mat.",
         None,
         (80, 24),
-        ColorMode::TrueColor,
+        Palette::TrueColor,
     );
     key(&mut app, KeyCode::Char('n'));
     snap_all("norms", &mut app);
@@ -153,32 +153,34 @@ fn help_snapshots() {
         "The cat sat on the mat.",
         None,
         (80, 24),
-        ColorMode::TrueColor,
+        Palette::TrueColor,
     );
     key(&mut app, KeyCode::Char('?'));
-    assert!(app.help);
+    assert!(app.help.open);
     snap_all("help", &mut app);
     // Every key of the list is on the big screen.
     resize(&mut app, 200, 60);
     let s = screen(&app);
-    for (k, _) in ui::KEYS.iter().filter(|(k, _)| !k.is_empty()) {
-        assert!(s.contains(k), "help lacks {k}");
+    for (k, _) in attn::tui::keymap::help_lines() {
+        if let Some(k) = k {
+            assert!(s.contains(&k), "help lacks {k}");
+        }
     }
     // On a small terminal the help scrolls with ↓/↑ (the last key comes into view).
     resize(&mut app, 80, 24);
-    assert!(!screen(&app).contains("q Ctrl-C"));
-    for _ in 0..40 {
+    assert!(!screen(&app).contains("Logit lens (e)"));
+    for _ in 0..80 {
         key(&mut app, KeyCode::Down);
     }
     let s = screen(&app);
     assert!(
-        app.help && s.contains("q Ctrl-C") && s.contains(" end "),
+        app.help.open && s.contains("Logit lens (e)") && s.contains(" end "),
         "{s}"
     );
     insta::assert_snapshot!("help_scrolled_80x24", s);
     key(&mut app, KeyCode::Char('x'));
     assert!(
-        !app.help && !app.hide_special,
+        !app.help.open && !app.grid.hide_special,
         "a key closes help and does nothing else"
     );
 }
@@ -186,7 +188,7 @@ fn help_snapshots() {
 #[test]
 fn korean_sentence_stays_aligned() {
     let text = "안녕하세요 세계 🤖 中文 e\u{301}";
-    let mut app = textbook_app(text, None, (80, 24), ColorMode::TrueColor);
+    let mut app = textbook_app(text, None, (80, 24), Palette::TrueColor);
     let s = screen(&app);
     insta::assert_snapshot!("korean_80x24", s);
     resize(&mut app, 120, 40);
@@ -205,12 +207,25 @@ fn korean_sentence_stays_aligned() {
 
 #[test]
 fn sentence_pair_has_a_second_input_line() {
-    let mut app = textbook_app("a cat", Some("a dog"), (80, 24), ColorMode::TrueColor);
+    // Sentence B is for models with token types (BERT): the synthetic encoder is one.
+    let mut app = tui::new_app(
+        &synthetic::info(Kind::Encoder),
+        "a cat",
+        Some("a dog"),
+        Palette::TrueColor,
+        (80, 24),
+    );
+    app.start(Instant::now());
+    app.update(
+        outcome(
+            synthetic::trace(Kind::Encoder, &["a", "cat"]),
+            app.runs.generation,
+        ),
+        Instant::now(),
+    );
+    app.focus = Focus::Explorer;
     let s = screen(&app);
     assert!(s.contains("A ❯ a cat") && s.contains("B ❯ a dog"), "{s}");
-    let t = app.trace().unwrap();
-    assert_eq!(t.text_b.as_deref(), Some("a dog"));
-    assert!(t.tokens.iter().any(|t| t.type_id == 1));
     // Editing B from the input: ↓ moves to B, typing appends, Enter runs with both.
     key(&mut app, KeyCode::Tab);
     key(&mut app, KeyCode::Down);
@@ -226,6 +241,33 @@ fn sentence_pair_has_a_second_input_line() {
         other => panic!("{other:?}"),
     }
     insta::assert_snapshot!("pair_80x24", s);
+}
+
+#[test]
+fn decoders_are_not_offered_sentence_b() {
+    let mut app = synthetic_app(Kind::Llama, &["Hello", "world"], (80, 24));
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.focus, Focus::Input);
+    key(&mut app, KeyCode::Down);
+    assert_eq!(app.input.field, 0, "↓ does nothing on a decoder");
+    key(&mut app, KeyCode::Char('x'));
+    assert_eq!(app.input.lines[1].text, "");
+    let s = screen(&app);
+    assert!(!s.contains("B ❯") && !s.contains("sentence B/A"), "{s}");
+    // Even a B text given at start is never sent to a model without segments.
+    let mut app = tui::new_app(
+        &synthetic::info(Kind::Gpt2),
+        "Hello",
+        Some("world"),
+        Palette::Mono,
+        (80, 24),
+    );
+    match &app.start(Instant::now())[..] {
+        [attn::tui::app::Effect::Job(attn::tui::worker::Job::Run { text_b, .. })] => {
+            assert_eq!(text_b, &None)
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -328,15 +370,15 @@ fn long_sequences_scroll_and_zoom_out() {
         .map(|i| format!("w{i}"))
         .collect::<Vec<_>>()
         .join(" ");
-    let mut app = textbook_app(&text, None, (80, 24), ColorMode::TrueColor);
-    let n = app.visible.len();
+    let mut app = textbook_app(&text, None, (80, 24), Palette::TrueColor);
+    let n = app.grid.visible.len();
     assert!(n > 60);
     let s = screen(&app);
     assert!(s.contains(&format!("of {n}")), "position indicator: {s}");
     key(&mut app, KeyCode::End);
-    assert_eq!(app.cur, (n - 1, n - 1));
-    let (rows, cols) = ui::layout::grid_capacity(&app);
-    assert_eq!(app.scroll, (n - rows, n - cols));
+    assert_eq!(app.grid.cur, (n - 1, n - 1));
+    let (rows, cols) = attn::tui::app::layout::grid_capacity(&app);
+    assert_eq!(app.grid.scroll, (n - rows, n - cols));
     let s = screen(&app);
     assert!(s.contains(&format!("{}", n - 1)), "{s}");
     insta::assert_snapshot!("long_end_80x24", s);
@@ -345,54 +387,54 @@ fn long_sequences_scroll_and_zoom_out() {
     assert!(s.contains("zoomed out"), "{s}");
     insta::assert_snapshot!("long_zoom_80x24", s);
     key(&mut app, KeyCode::Home);
-    assert_eq!(app.cur, (0, 0));
+    assert_eq!(app.grid.cur, (0, 0));
 }
 
 #[test]
 fn navigation_wraps_and_number_keys_jump() {
-    let mut app = textbook_app("I love AI", None, (80, 24), ColorMode::TrueColor);
+    let mut app = textbook_app("I love AI", None, (80, 24), Palette::TrueColor);
     let (nl, nh) = (app.n_layers(), app.n_heads());
     key(&mut app, KeyCode::Left);
-    assert_eq!(app.head, nh - 1);
+    assert_eq!(app.sel.head, nh - 1);
     key(&mut app, KeyCode::Right);
-    assert_eq!(app.head, 0);
+    assert_eq!(app.sel.head, 0);
     key(&mut app, KeyCode::Up);
-    assert_eq!(app.layer, nl - 1);
+    assert_eq!(app.sel.layer, nl - 1);
     key(&mut app, KeyCode::Down);
-    assert_eq!(app.layer, 0);
+    assert_eq!(app.sel.layer, 0);
     key(&mut app, KeyCode::Char('5'));
-    assert_eq!(app.head, 5);
+    assert_eq!(app.sel.head, 5);
     key(&mut app, KeyCode::Char('g'));
     key(&mut app, KeyCode::Char('3'));
-    assert_eq!((app.layer, app.head), (3, 5));
-    assert!(screen(&app).contains(&format!("Layer 3/{} · Head 5/{}", nl - 1, nh - 1)));
+    assert_eq!((app.sel.layer, app.sel.head), (3, 5));
+    assert!(screen(&app).contains(&format!("Layer 3 of 0–{} · Head 5 of 0–{}", nl - 1, nh - 1)));
     key(&mut app, KeyCode::Char('a'));
-    assert!(app.mean);
+    assert!(app.sel.mean);
     let s = screen(&app);
     assert!(
         s.contains("mean of 8 heads") && s.contains("Head mean of 0–7"),
         "{s}"
     );
     // The mean's rows still sum to 1.
-    for r in app.matrix.rows() {
+    for r in app.grid.matrix.rows() {
         assert!((r.sum() - 1.0).abs() < 1e-4);
     }
     key(&mut app, KeyCode::Char('s'));
-    assert_eq!(app.scale, attn::colormap::Scale::Log);
+    assert_eq!(app.grid.scale, attn::colormap::Scale::Log);
     key(&mut app, KeyCode::Char('s'));
-    assert_eq!(app.scale, attn::colormap::Scale::RowMax);
+    assert_eq!(app.grid.scale, attn::colormap::Scale::RowMax);
     key(&mut app, KeyCode::Char('s'));
-    assert_eq!(app.scale, attn::colormap::Scale::Linear);
+    assert_eq!(app.grid.scale, attn::colormap::Scale::Linear);
 }
 
 #[test]
 fn hiding_special_tokens_renormalises() {
-    let mut app = textbook_app("I love AI", None, (80, 24), ColorMode::TrueColor);
-    assert_eq!(app.visible.len(), 5);
+    let mut app = textbook_app("I love AI", None, (80, 24), Palette::TrueColor);
+    assert_eq!(app.grid.visible.len(), 5);
     key(&mut app, KeyCode::Char('x'));
-    assert_eq!(app.visible, vec![1, 2, 3]);
-    assert_eq!(app.matrix.dim(), (3, 3));
-    for r in app.matrix.rows() {
+    assert_eq!(app.grid.visible, vec![1, 2, 3]);
+    assert_eq!(app.grid.matrix.dim(), (3, 3));
+    for r in app.grid.matrix.rows() {
         assert!((r.sum() - 1.0).abs() < 1e-5, "{r}");
     }
     let s = screen(&app);
@@ -403,8 +445,8 @@ fn hiding_special_tokens_renormalises() {
 
 #[test]
 fn mouse_click_moves_the_cell_cursor() {
-    let mut app = textbook_app("I love AI", None, (80, 24), ColorMode::TrueColor);
-    let g = ui::layout::grid_geom(&app, ui::layout::grid_panes(&app).grid);
+    let mut app = textbook_app("I love AI", None, (80, 24), Palette::TrueColor);
+    let g = attn::tui::app::layout::grid_geom(&app, attn::tui::app::layout::grid_panes(&app).grid);
     let click = |col, row| {
         Event::Mouse(MouseEvent {
             kind: MouseEventKind::Down(MouseButton::Left),
@@ -417,11 +459,11 @@ fn mouse_click_moves_the_cell_cursor() {
         click(g.cells.x + 2 * g.cell_w, g.cells.y + 3 * g.row_h),
         Instant::now(),
     );
-    assert_eq!(app.cur, (3, 2));
+    assert_eq!(app.grid.cur, (3, 2));
     let s = screen(&app);
     assert!(s.contains("«ai»") && s.contains("«love»"), "{s}");
     // Clicking the input focuses it.
-    let input = ui::layout::screen(&app).input;
+    let input = attn::tui::app::layout::screen(&app).input;
     app.update(click(10, input.y + 1), Instant::now());
     assert_eq!(app.focus, Focus::Input);
 }
@@ -432,7 +474,7 @@ fn tiny_terminals_and_resize_storms_never_panic() {
         "안녕하세요 🤖 The cat sat on the mat",
         None,
         (20, 6),
-        ColorMode::TrueColor,
+        Palette::TrueColor,
     );
     assert!(screen(&app).contains("too small"));
     let mut t = Terminal::new(TestBackend::new(1, 1)).unwrap();
@@ -444,7 +486,7 @@ fn tiny_terminals_and_resize_storms_never_panic() {
         if i % 37 == 0 {
             let v = views[(i as usize / 37) % views.len()];
             key(&mut app, KeyCode::Char(v));
-            if app.help {
+            if app.help.open {
                 key(&mut app, KeyCode::Esc);
             }
         }
@@ -463,39 +505,39 @@ fn tiny_terminals_and_resize_storms_never_panic() {
 #[test]
 fn input_editing_and_escaped_control_characters() {
     let m = textbook();
-    let mut app = tui::new_app(m.info(), "The cat", None, ColorMode::TrueColor, (80, 24));
+    let mut app = tui::new_app(m.info(), "The cat", None, Palette::TrueColor, (80, 24));
     app.start(Instant::now());
     // F1 opens the help from the input too (where `?` types a question mark).
     key(&mut app, KeyCode::F(1));
-    assert!(app.help);
+    assert!(app.help.open);
     key(&mut app, KeyCode::Esc);
-    assert!(!app.help && app.focus == Focus::Input);
+    assert!(!app.help.open && app.focus == Focus::Input);
     // The starting text is selected: the first key replaces it.
     key(&mut app, KeyCode::Char('x'));
-    assert_eq!(app.inputs[0].text, "x");
+    assert_eq!(app.input.lines[0].text, "x");
     for c in "yz".chars() {
         key(&mut app, KeyCode::Char(c));
     }
     key(&mut app, KeyCode::Left);
     key(&mut app, KeyCode::Backspace);
-    assert_eq!(app.inputs[0].text, "xz");
+    assert_eq!(app.input.lines[0].text, "xz");
     key(&mut app, KeyCode::Home);
     key(&mut app, KeyCode::Delete);
-    assert_eq!(app.inputs[0].text, "z");
+    assert_eq!(app.input.lines[0].text, "z");
     key(&mut app, KeyCode::End);
     app.update(Event::Paste("안녕\n하세요 e\u{301}".into()), Instant::now());
-    assert_eq!(app.inputs[0].text, "z안녕 하세요 e\u{301}");
+    assert_eq!(app.input.lines[0].text, "z안녕 하세요 e\u{301}");
     // Backspace removes the whole "e + combining accent" grapheme.
     key(&mut app, KeyCode::Backspace);
-    assert_eq!(app.inputs[0].text, "z안녕 하세요 ");
+    assert_eq!(app.input.lines[0].text, "z안녕 하세요 ");
     app.update(Event::ctrl('w'), Instant::now());
-    assert_eq!(app.inputs[0].text, "z안녕 ");
+    assert_eq!(app.input.lines[0].text, "z안녕 ");
     app.update(Event::Paste("a\u{1b}[31mb".into()), Instant::now());
     let s = screen(&app);
     assert!(s.contains("a\\u{1b}[31mb"), "{s}");
     assert!(!s.contains('\u{1b}'));
     app.update(Event::ctrl('u'), Instant::now());
-    assert_eq!(app.inputs[0].text, "");
+    assert_eq!(app.input.lines[0].text, "");
     // The cursor sits after the wide characters, measured in columns.
     app.update(Event::Paste("한국".into()), Instant::now());
     let (x, _) = ui::input_cursor(&app).unwrap();
@@ -512,19 +554,19 @@ fn input_editing_and_escaped_control_characters() {
 #[test]
 fn stale_results_are_dropped_and_errors_keep_the_app_running() {
     let m = textbook();
-    let mut app = tui::new_app(m.info(), "first", None, ColorMode::TrueColor, (80, 24));
+    let mut app = tui::new_app(m.info(), "first", None, Palette::TrueColor, (80, 24));
     app.start(Instant::now());
-    let first = app.generation;
+    let first = app.runs.generation;
     key(&mut app, KeyCode::Char('a'));
     let fx = key(&mut app, KeyCode::Enter);
     assert_eq!(fx.len(), 1);
-    assert_eq!(app.generation, first + 1);
+    assert_eq!(app.runs.generation, first + 1);
     // The older run finishing late is ignored; the app keeps waiting for the newer one.
     let old = model::run(m.as_ref(), "first", None, &Default::default()).unwrap();
     app.update(outcome(old, first), Instant::now());
     assert!(app.data.is_none() && app.busy());
     let new = model::run(m.as_ref(), "a", None, &Default::default()).unwrap();
-    app.update(outcome(new, app.generation), Instant::now());
+    app.update(outcome(new, app.runs.generation), Instant::now());
     assert_eq!(app.trace().unwrap().text, "a");
     // A model error lands in the status line; the last good trace stays.
     key(&mut app, KeyCode::Tab);
@@ -532,7 +574,7 @@ fn stale_results_are_dropped_and_errors_keep_the_app_running() {
     key(&mut app, KeyCode::Enter);
     app.update(
         Event::Traced(Box::new(Outcome {
-            generation: app.generation,
+            generation: app.runs.generation,
             result: Err("the text is 600 tokens long; textbook takes at most 512".into()),
             total: Duration::ZERO,
         })),
@@ -561,7 +603,12 @@ fn too_long_text_is_an_error_in_the_status_line() {
         )
         .unwrap(),
     );
-    let r = attn::tui::worker::prepare(small.as_ref(), "one two three four five six seven", None);
+    let r = attn::tui::worker::prepare(
+        small.as_ref(),
+        "one two three four five six seven",
+        None,
+        None,
+    );
     assert!(r.unwrap_err().contains("at most 6"));
 }
 
@@ -593,7 +640,7 @@ fn scripted_session_types_runs_navigates_opens_and_dumps() {
         textbook().info(),
         tui::DEFAULT_TEXT,
         None,
-        ColorMode::TrueColor,
+        Palette::TrueColor,
         (100, 30),
     );
     let mut script = Event::typed("I love AI");
@@ -606,10 +653,10 @@ fn scripted_session_types_runs_navigates_opens_and_dumps() {
         Event::ch('d'),
     ]);
     let (app, terminal) = run_script(app, script, &root);
-    assert_eq!(app.inputs[0].text, "I love AI");
+    assert_eq!(app.input.lines[0].text, "I love AI");
     assert_eq!(app.focus, Focus::Explorer);
     assert_eq!(app.view, View::Grid);
-    assert_eq!((app.layer, app.head, app.mean), (1, 1, false));
+    assert_eq!((app.sel.layer, app.sel.head, app.sel.mean), (1, 1, false));
     let t = app.trace().unwrap();
     let labels: Vec<&str> = t.tokens.iter().map(|t| t.label.as_str()).collect();
     assert_eq!(labels, ["[CLS]", "i", "love", "ai", "[SEP]"]);
@@ -640,7 +687,7 @@ fn scripted_session_types_runs_navigates_opens_and_dumps() {
     );
     let s = terminal.backend().to_string();
     assert!(
-        s.contains("Layer 1/5 · Head 1/7") && s.contains("wrote"),
+        s.contains("Layer 1 of 0–5 · Head 1 of 0–7") && s.contains("wrote"),
         "{s}"
     );
 }
@@ -653,7 +700,7 @@ fn dumps_never_overwrite_and_failures_show_in_the_status_line() {
         textbook().info(),
         "I love AI",
         None,
-        ColorMode::TrueColor,
+        Palette::TrueColor,
         (100, 30),
     );
     let script = vec![
@@ -691,7 +738,7 @@ fn dumps_never_overwrite_and_failures_show_in_the_status_line() {
         textbook().info(),
         "I love AI",
         None,
-        ColorMode::TrueColor,
+        Palette::TrueColor,
         (100, 30),
     );
     let script = vec![
@@ -702,13 +749,13 @@ fn dumps_never_overwrite_and_failures_show_in_the_status_line() {
     let (app, terminal) = run_script(app, script, &file);
     let st = app.status.clone().unwrap();
     assert!(st.error && st.text.contains("dump failed"), "{st:?}");
-    assert_eq!(app.head, 1, "still running after the failure");
+    assert_eq!(app.sel.head, 1, "still running after the failure");
     assert!(terminal.backend().to_string().contains("dump failed"));
 }
 
 #[test]
 fn default_model_hint_mentions_random_weights_and_fetching() {
-    let app = textbook_app("I love AI", None, (120, 30), ColorMode::TrueColor);
+    let app = textbook_app("I love AI", None, (120, 30), Palette::TrueColor);
     let s = screen(&app);
     assert!(
         s.contains("random weights") && s.contains("scripts/fetch-models"),
@@ -719,13 +766,13 @@ fn default_model_hint_mentions_random_weights_and_fetching() {
 
 #[test]
 fn ctrl_c_and_q_quit() {
-    let mut app = textbook_app("I love AI", None, (80, 24), ColorMode::TrueColor);
+    let mut app = textbook_app("I love AI", None, (80, 24), Palette::TrueColor);
     key(&mut app, KeyCode::Tab);
     key(&mut app, KeyCode::Char('q'));
     assert!(!app.quit, "q types in the input");
     app.update(Event::ctrl('c'), Instant::now());
     assert!(app.quit);
-    let mut app = textbook_app("I love AI", None, (80, 24), ColorMode::TrueColor);
+    let mut app = textbook_app("I love AI", None, (80, 24), Palette::TrueColor);
     app.update(
         Event::Key(KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE)),
         Instant::now(),
@@ -741,13 +788,13 @@ fn real_minilm_in_the_explorer() {
     let m: Arc<dyn Model> =
         Arc::from(model::load(dir.to_str().unwrap(), &TextbookConfig::default()).unwrap());
     let text = "The cat sat on the mat because it was tired.";
-    let mut app = tui::new_app(m.info(), text, None, ColorMode::TrueColor, (120, 40));
+    let mut app = tui::new_app(m.info(), text, None, Palette::TrueColor, (120, 40));
     assert!(app.hint.is_none(), "real weights: no random-weights hint");
     app.start(Instant::now());
-    let prepared = attn::tui::worker::prepare(m.as_ref(), text, None).unwrap();
+    let prepared = attn::tui::worker::prepare(m.as_ref(), text, None, None).unwrap();
     app.update(
         Event::Traced(Box::new(Outcome {
-            generation: app.generation,
+            generation: app.runs.generation,
             result: Ok(prepared),
             total: Duration::ZERO,
         })),
@@ -756,7 +803,7 @@ fn real_minilm_in_the_explorer() {
     app.focus = Focus::Explorer;
     let s = screen(&app);
     assert!(
-        s.to_lowercase().contains("minilm") && s.contains("Layer 0/5 · Head 0/11"),
+        s.to_lowercase().contains("minilm") && s.contains("Layer 0 of 0–5 · Head 0 of 0–11"),
         "{s}"
     );
     assert!(s.contains("Positional (learned)"), "{s}");
@@ -771,4 +818,399 @@ fn real_minilm_in_the_explorer() {
     assert!(tagged > 10, "{tagged}");
     key(&mut app, KeyCode::Char('m'));
     assert!(screen(&app).contains("6 layers × 12 heads"));
+}
+
+fn dump_stem(fx: &[attn::tui::app::Effect]) -> (String, Vec<String>, Vec<String>, (usize, usize)) {
+    match fx {
+        [
+            attn::tui::app::Effect::DumpTable {
+                stem,
+                rows,
+                cols,
+                matrix,
+                ..
+            },
+        ] => (stem.clone(), rows.clone(), cols.clone(), matrix.dim()),
+        other => panic!("{other:?}"),
+    }
+}
+
+// Issue 9, bug 1: `d` writes what the screen shows; the header follows the overview's selection.
+#[test]
+fn d_writes_the_selection_on_screen_in_every_view() {
+    let mut app = textbook_app("The cat sat on the mat.", None, (120, 40), Palette::Mono);
+    key(&mut app, KeyCode::Char('m'));
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Down);
+    }
+    for _ in 0..5 {
+        key(&mut app, KeyCode::Right);
+    }
+    let s = screen(&app);
+    assert!(s.contains("Layer 3 of 0–5 · Head 5 of 0–7"), "{s}");
+    assert!(s.contains("layer 3 · head 5"), "{s}");
+    let (stem, rows, _, dim) = dump_stem(&key(&mut app, KeyCode::Char('d')));
+    assert_eq!(stem, "layer03_head05");
+    let n = app.trace().unwrap().n_tokens();
+    assert_eq!(dim, (n, n));
+    // Repeated tokens carry their position in the labels (`the#1`, `the#5`).
+    assert!(
+        rows.contains(&"the#1".to_string()) && rows.contains(&"the#5".to_string()),
+        "{rows:?}"
+    );
+    // `p`: the positional matrix, tokens × dimensions.
+    key(&mut app, KeyCode::Char('p'));
+    let (stem, rows, cols, dim) = dump_stem(&key(&mut app, KeyCode::Char('d')));
+    assert_eq!(stem, "positional_sinusoidal");
+    assert_eq!(dim, (n, 512));
+    assert_eq!((rows.len(), cols.len()), (n, 512));
+    // `n`: the norms of the token under the cursor, layers × 4.
+    key(&mut app, KeyCode::Char('n'));
+    let (stem, rows, cols, dim) = dump_stem(&key(&mut app, KeyCode::Char('d')));
+    assert_eq!(
+        stem,
+        format!("norms_token{:03}", app.query_token().unwrap())
+    );
+    assert_eq!(dim, (6, 4));
+    assert_eq!(rows[5], "layer5");
+    assert_eq!(cols, ["resid_in", "attn_update", "ffn_update", "resid_out"]);
+}
+
+// Issue 9, bug 4: a pending `g` prompt is cancelled visibly by any other key; Esc only cancels it.
+#[test]
+fn a_pending_go_to_prompt_never_goes_stale() {
+    let mut app = textbook_app("I love AI", None, (80, 24), Palette::Mono);
+    key(&mut app, KeyCode::Char('g'));
+    assert!(screen(&app).contains("go to layer"));
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.focus, Focus::Explorer, "Esc only cancels the prompt");
+    assert!(app.jump.is_none());
+    let s = screen(&app);
+    assert!(s.contains("go to layer cancelled"), "{s}");
+    key(&mut app, KeyCode::Char('2'));
+    assert_eq!(app.sel.head, 2, "a digit after the cancel is a head number");
+    assert_eq!(app.input.lines[0].text, "I love AI");
+    // `g l`: l cancels the prompt (visibly) and moves the cursor.
+    std::thread::sleep(attn::tui::app::JUMP_TIMEOUT);
+    app.update(Event::Tick, Instant::now());
+    let before = app.grid.cur;
+    key(&mut app, KeyCode::Char('g'));
+    key(&mut app, KeyCode::Char('l'));
+    assert!(app.jump.is_none());
+    assert_eq!(app.grid.cur.1, before.1 + 1);
+    let s = screen(&app);
+    assert!(
+        !s.contains("go to layer:") && s.contains("cancelled"),
+        "{s}"
+    );
+}
+
+// Issue 9, bug 5: the positions footer names the rows on screen.
+#[test]
+fn positions_footer_names_the_rows_shown() {
+    let text = (0..30)
+        .map(|i| format!("w{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut app = textbook_app(&text, None, (80, 24), Palette::Mono);
+    key(&mut app, KeyCode::Char('p'));
+    for _ in 0..20 {
+        key(&mut app, KeyCode::Char('j'));
+    }
+    let s = screen(&app);
+    let line = s.lines().find(|l| l.contains("rows ")).unwrap();
+    let range = line
+        .split("rows ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let (a, b) = range.split_once('–').unwrap();
+    let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
+    assert!(a > 0, "{line}");
+    for r in a..=b {
+        assert!(
+            s.contains(&format!("{r:>3} ")),
+            "row {r} is not on screen: {s}"
+        );
+    }
+    assert!(!s.contains(&format!("{:>3} w", a - 1)), "{s}");
+    // Fast pan: a screen of dimensions at a time.
+    key(&mut app, KeyCode::Char('L'));
+    assert_eq!(
+        app.panes.pos_scroll,
+        attn::tui::app::layout::positional_page(&app)
+    );
+    key(&mut app, KeyCode::PageUp);
+    assert_eq!(app.panes.pos_scroll, 0);
+}
+
+// Issue 9: the bottom hint follows the view.
+#[test]
+fn the_hint_line_follows_the_view() {
+    let mut app = textbook_app("I love AI", None, (100, 30), Palette::Mono);
+    app.hint = None;
+    assert!(screen(&app).contains("←→ head"));
+    key(&mut app, KeyCode::Char('p'));
+    assert!(screen(&app).contains("pan dimensions"));
+    key(&mut app, KeyCode::Char('n'));
+    assert!(screen(&app).contains("j/k token"));
+    key(&mut app, KeyCode::Char('m'));
+    assert!(screen(&app).contains("Enter opens it"));
+}
+
+// Issue 9: the sample sentence is a visible placeholder.
+#[test]
+fn the_sample_sentence_is_a_placeholder() {
+    let m = textbook();
+    let mut app = tui::new_app(m.info(), tui::DEFAULT_TEXT, None, Palette::Mono, (120, 30));
+    app.start(Instant::now());
+    let s = screen(&app);
+    assert!(s.contains("(sample · typing replaces it)"), "{s}");
+    key(&mut app, KeyCode::Char('H'));
+    assert_eq!(app.input.lines[0].text, "H");
+    assert!(!screen(&app).contains("typing replaces it"));
+}
+
+// Issue 9: `x` on a model without special tokens hides the first token; statistics follow what is shown.
+#[test]
+fn hiding_without_specials_hides_the_first_token_and_stats_follow() {
+    let mut app = synthetic_app(Kind::Llama, &["The", "cat", "sat", "on"], (120, 40));
+    let specials = app.trace().unwrap().tokens.iter().any(|t| t.special);
+    let before = app.current_stats().unwrap();
+    key(&mut app, KeyCode::Char('x'));
+    let first = if specials {
+        "special tokens"
+    } else {
+        "the first token"
+    };
+    assert!(
+        app.status.as_ref().unwrap().text.contains(first),
+        "{:?}",
+        app.status
+    );
+    assert!(
+        !app.grid.visible.is_empty() && app.grid.visible.len() < app.trace().unwrap().n_tokens()
+    );
+    let after = app.current_stats().unwrap();
+    assert_eq!(after, attn::analysis::head_stats(&app.grid.matrix.view()));
+    assert_ne!(before, after);
+}
+
+// Issue 9: no special tokens at all (a plain decoder's first token is the sink) → `x` hides token 0.
+#[test]
+fn x_hides_the_sink_when_there_are_no_specials() {
+    let mut app = synthetic_app(Kind::Gpt2, &["Hello", ",", "world", "!"], (120, 40));
+    if let Some(d) = &mut app.data {
+        let t = Arc::get_mut(&mut d.trace).unwrap();
+        for tok in &mut t.tokens {
+            tok.special = false;
+        }
+    }
+    key(&mut app, KeyCode::Char('x'));
+    assert!(!app.grid.visible.contains(&0));
+    assert_eq!(app.grid.visible.len(), 3);
+    assert!(
+        app.status
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("the first token")
+    );
+    assert_eq!(app.head_stem(), "layer00_head00_nofirst");
+}
+
+// Issue 9: a causal query lists only the tokens it can see.
+#[test]
+fn causal_where_it_looks_lists_only_visible_keys() {
+    let mut app = synthetic_app(Kind::Gpt2, &["a", "b", "c", "d", "e"], (120, 40));
+    app.grid.cur = (1, 1);
+    app.refresh();
+    let lines = ui::panels::focus_lines(&app, 40, 5);
+    assert_eq!(lines.len(), 2, "query 1 sees tokens 0 and 1 only");
+}
+
+// Issue 9: the norms view offers median / mean without the first token and log bars.
+#[test]
+fn norms_offer_robust_summaries_and_log_bars() {
+    let mut app = textbook_app("I love AI", None, (120, 40), Palette::Mono);
+    key(&mut app, KeyCode::Char('n'));
+    assert!(screen(&app).contains("mean over tokens"));
+    key(&mut app, KeyCode::Char('o'));
+    assert!(screen(&app).contains("median over tokens"));
+    key(&mut app, KeyCode::Char('o'));
+    assert!(screen(&app).contains("mean without the first token"));
+    key(&mut app, KeyCode::Char('b'));
+    assert!(screen(&app).contains("log (4 decades)"));
+}
+
+// Issue 9: the overview's thumbnails take the width; per-layer counts list every layer.
+#[test]
+fn overview_fills_the_width_and_counts_every_layer() {
+    let m: Arc<dyn Model> = Arc::from(
+        model::load(
+            "textbook",
+            &TextbookConfig {
+                layers: 30,
+                heads: 9,
+                d_model: 36,
+                d_ff: 16,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    let text = "the cat sat on the mat";
+    let mut app = tui::new_app(m.info(), text, None, Palette::Mono, (120, 40));
+    app.start(Instant::now());
+    let trace = model::run(m.as_ref(), text, None, &Default::default()).unwrap();
+    app.update(outcome(trace, app.runs.generation), Instant::now());
+    app.focus = Focus::Explorer;
+    key(&mut app, KeyCode::Char('m'));
+    let g = attn::tui::app::layout::overview_geom(&app);
+    assert!(
+        g.step_w as usize * 9 * 10 >= 114 * 7,
+        "thumbnails use at least 70% of the width: {g:?}"
+    );
+    assert!(g.layers >= 4);
+    let d = app.data.as_ref().unwrap();
+    assert_eq!(d.pattern_counts.len(), 30);
+}
+
+// Issue 9, progress: a long forward shows which layer it is in.
+#[test]
+fn a_running_forward_shows_its_layer() {
+    let m = textbook();
+    let mut app = tui::new_app(m.info(), "I love AI", None, Palette::Mono, (100, 30));
+    app.start(Instant::now());
+    let generation = app.runs.generation;
+    app.update(
+        Event::Progress {
+            generation,
+            done: 2,
+            total: 6,
+        },
+        Instant::now(),
+    );
+    let s = screen(&app);
+    assert!(s.contains("layer 3 of 6"), "{s}");
+    // Progress of an older run is ignored.
+    app.update(
+        Event::Progress {
+            generation: generation - 1,
+            done: 5,
+            total: 6,
+        },
+        Instant::now(),
+    );
+    assert_eq!(app.runs.progress, Some((2, 6)));
+}
+
+// The worker reports progress per block through the event channel.
+#[test]
+fn the_worker_reports_progress_per_block() {
+    let m = textbook();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ev = attn::tui::worker::run_job(
+        m.as_ref(),
+        attn::tui::worker::Job::Run {
+            generation: 7,
+            text: "I love AI".into(),
+            text_b: None,
+        },
+        Some(&tx),
+    );
+    assert!(matches!(ev, Event::Traced(_)));
+    let steps: Vec<(usize, usize)> = rx
+        .try_iter()
+        .filter_map(|e| match e {
+            Event::Progress {
+                generation: 7,
+                done,
+                total,
+            } => Some((done, total)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps.last(), Some(&(6, 6)), "{steps:?}");
+    assert!(steps.len() >= 6, "{steps:?}");
+}
+
+// Issue 9: clicking anywhere on the sentence box focuses it; one token is "1 token".
+#[test]
+fn clicking_the_sentence_box_focuses_it() {
+    let mut app = textbook_app("I love AI", None, (100, 30), Palette::Mono);
+    let input = attn::tui::app::layout::screen(&app).input;
+    app.update(
+        Event::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: 60,
+            row: input.y,
+            modifiers: KeyModifiers::NONE,
+        }),
+        Instant::now(),
+    );
+    assert_eq!(app.focus, Focus::Input);
+}
+
+// Issue 9, bug 7 and the keymap: README's key table is the keymap's, and its links resolve.
+#[test]
+fn readme_key_table_is_the_keymap() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = attn::tui::keymap::markdown();
+    assert!(
+        readme.contains(&table),
+        "README's key table differs from the keymap; paste this:\n{table}"
+    );
+    for (i, _) in readme.match_indices("](") {
+        let rest = &readme[i + 2..];
+        let target = &rest[..rest.find(')').unwrap()];
+        if target.starts_with("http") || target.starts_with('#') {
+            continue;
+        }
+        let path = target.split('#').next().unwrap();
+        assert!(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(path)
+                .exists(),
+            "README links to {target}, which does not exist"
+        );
+    }
+}
+
+// Issue 9, positions: a value axis on the bars, the RoPE plot uses the width, the learned colour scale is the data's.
+#[test]
+fn positions_have_an_axis_use_the_width_and_follow_the_data() {
+    let mut app = synthetic_app(Kind::Llama, &["The", "cat", "sat", "on"], (120, 40));
+    key(&mut app, KeyCode::Char('p'));
+    let s = screen(&app);
+    assert!(s.contains("full bar 2π"), "{s}");
+    let lines: Vec<&str> = s.lines().collect();
+    let note = lines
+        .iter()
+        .position(|l| l.contains("full bar 2π"))
+        .unwrap();
+    // The bottom bar row: 4 pairs, each widened (before: one column per pair).
+    let last = lines[note - 1]
+        .chars()
+        .collect::<Vec<_>>()
+        .iter()
+        .rposition(|c| "▁▂▃▄▅▆▇█".contains(*c))
+        .unwrap_or(0);
+    assert!(last > 50, "the RoPE bars stop at column {last}:\n{s}");
+    let mut app = synthetic_app(Kind::Gpt2, &["Hello", ",", "world", "!"], (120, 40));
+    key(&mut app, KeyCode::Char('p'));
+    let s = screen(&app);
+    let m = app.trace().unwrap().positional.matrix().clone();
+    let max = m.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    assert!(
+        s.contains("full bar ±") && s.contains("square-root scale"),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("bright: +{max:.2}")),
+        "the scale is the data's maximum {max}: {s}"
+    );
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use attn::model::{self, Model, TextbookConfig};
-use attn::tui::app::{App, ColorMode, Effect, Focus, Prepared, View};
+use attn::tui::app::{App, Effect, Focus, Palette, Summary, View};
 use attn::tui::event::Event;
 use attn::tui::worker::{Outcome, run_job};
 use attn::tui::{self, ui};
@@ -30,15 +30,17 @@ fn tiny_textbook() -> Box<dyn Model> {
 }
 
 fn app_for(m: &dyn Model, text: &str, size: (u16, u16)) -> App {
-    let mut app = tui::new_app(m.info(), text, None, ColorMode::Mono, size);
+    let mut app = tui::new_app(m.info(), text, None, Palette::Mono, size);
+    // The user's own sentence, not the sample placeholder.
+    app.input.fresh = false;
     app.start(Instant::now());
     let mut trace = model::run(m, text, None, &Default::default()).unwrap();
     trace.elapsed = Duration::ZERO;
-    let g = app.generation;
+    let g = app.runs.generation;
     app.update(
         Event::Traced(Box::new(Outcome {
             generation: g,
-            result: Prepared::new(trace),
+            result: Summary::new(trace),
             total: Duration::ZERO,
         })),
         Instant::now(),
@@ -54,7 +56,7 @@ fn press(app: &mut App, m: &dyn Model, code: KeyCode) -> usize {
     while let Some(e) = fx.pop() {
         if let Effect::Job(j) = e {
             jobs += 1;
-            let mut ev = run_job(m, j);
+            let mut ev = run_job(m, j, None);
             if let Event::Explained(x) = &mut ev {
                 x.elapsed = Duration::ZERO;
             }
@@ -82,7 +84,7 @@ fn the_tiny_textbook_on_i_love_ai_every_view() {
     let m = tiny_textbook();
     let mut app = app_for(m.as_ref(), "I love AI", (80, 24));
     // The cursor on query 1 «i», key 3 «ai»: a masked cell of the decoder.
-    app.cur = (1, 3);
+    app.grid.cur = (1, 3);
     app.refresh();
     assert_eq!(press(&mut app, m.as_ref(), KeyCode::Char('E')), 1);
     assert_eq!(app.view, View::Weight);
@@ -93,11 +95,11 @@ fn the_tiny_textbook_on_i_love_ai_every_view() {
     app.update(Event::Resize(80, 24), Instant::now());
     assert_eq!(press(&mut app, m.as_ref(), KeyCode::Char('h')), 1);
     let r = app.explain.result.as_ref().unwrap();
-    assert!(r.captured.captures.q(app.layer).is_some());
+    assert!(r.captured.captures.q(app.sel.layer).is_some());
     let w = r.weight.as_ref().unwrap();
-    let att = app.data.as_ref().unwrap().att(app.layer).unwrap();
+    let att = app.data.as_ref().unwrap().att(app.sel.layer).unwrap();
     assert!(
-        (w.weight - att[[app.head, 1, 2]]).abs() < 1e-6,
+        (w.weight - att[[app.sel.head, 1, 2]]).abs() < 1e-6,
         "the grid's weight"
     );
     snap_both("explain_weight", &mut app);
@@ -116,13 +118,13 @@ fn the_tiny_textbook_on_i_love_ai_every_view() {
     // Esc back to the grid; v turns on the value-weighted mode.
     press(&mut app, m.as_ref(), KeyCode::Esc);
     assert_eq!(app.view, View::Grid);
-    let before = app.matrix.clone();
+    let before = app.grid.matrix.clone();
     press(&mut app, m.as_ref(), KeyCode::Char('v'));
     assert_ne!(
-        app.matrix, before,
+        app.grid.matrix, before,
         "the grid shows value-weighted attention"
     );
-    for r in app.matrix.rows() {
+    for r in app.grid.matrix.rows() {
         assert!((r.sum() - 1.0).abs() < 1e-5, "rows normalised");
     }
     assert!(screen(&app).contains("value-weighted"));
@@ -138,8 +140,8 @@ fn a_rotary_grouped_query_model() {
     // Tests run in the package root, so the relative spec (shown in the status line) is the same on every machine.
     let m = model::load("fixtures/tiny-llama.gguf", &TextbookConfig::default()).unwrap();
     let mut app = app_for(m.as_ref(), "hello world", (200, 60));
-    app.cur = (2, 1);
-    app.head = 4;
+    app.grid.cur = (2, 1);
+    app.sel.head = 4;
     app.refresh();
     press(&mut app, m.as_ref(), KeyCode::Char('E'));
     let s = screen(&app);

@@ -1,18 +1,18 @@
 //! Issue 8 item 9 in the explorer: a trace with NaN/Inf shows a warning in the status line naming where they first
 //! appear, and its non-finite attention cells are drawn as `NaN` / `∞` in the error colour, not as 0.
 
-use attn::tui::app::{App, ColorMode, Focus, Prepared};
+use attn::tui::app::{App, Focus, Palette, Summary};
 use attn::tui::synthetic::{self, Kind};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 
-fn app_with(trace: attn::trace::Trace, color: ColorMode) -> App {
+fn app_with(trace: attn::trace::Trace, color: Palette) -> App {
     let mut app = App::new(synthetic::info(Kind::Gpt2), "a b c", None, color, (100, 30));
-    app.data = Some(Prepared::new(trace).unwrap());
+    app.data = Some(Summary::new(trace).unwrap());
     app.focus = Focus::Explorer;
-    app.cur = (0, 0);
+    app.grid.cur = (0, 0);
     app.refresh();
     app
 }
@@ -34,7 +34,7 @@ fn screen(app: &App) -> String {
 #[test]
 fn non_finite_values_are_warned_about_and_drawn_distinctly() {
     let clean = synthetic::trace(Kind::Gpt2, &["a", "b", "c"]);
-    let s = screen(&app_with(clean.clone(), ColorMode::Mono));
+    let s = screen(&app_with(clean.clone(), Palette::Mono));
     assert!(!s.contains("non-finite") && !s.contains("NaN"), "{s}");
 
     let mut bad = clean;
@@ -42,7 +42,7 @@ fn non_finite_values_are_warned_about_and_drawn_distinctly() {
         a[[0, 2, 0]] = f32::NAN;
         a[[0, 2, 1]] = f32::INFINITY;
     }
-    for color in [ColorMode::Mono, ColorMode::TrueColor] {
+    for color in [Palette::Mono, Palette::TrueColor] {
         let app = app_with(bad.clone(), color);
         let s = screen(&app);
         assert!(

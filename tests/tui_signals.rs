@@ -151,7 +151,7 @@ fn signals_give_the_terminal_back_and_ctrl_z_fg_resumes() {
     );
     let explorer_up = |s: &Session, what: &str| {
         s.wait(what, |scr, alt, mouse| {
-            scr.contains("Layer 0/1 · Head 0/3") && alt == "1" && mouse == "1"
+            scr.contains("Layer 0 of 0–1 · Head 0 of 0–3") && alt == "1" && mouse == "1"
         })
     };
 
@@ -167,7 +167,7 @@ fn signals_give_the_terminal_back_and_ctrl_z_fg_resumes() {
     s.line("fg; echo EXIT=$?");
     explorer_up(&s, "the explorer after fg");
     s.send(&["Tab", "Right"]);
-    s.wait("a key after fg", |scr, _, _| scr.contains("Head 1/3"));
+    s.wait("a key after fg", |scr, _, _| scr.contains("Head 1 of 0–3"));
 
     // Each quitting signal: terminal restored, exit status 128 + n.
     for (i, (sig, code)) in [

@@ -144,7 +144,11 @@ fn the_binary_in_tmux() {
     );
     let s = Session::start(120, 40, &cmd);
     let screen = s.wait_for(
-        &["Layer 0/5 · Head 0/7", "tokens · forward", "random weights"],
+        &[
+            "Layer 0 of 0–5 · Head 0 of 0–7",
+            "tokens · forward",
+            "random weights",
+        ],
         60,
     );
     assert!(screen.contains("The cat sat on the mat"), "{screen}");
@@ -157,7 +161,10 @@ fn the_binary_in_tmux() {
     assert!(screen.contains("A ❯ I love AI"), "{screen}");
     s.send(&["Right", "Down"]);
     s.wait_for(
-        &["Layer 1/5 · Head 1/7", "Attention · layer 1 · head 1"],
+        &[
+            "Layer 1 of 0–5 · Head 1 of 0–7",
+            "Attention · layer 1 · head 1",
+        ],
         10,
     );
     s.send(&["m"]);
@@ -205,7 +212,7 @@ fn the_binary_in_tmux() {
         .tmux()
         .args(["resize-window", "-t", &s.name, "-x", "100", "-y", "30"])
         .output();
-    s.wait_for(&["Layer 1/5"], 10);
+    s.wait_for(&["Layer 1 of 0–5"], 10);
     s.send(&["q"]);
     let start = Instant::now();
     while s.alive() && start.elapsed() < Duration::from_secs(10) {
@@ -229,7 +236,7 @@ fn sigterm_restores_the_terminal() {
         quote(&marker)
     );
     let s = Session::start(80, 24, &cmd);
-    s.wait_for(&["Layer 0/5"], 60);
+    s.wait_for(&["Layer 0 of 0–5"], 60);
     // The pane runs a shell; attn is its child.
     let shell = s
         .tmux()
@@ -263,7 +270,7 @@ fn sigterm_restores_the_terminal() {
     assert_eq!(mode.trim(), "icanon", "raw mode was left on after SIGTERM");
     let screen = s.capture();
     assert!(
-        !screen.contains("Layer 0/5"),
+        !screen.contains("Layer 0 of 0–5"),
         "the alternate screen was not left:\n{screen}"
     );
 }
@@ -311,9 +318,19 @@ fn decoder_logit_lens_from_the_worker() {
         quote(&model)
     );
     let s = Session::start(120, 40, &cmd);
-    s.wait_for(&["tiny-gpt2", "Layer 0/1 · Head 0/3", "next after"], 60);
+    s.wait_for(
+        &["tiny-gpt2", "Layer 0 of 0–1 · Head 0 of 0–3", "next after"],
+        60,
+    );
     s.send(&["Tab", "e"]);
-    let screen = s.wait_for(&["Logit lens at position 1", "L0", "L1"], 20);
+    // "L0"/"L1" also label the norms panel: wait for the lens's own footer.
+    let screen = s.wait_for(
+        &[
+            "Logit lens at position 1",
+            "the last row is the model's own",
+        ],
+        20,
+    );
     assert!(
         screen.contains("the last row is the model's own"),
         "{screen}"

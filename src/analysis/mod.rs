@@ -9,6 +9,7 @@ pub mod scans;
 use crate::numeric::ops;
 use crate::trace::Trace;
 use ndarray::{Array2, Array3, ArrayView2, Axis};
+use std::sync::Arc;
 
 /// Norms for one (layer, token).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,6 +71,76 @@ fn ratio(a: f32, b: f32) -> f32 {
     if b > 0.0 { a / b } else { 0.0 }
 }
 
+/// How the norms of all tokens are summed up into one number per layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NormStat {
+    #[default]
+    Mean,
+    /// The median: robust to one token with a massive activation (SmolLM2's BOS).
+    Median,
+    /// The mean over tokens 1..n: the first token (often a sink with a huge norm) left out.
+    MeanSkipFirst,
+}
+
+impl NormStat {
+    pub const ALL: [NormStat; 3] = [NormStat::Mean, NormStat::Median, NormStat::MeanSkipFirst];
+    pub fn next(self) -> Self {
+        match self {
+            NormStat::Mean => NormStat::Median,
+            NormStat::Median => NormStat::MeanSkipFirst,
+            NormStat::MeanSkipFirst => NormStat::Mean,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            NormStat::Mean => "mean over tokens",
+            NormStat::Median => "median over tokens",
+            NormStat::MeanSkipFirst => "mean without the first token",
+        }
+    }
+}
+
+/// Per-layer norms over every token, summed up by `stat`.
+pub fn layer_norms_by(trace: &Trace, stat: NormStat) -> Vec<LayerNorms> {
+    let rows = residual_rows(trace);
+    let n = trace.n_tokens();
+    let pick = |vals: Vec<f32>| -> f32 {
+        let vals: Vec<f32> = match stat {
+            NormStat::MeanSkipFirst if vals.len() > 1 => vals[1..].to_vec(),
+            _ => vals,
+        };
+        if vals.is_empty() {
+            return 0.0;
+        }
+        match stat {
+            NormStat::Median => {
+                let mut v = vals;
+                v.sort_by(|a, b| a.total_cmp(b));
+                let m = v.len() / 2;
+                if v.len() % 2 == 1 {
+                    v[m]
+                } else {
+                    (v[m - 1] + v[m]) / 2.0
+                }
+            }
+            _ => vals.iter().sum::<f32>() / vals.len() as f32,
+        }
+    };
+    (0..trace.n_layers())
+        .map(|l| {
+            let sel = &rows[l * n..(l + 1) * n];
+            let col = |f: fn(&ResidualRow) -> f32| pick(sel.iter().map(f).collect());
+            LayerNorms {
+                layer: l,
+                resid_in: col(|r| r.resid_in),
+                resid_out: col(|r| r.resid_out),
+                attn_update: col(|r| r.attn_update),
+                ffn_update: col(|r| r.ffn_update),
+            }
+        })
+        .collect()
+}
+
 pub fn layer_norms(trace: &Trace, token: Option<usize>) -> Vec<LayerNorms> {
     let rows = residual_rows(trace);
     let n = trace.n_tokens().max(1);
@@ -103,7 +174,8 @@ pub struct HeadStats {
     pub max_weight: f32,
     /// Mean weight on the first token (BOS / [CLS] sink), over query rows 1..n.
     pub sink: f32,
-    /// Mean weight on the previous token, over query rows 1..n.
+    /// Mean weight on the previous token, over query rows 2..n: the first key is left out (query 1's previous token
+    /// is the first token, the sink), so a pure sink head scores 0 here.
     pub prev: f32,
     /// Mean weight on the token itself (the diagonal), over query rows 1..n.
     pub self_: f32,
@@ -164,7 +236,7 @@ pub fn head_stats(a: &ArrayView2<f32>) -> HeadStats {
             sink += row[0] as f64;
             selfw += row[i] as f64;
         }
-        if i > 0 {
+        if i > 1 {
             prev += row[i - 1] as f64;
         }
         dist += row
@@ -183,13 +255,138 @@ pub fn head_stats(a: &ArrayView2<f32>) -> HeadStats {
         },
         max_weight: (maxw / nf) as f32,
         sink: (sink / (nf - 1.0).max(1.0)) as f32,
-        prev: if n > 1 {
-            (prev / (nf - 1.0)) as f32
+        prev: if n > 2 {
+            (prev / (nf - 2.0)) as f32
         } else {
             0.0
         },
         self_: (selfw / (nf - 1.0).max(1.0)) as f32,
         distance: (dist / nf) as f32,
+    }
+}
+
+/// Which query heads share head `h`'s key/value head under grouped-query attention (`kv_group[h]` is the KV head
+/// of query head `h`): `(kv head, query heads)`. `None` for plain multi-head attention.
+pub fn kv_sharing(kv_group: &[usize], h: usize) -> Option<(usize, Vec<usize>)> {
+    let g = *kv_group.get(h)?;
+    Some((
+        g,
+        (0..kv_group.len()).filter(|&i| kv_group[i] == g).collect(),
+    ))
+}
+
+/// Whether a head has a clear pattern (previous-token, sink or self; "broad" does not count).
+pub fn has_pattern(s: &HeadStats) -> bool {
+    head_tag(s).is_some_and(|t| t != "broad")
+}
+
+/// A trace with what every view needs computed once per forward pass: head statistics, norms summaries, the
+/// per-layer count of heads with a clear pattern. Made on the worker thread; views only read it.
+#[derive(Debug)]
+pub struct Summary {
+    pub trace: Arc<Trace>,
+    /// `stats[layer][head]`.
+    pub stats: Vec<Vec<HeadStats>>,
+    /// Per layer: statistics of the mean over heads.
+    pub mean_stats: Vec<HeadStats>,
+    /// Per [`NormStat`] (in [`NormStat::ALL`] order), per layer: the norms over all tokens.
+    pub norms_all: Vec<Vec<LayerNorms>>,
+    /// Per layer: how many heads have a clear pattern.
+    pub pattern_counts: Vec<usize>,
+    pub n_heads: usize,
+    /// Where NaN/Inf first appear in the trace, if anywhere (shown as a warning in the status line).
+    pub non_finite: Option<NonFinite>,
+}
+
+impl Summary {
+    /// Check that the trace is complete (every layer's attention kept, shapes agree) and analyse it.
+    pub fn new(trace: Trace) -> std::result::Result<Summary, String> {
+        let n = trace.n_tokens();
+        let nl = trace.n_layers();
+        if trace.hidden.len() != nl + 1 {
+            return Err(format!(
+                "the trace has {} hidden states for {nl} layers",
+                trace.hidden.len()
+            ));
+        }
+        let mut n_heads = None;
+        let mut stats = Vec::with_capacity(nl);
+        let mut mean_stats = Vec::with_capacity(nl);
+        for (l, lt) in trace.layers.iter().enumerate() {
+            let a = lt
+                .attention
+                .as_ref()
+                .ok_or_else(|| format!("layer {l}: the attention was not kept"))?;
+            let (h, r, c) = a.dim();
+            if r != n || c != n || h == 0 || n_heads.is_some_and(|k| k != h) {
+                return Err(format!(
+                    "layer {l}: attention has shape [{h}, {r}, {c}] for {n} tokens"
+                ));
+            }
+            n_heads = Some(h);
+            if lt.attn_update_norm.len() != n || lt.ffn_update_norm.len() != n {
+                return Err(format!(
+                    "layer {l}: update norms do not cover the {n} tokens"
+                ));
+            }
+            stats.push(a.outer_iter().map(|m| head_stats(&m)).collect::<Vec<_>>());
+            mean_stats.push(head_stats(&mean_over_heads(a).view()));
+        }
+        for (l, h) in trace.hidden.iter().enumerate() {
+            if h.nrows() != n {
+                return Err(format!(
+                    "hidden state {l} has {} rows for {n} tokens",
+                    h.nrows()
+                ));
+            }
+        }
+        let n_heads = n_heads.unwrap_or(0);
+        if !trace.kv_group.is_empty() && trace.kv_group.len() != n_heads {
+            return Err(format!(
+                "kv_group has {} entries for {n_heads} heads",
+                trace.kv_group.len()
+            ));
+        }
+        let norms_all = NormStat::ALL
+            .iter()
+            .map(|s| {
+                if n > 0 {
+                    layer_norms_by(&trace, *s)
+                } else {
+                    vec![]
+                }
+            })
+            .collect();
+        let pattern_counts = stats
+            .iter()
+            .map(|layer| layer.iter().filter(|s| has_pattern(s)).count())
+            .collect();
+        Ok(Summary {
+            non_finite: first_non_finite(&trace),
+            trace: Arc::new(trace),
+            stats,
+            mean_stats,
+            norms_all,
+            pattern_counts,
+            n_heads,
+        })
+    }
+
+    pub fn att(&self, layer: usize) -> Option<&Array3<f32>> {
+        self.trace
+            .layers
+            .get(layer)
+            .and_then(|l| l.attention.as_ref())
+    }
+
+    pub fn n_layers(&self) -> usize {
+        self.trace.n_layers()
+    }
+
+    /// The norms over all tokens, summed up by `stat`.
+    pub fn norms(&self, stat: NormStat) -> &[LayerNorms] {
+        let i = NormStat::ALL.iter().position(|s| *s == stat).unwrap_or(0);
+        self.norms_all.get(i).map(Vec::as_slice).unwrap_or(&[])
     }
 }
 
@@ -241,6 +438,16 @@ mod tests {
         assert_eq!(head_tag(&s), Some("broad"));
         let d = arr2(&[[1.0f32, 0.0], [0.0, 1.0]]);
         assert_eq!(head_tag(&head_stats(&d.view())), Some("self"));
+    }
+
+    #[test]
+    fn a_sink_head_is_not_a_previous_token_head() {
+        let a = arr2(&[[1.0f32, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]);
+        let s = head_stats(&a.view());
+        assert_eq!(s.prev, 0.0);
+        assert_eq!(s.sink, 1.0);
+        assert_eq!(kv_sharing(&[0, 0, 1, 1], 3), Some((1, vec![2, 3])));
+        assert_eq!(kv_sharing(&[], 0), None);
     }
 
     #[test]

@@ -39,6 +39,14 @@ pub const SHORT_NAMES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The display name of a short model name (`smollm2` → `SmolLM2-135M-Instruct Q4_1`), as `attn models` shows it.
+pub fn short_name_title(spec: &str) -> Option<&'static str> {
+    SHORT_NAMES
+        .iter()
+        .find(|(n, _, _)| *n == spec)
+        .map(|(_, _, what)| what.split(" (").next().unwrap_or(what))
+}
+
 /// Resolve a `--model` spec: `textbook`, a short name, a folder, or a `.gguf` file.
 pub fn resolve(spec: &str) -> Result<Resolved> {
     resolve_in(spec, &models_dir())

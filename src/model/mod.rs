@@ -80,6 +80,11 @@ impl ModelInfo {
     pub fn head_dim(&self) -> usize {
         self.d_model / self.n_heads.max(1)
     }
+    /// Whether the model reads a second sentence as its own segment (token type embeddings: BERT). Elsewhere a
+    /// second sentence would only be glued on, so it is refused.
+    pub fn takes_sentence_pairs(&self) -> bool {
+        self.arch == Arch::Bert
+    }
 }
 
 /// One Transformer, ready to run.
@@ -156,8 +161,13 @@ pub fn run_ids(model: &dyn Model, ids: &[u32], opts: &ForwardOptions) -> Result<
 pub fn run_encoded(model: &dyn Model, mut enc: Encoded, opts: &ForwardOptions) -> Result<Trace> {
     let info = model.info();
     if enc.ids.len() > info.max_len {
+        let how = if info.arch == Arch::Textbook {
+            " (raise it with --max-len)"
+        } else {
+            ", its own limit: shorten the text"
+        };
         return Err(Error::Input(format!(
-            "the text is {} tokens long; {} takes at most {} (--max-len for the textbook model)",
+            "the text is {} tokens long; {} takes at most {}{how}",
             enc.ids.len(),
             info.name,
             info.max_len

@@ -2,6 +2,12 @@
 //! BERT-uncased WordPiece vocabulary the textbook model uses; [`gguf`] builds one from GGUF metadata.
 
 pub mod gguf;
+mod label;
+
+pub use label::{
+    display_label, escape_grapheme, escape_label, escape_lines, escape_text, tagged_labels,
+    unsafe_char,
+};
 
 use crate::{Error, Result};
 use serde::Serialize;
@@ -98,6 +104,27 @@ impl Tokenizer {
         let inner = tokenizers::Tokenizer::from_bytes(BUNDLED_BERT_UNCASED)
             .expect("the bundled tokenizer.json is valid (checked by tests)");
         Self::new(inner, "WordPiece, BERT uncased (bundled)").expect("no truncation to remove")
+    }
+
+    /// The bundled vocabulary as a decoder reads it: one BOS-like token (`[CLS]`) first and nothing at the end (no
+    /// `[SEP]`: a decoder's input is a prefix to continue, not a closed sentence).
+    pub fn bundled_bert_uncased_decoder() -> Self {
+        use tokenizers::processors::template::TemplateProcessing;
+        let mut inner = tokenizers::Tokenizer::from_bytes(BUNDLED_BERT_UNCASED)
+            .expect("the bundled tokenizer.json is valid (checked by tests)");
+        let bos = inner.token_to_id("[CLS]").unwrap_or(101);
+        let post = TemplateProcessing::builder()
+            .try_single("[CLS] $A")
+            .and_then(|b| b.try_pair("[CLS] $A $B:1"))
+            .map(|b| b.special_tokens(vec![("[CLS]", bos)]).build())
+            .expect("static templates parse");
+        let post = post.expect("static templates build");
+        inner.with_post_processor(Some(post));
+        Self::new(
+            inner,
+            "WordPiece, BERT uncased (bundled), [CLS] as BOS only",
+        )
+        .expect("no truncation to remove")
     }
 
     pub fn description(&self) -> &str {
@@ -265,49 +292,18 @@ fn model_kind(t: &tokenizers::Tokenizer) -> &'static str {
     }
 }
 
-/// Make a token safe and readable on one terminal line: control characters and line breaks are escaped,
-/// a leading space is shown as `␣`.
-pub fn escape_label(s: &str) -> String {
-    match s.strip_prefix(' ') {
-        Some(rest) => format!("␣{}", escape_text(rest)),
-        None => escape_text(s),
-    }
-}
-
-/// Make any string that came from a file (a model name, metadata, a tensor name, a path) safe to print on a
-/// terminal: control characters (ESC, BEL, line breaks...) and the Unicode format/bidi controls that could reorder
-/// or hide text are written as escapes (`\n`, `\u{1b}`). The one escaping function: labels, messages and the TUI
-/// all go through it.
-pub fn escape_text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            // Unicode format/bidi controls that could reorder or hide text.
-            '\u{200b}'..='\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{feff}' => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// [`escape_text`] line by line: a multi-line message keeps its line breaks, everything else is escaped.
-pub fn escape_lines(s: &str) -> String {
-    s.split('\n')
-        .map(escape_text)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_decoder_variant_starts_with_one_bos_and_ends_open() {
+        let t = Tokenizer::bundled_bert_uncased_decoder();
+        let e = t.encode("I love AI", None).unwrap();
+        let labels: Vec<&str> = e.tokens.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["[CLS]", "i", "love", "ai"]);
+        assert!(e.tokens[0].special && !e.tokens[3].special);
+    }
 
     #[test]
     fn bundled_tokenizer_adds_cls_and_sep() {

@@ -1,8 +1,11 @@
 //! Everything the explorer reacts to arrives as one [`Event`] in one channel: keys, mouse, paste and resize from the
-//! terminal (read on an input thread), and results from the inference worker.
+//! terminal (read on an input thread), and results from the inference worker. The messages between the app and the
+//! worker ([`Job`], [`Outcome`], [`LensOutcome`]; the explanations' are in [`super::explained`]) live here too, below both, so neither imports the other.
 
-use super::worker::{LensOutcome, Outcome};
+use crate::analysis::Summary;
+use crate::trace::{TopToken, Trace};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
@@ -19,12 +22,58 @@ pub enum Event {
     Traced(Box<Outcome>),
     /// A logit-lens computation finished.
     Lens(Box<LensOutcome>),
+    /// The forward pass of `generation` has finished `done` of its `total` blocks.
+    Progress {
+        generation: u64,
+        done: usize,
+        total: usize,
+    },
     /// An explanation (one layer captured, the cursor's cell computed) finished.
     Explained(Box<crate::tui::explained::Explained>),
     /// Time passed (debounce deadlines, spinner).
     Tick,
     /// Leave (SIGTERM, SIGHUP, end of a script).
     Quit,
+}
+
+/// What the worker is asked to do.
+#[derive(Debug)]
+pub enum Job {
+    /// Tokenize and run.
+    Run {
+        generation: u64,
+        text: String,
+        text_b: Option<String>,
+    },
+    /// Logit lens at one position of a trace: the top tokens the residual stream leaving each layer predicts.
+    Lens {
+        generation: u64,
+        pos: usize,
+        trace: Arc<Trace>,
+    },
+    /// The explanation views: capture one layer and compute (see [`super::explained`]).
+    Explain {
+        req: super::explained::ExplainRequest,
+        trace: Arc<Trace>,
+        w_o: Option<Arc<ndarray::Array2<f32>>>,
+    },
+}
+
+/// The result of a [`Job::Run`].
+#[derive(Debug)]
+pub struct Outcome {
+    pub generation: u64,
+    pub result: Result<Summary, String>,
+    /// Tokenization + forward + analysis, wall time.
+    pub total: Duration,
+}
+
+/// The result of a [`Job::Lens`]: `rows[l]` are the top tokens after block `l`.
+#[derive(Debug)]
+pub struct LensOutcome {
+    pub generation: u64,
+    pub pos: usize,
+    pub rows: Option<Vec<Vec<TopToken>>>,
 }
 
 impl Event {

@@ -8,13 +8,16 @@
 pub mod app;
 pub mod event;
 pub mod explained;
+mod export_table;
+pub mod keymap;
+pub mod line_edit;
 pub mod synthetic;
 pub mod ui;
 pub mod worker;
 
 use crate::export;
 use crate::model::{Model, ModelInfo};
-use app::{App, ColorMode, Effect};
+use app::{App, Effect, Palette};
 use event::{Event, EventSource};
 use ratatui::Terminal;
 use ratatui::backend::Backend;
@@ -45,7 +48,7 @@ pub fn new_app(
     info: &ModelInfo,
     text: &str,
     text_b: Option<&str>,
-    color: ColorMode,
+    color: Palette,
     size: (u16, u16),
 ) -> App {
     let mut app = App::new(crate::show::escaped_info(info), text, text_b, color, size);
@@ -86,14 +89,22 @@ impl Env {
         for e in effects {
             match e {
                 Effect::Job(job) => self.worker.submit(job),
-                Effect::DumpHead {
+                Effect::DumpTable {
                     stem,
-                    labels,
+                    corner,
+                    rows,
+                    cols,
                     matrix,
                 } => {
                     let r = fresh_dump_dir(&self.dump_root, &utc_stamp(SystemTime::now()))
                         .and_then(|dir| {
-                            let r = export::dump_head(&dir, &stem, &labels, &matrix.view(), false);
+                            let t = export_table::Table {
+                                stem: &stem,
+                                corner: &corner,
+                                rows: &rows,
+                                cols: &cols,
+                            };
+                            let r = export_table::write(&dir, &t, &matrix.view());
                             if r.is_err() {
                                 let _ = std::fs::remove_dir(&dir);
                             }

@@ -2,68 +2,35 @@
 //! the model and sends the outcome into the UI's event channel. Every job carries the generation number the app gave
 //! it; the app drops outcomes whose generation is not its latest, so a slow stale result never replaces a newer one.
 
-use super::app::Prepared;
 use super::event::Event;
+pub use super::event::{Job, LensOutcome, Outcome};
+use crate::analysis::Summary;
 use crate::model::{self, Model};
-use crate::trace::{TopToken, Trace};
+use crate::trace::{Progress, TopToken, Trace};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The explorer keeps every attention matrix of a trace; a run whose estimate ([`crate::model::budget`]) is over
 /// this many bytes is refused (`--mem-budget` changes it).
 pub const ATTENTION_BUDGET: u64 = crate::model::budget::DEFAULT_BUDGET;
 
-/// What the worker is asked to do.
-#[derive(Debug)]
-pub enum Job {
-    /// Tokenize and run.
-    Run {
-        generation: u64,
-        text: String,
-        text_b: Option<String>,
-    },
-    /// Logit lens at one position of a trace: the top tokens the residual stream leaving each layer predicts.
-    Lens {
-        generation: u64,
-        pos: usize,
-        trace: Arc<Trace>,
-    },
-    /// The explanation views: capture one layer and compute (see [`super::explained`]).
-    Explain {
-        req: super::explained::ExplainRequest,
-        trace: Arc<Trace>,
-        w_o: Option<Arc<ndarray::Array2<f32>>>,
-    },
-}
-
-/// The result of a [`Job::Run`].
-#[derive(Debug)]
-pub struct Outcome {
-    pub generation: u64,
-    pub result: Result<Prepared, String>,
-    /// Tokenization + forward + analysis, wall time.
-    pub total: Duration,
-}
-
-/// The result of a [`Job::Lens`]: `rows[l]` are the top tokens after block `l`.
-#[derive(Debug)]
-pub struct LensOutcome {
-    pub generation: u64,
-    pub pos: usize,
-    pub rows: Option<Vec<Vec<TopToken>>>,
-}
-
 /// How many top tokens the logit lens keeps per layer.
 pub const LENS_K: usize = 5;
 
-/// Run one job synchronously (the worker thread's body; also used by benchmarks).
-pub fn run_job(model: &dyn Model, job: Job) -> Event {
-    run_job_within(model, job, ATTENTION_BUDGET)
+/// Run one job synchronously (the worker thread's body; also used by benchmarks). Runs report their progress, block
+/// by block, into `progress` when given.
+pub fn run_job(model: &dyn Model, job: Job, progress: Option<&Sender<Event>>) -> Event {
+    run_job_within(model, job, ATTENTION_BUDGET, progress)
 }
 
 /// [`run_job`] with a memory budget in bytes.
-pub fn run_job_within(model: &dyn Model, job: Job, budget: u64) -> Event {
+pub fn run_job_within(
+    model: &dyn Model,
+    job: Job,
+    budget: u64,
+    progress: Option<&Sender<Event>>,
+) -> Event {
     match job {
         Job::Run {
             generation,
@@ -71,7 +38,19 @@ pub fn run_job_within(model: &dyn Model, job: Job, budget: u64) -> Event {
             text_b,
         } => {
             let start = Instant::now();
-            let result = prepare_within(model, &text, text_b.as_deref(), budget);
+            let progress = progress.map(|tx| {
+                let tx = std::sync::Mutex::new(tx.clone());
+                Progress(Arc::new(move |done, total| {
+                    if let Ok(tx) = tx.lock() {
+                        let _ = tx.send(Event::Progress {
+                            generation,
+                            done,
+                            total,
+                        });
+                    }
+                }))
+            });
+            let result = prepare_within(model, &text, text_b.as_deref(), budget, progress);
             Event::Traced(Box::new(Outcome {
                 generation,
                 result,
@@ -97,8 +76,13 @@ pub fn run_job_within(model: &dyn Model, job: Job, budget: u64) -> Event {
 }
 
 /// Tokenize, check the size, run the model and analyse the trace.
-pub fn prepare(model: &dyn Model, text: &str, text_b: Option<&str>) -> Result<Prepared, String> {
-    prepare_within(model, text, text_b, ATTENTION_BUDGET)
+pub fn prepare(
+    model: &dyn Model,
+    text: &str,
+    text_b: Option<&str>,
+    progress: Option<Progress>,
+) -> Result<Summary, String> {
+    prepare_within(model, text, text_b, ATTENTION_BUDGET, progress)
 }
 
 /// [`prepare`] within a memory budget in bytes: a text too long by its byte length alone is refused before it is
@@ -108,9 +92,11 @@ pub fn prepare_within(
     text: &str,
     text_b: Option<&str>,
     budget: u64,
-) -> Result<Prepared, String> {
+    progress: Option<Progress>,
+) -> Result<Summary, String> {
     // Errors reach the status line: escape what came from files or the input.
-    prepare_unescaped(model, text, text_b, budget).map_err(|e| crate::tokenize::escape_text(&e))
+    prepare_unescaped(model, text, text_b, budget, progress)
+        .map_err(|e| crate::tokenize::escape_text(&e))
 }
 
 fn prepare_unescaped(
@@ -118,7 +104,8 @@ fn prepare_unescaped(
     text: &str,
     text_b: Option<&str>,
     budget: u64,
-) -> Result<Prepared, String> {
+    progress: Option<Progress>,
+) -> Result<Summary, String> {
     use crate::model::budget;
     let info = model.info();
     budget::check_text_bytes(info, text.len() + text_b.map_or(0, str::len))
@@ -130,7 +117,7 @@ fn prepare_unescaped(
         .ids
         .len();
     let top_k = if info.causal { 5 } else { 0 };
-    let opts = budget::plan(
+    let mut opts = budget::plan(
         info,
         n,
         budget::AttentionUse::Keep,
@@ -139,8 +126,9 @@ fn prepare_unescaped(
         "the explorer",
     )
     .map_err(|e| e.to_string())?;
+    opts.progress = progress;
     let trace = model::run(model, text, text_b, &opts).map_err(|e| e.to_string())?;
-    Prepared::new(trace)
+    Summary::new(trace)
 }
 
 fn lens(model: &dyn Model, trace: &Trace, pos: usize) -> Option<Vec<Vec<TopToken>>> {
@@ -200,7 +188,10 @@ fn worker_loop(model: &dyn Model, rx: Receiver<Job>, events: Sender<Event>, budg
             if matches!(job, Job::Explain { .. }) && Some(i) != last_explain {
                 continue;
             }
-            if events.send(run_job_within(model, job, budget)).is_err() {
+            if events
+                .send(run_job_within(model, job, budget, Some(&events)))
+                .is_err()
+            {
                 return;
             }
         }

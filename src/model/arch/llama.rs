@@ -246,11 +246,21 @@ pub fn from_gguf(g: &Gguf, spec: &str) -> Result<Transformer> {
         .map(|(t, c)| format!("{t} ×{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let name = g
-        .get("general.name")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| g.file_name().to_string());
+    // One name everywhere (`attn models`, `info`, the header): the short name's title, else the file's own name
+    // with its main weight type.
+    let main_type = types
+        .iter()
+        .find(|(t, _)| t != "F32")
+        .map(|(t, _)| format!(" {t}"))
+        .unwrap_or_default();
+    let name = match crate::model::load::short_name_title(spec) {
+        Some(t) => t.to_string(),
+        None => g
+            .get("general.name")
+            .and_then(|v| v.as_str())
+            .map(|n| format!("{n}{main_type}"))
+            .unwrap_or_else(|| g.file_name().to_string()),
+    };
     let max_len = cfg.context_length.min(MAX_INPUT);
     let freqs = ops::rope_freqs(hd, cfg.rope_base);
     let info = ModelInfo {

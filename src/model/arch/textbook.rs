@@ -84,7 +84,11 @@ pub(crate) fn xavier(rng: &mut ChaCha8Rng, out: usize, inp: usize) -> Linear {
 
 /// The textbook model with seeded random weights.
 pub fn new(cfg: TextbookConfig) -> Result<Transformer> {
-    let tokenizer = Tokenizer::bundled_bert_uncased();
+    let tokenizer = if cfg.causal {
+        Tokenizer::bundled_bert_uncased_decoder()
+    } else {
+        Tokenizer::bundled_bert_uncased()
+    };
     let vocab = tokenizer.vocab_size();
     let n_params = validate(&cfg, vocab)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -201,7 +205,8 @@ mod tests {
             let m = small(causal, 1);
             let t = run(&m, "attention is all you need", None, &Default::default()).unwrap();
             let n = t.n_tokens();
-            assert_eq!(n, 7);
+            // The encoder adds [CLS] … [SEP]; the decoder only a BOS-like [CLS].
+            assert_eq!(n, if causal { 6 } else { 7 });
             let mut above = 0.0f32;
             for lt in &t.layers {
                 let a = lt.attention.as_ref().unwrap();

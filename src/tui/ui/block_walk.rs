@@ -125,7 +125,7 @@ pub fn render(
 mod tests {
     use super::*;
     use crate::explain::block_walk::BlockInputs;
-    use crate::tui::app::ColorMode;
+    use crate::tui::app::Palette;
     use ndarray::array;
 
     fn rows(buf: &Buffer) -> Vec<String> {
@@ -172,14 +172,7 @@ mod tests {
         .unwrap();
         let mut buf = Buffer::empty(Rect::new(0, 0, 64, 12));
         let area = buf.area;
-        render(
-            &mut buf,
-            area,
-            &w,
-            &[],
-            (0, 0),
-            &Theme::new(ColorMode::Mono),
-        );
+        render(&mut buf, area, &w, &[], (0, 0), &Theme::new(Palette::Mono));
         let r = rows(&buf);
         assert_eq!(
             r[1],
@@ -212,14 +205,7 @@ mod tests {
         // Scrolled to the MLP: the zero share of the ReLU and the top neurons.
         let mut buf = Buffer::empty(Rect::new(0, 0, 64, 12));
         let area = buf.area;
-        render(
-            &mut buf,
-            area,
-            &w,
-            &[],
-            (10, 0),
-            &Theme::new(ColorMode::Mono),
-        );
+        render(&mut buf, area, &w, &[], (10, 0), &Theme::new(Palette::Mono));
         let r = rows(&buf);
         assert!(
             r.iter()

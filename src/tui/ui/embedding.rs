@@ -61,7 +61,7 @@ pub fn render(
 mod tests {
     use super::*;
     use crate::explain::embedding::{EmbeddingInputs, PositionalInput};
-    use crate::tui::app::ColorMode;
+    use crate::tui::app::Palette;
     use ndarray::array;
 
     fn rows(buf: &Buffer) -> Vec<String> {
@@ -99,7 +99,7 @@ mod tests {
             &e,
             &labels,
             (0, 0),
-            &Theme::new(ColorMode::Mono),
+            &Theme::new(Palette::Mono),
         );
         assert_eq!(
             rows(&buf),
@@ -139,14 +139,7 @@ mod tests {
         });
         let mut buf = Buffer::empty(Rect::new(0, 0, 30, 8));
         let area = buf.area;
-        render(
-            &mut buf,
-            area,
-            &e,
-            &[],
-            (0, 0),
-            &Theme::new(ColorMode::Mono),
-        );
+        render(&mut buf, area, &e, &[], (0, 0), &Theme::new(Palette::Mono));
         let r = rows(&buf);
         assert_eq!(r[3], "│dims 0–19 of 64 · bars: ± up│");
         assert_eq!(r[4], "│= x₀    █ █ █ █ █ █ █ █ █ █ │");

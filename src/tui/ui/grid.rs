@@ -1,9 +1,9 @@
 //! The attention grid: rows = query tokens, columns = key tokens, each cell coloured by weight.
 
-use super::layout::{self, GridGeom};
 use super::widgets::{Theme, half_block_picture, pct, put, put_str};
 use crate::colormap::{self, Scale};
 use crate::show::fit_right;
+use crate::tui::app::layout::{self, GridGeom};
 use crate::tui::app::{App, Focus};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -13,26 +13,29 @@ use ratatui::widgets::{Block, BorderType, Widget};
 
 /// The grid block's title: what is shown.
 pub fn title(app: &App) -> String {
-    if app.mean {
+    if app.sel.mean {
         format!(
             " Attention · layer {} · mean of {} heads ",
-            app.layer,
+            app.sel.layer,
             app.n_heads()
         )
     } else {
-        format!(" Attention · layer {} · head {} ", app.layer, app.head)
+        format!(
+            " Attention · layer {} · head {} ",
+            app.sel.layer, app.sel.head
+        )
     }
 }
 
 /// Which rows/columns are on screen, when not everything is.
 pub fn position_note(app: &App, g: &GridGeom) -> Option<String> {
-    let n = app.visible.len();
+    let n = app.grid.visible.len();
     if n == 0 {
         return None;
     }
-    if app.zoom {
+    if app.grid.zoom {
         let (by_r, by_c, _, _) =
-            layout::zoom_blocks(n, g.cells, app.color != crate::tui::app::ColorMode::Mono);
+            layout::zoom_blocks(n, g.cells, app.color != crate::colormap::Palette::Mono);
         return Some(format!(
             " zoomed out · {n}×{n} · {by_r}×{by_c} tokens per dot · z: back "
         ));
@@ -41,7 +44,7 @@ pub fn position_note(app: &App, g: &GridGeom) -> Option<String> {
         return None;
     }
     let compact = g.inner.width < 60;
-    let (r0, c0) = app.scroll;
+    let (r0, c0) = app.grid.scroll;
     let r1 = (r0 + g.rows).min(n);
     let c1 = (c0 + g.cols).min(n);
     Some(if compact {
@@ -110,7 +113,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         );
         return;
     }
-    if app.visible.is_empty() {
+    if app.grid.visible.is_empty() {
         put(
             buf,
             inner.x + 1,
@@ -121,7 +124,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         );
         return;
     }
-    if app.zoom {
+    if app.grid.zoom {
         render_zoom(app, &g, buf, &theme);
     } else {
         render_cells(app, &g, buf, &theme);
@@ -136,9 +139,9 @@ fn row_max(m: &ndarray::Array2<f32>, i: usize) -> f32 {
 fn render_cells(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
     let inner = g.inner;
     let cw = g.cell_w;
-    let (r0, c0) = app.scroll;
-    let n = app.visible.len();
-    let m = &app.matrix;
+    let (r0, c0) = app.grid.scroll;
+    let n = app.grid.visible.len();
+    let m = &app.grid.matrix;
     if m.nrows() != n || m.ncols() != n {
         return;
     }
@@ -154,11 +157,11 @@ fn render_cells(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
     // Column labels (staggered over two rows when they do not fit one cell).
     for vc in 0..g.cols {
         let j = c0 + vc;
-        let Some(&tok) = app.visible.get(j) else {
+        let Some(&tok) = app.grid.visible.get(j) else {
             break;
         };
         let x = g.cells.x + vc as u16 * cw;
-        let style = label_style(app, theme, tok, j == app.cur.1);
+        let style = label_style(app, theme, tok, j == app.grid.cur.1);
         if g.header_rows == 1 {
             put(
                 buf,
@@ -179,7 +182,7 @@ fn render_cells(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
     }
     let idx_w = n
         .saturating_sub(1)
-        .max(app.visible.last().copied().unwrap_or(0))
+        .max(app.grid.visible.last().copied().unwrap_or(0))
         .to_string()
         .len();
     for vr in 0..g.rows {
@@ -188,7 +191,7 @@ fn render_cells(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
             break;
         }
         let y = g.cells.y + vr as u16 * g.row_h;
-        let tok = app.visible[i];
+        let tok = app.grid.visible[i];
         let row_label = format!("{:>idx_w$} {}", tok, label(app, tok));
         put(
             buf,
@@ -196,7 +199,7 @@ fn render_cells(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
             y,
             g.label_w,
             &row_label,
-            label_style(app, theme, tok, i == app.cur.0),
+            label_style(app, theme, tok, i == app.grid.cur.0),
         );
         let rmax = row_max(m, i);
         for vc in 0..g.cols {
@@ -205,9 +208,9 @@ fn render_cells(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
                 break;
             }
             let w = m[[i, j]];
-            let t = app.scale.apply(w, rmax);
+            let t = app.grid.scale.apply(w, rmax);
             let x = g.cells.x + vc as u16 * cw;
-            let cursor = (i, j) == app.cur;
+            let cursor = (i, j) == app.grid.cur;
             if !w.is_finite() {
                 // Not a weight: drawn as `NaN`/`∞` in the error colour, never as a 0 cell.
                 let mark = if w.is_nan() { "NaN" } else { "∞" };
@@ -241,7 +244,7 @@ fn render_cells(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
                     },
                 )
             } else {
-                let body = if app.numbers && cw >= 3 {
+                let body = if app.grid.numbers && cw >= 3 {
                     format!("{} ", fit_right(&pct(w), cw as usize - 1))
                 } else {
                     " ".repeat(cw as usize)
@@ -271,15 +274,15 @@ fn render_cells(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
 }
 
 fn render_zoom(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
-    let n = app.visible.len();
-    let m = &app.matrix;
+    let n = app.grid.visible.len();
+    let m = &app.grid.matrix;
     if m.nrows() != n || m.ncols() != n {
         return;
     }
     let halves = !theme.mono();
     let (by_r, by_c, pic_w, pic_h) = layout::zoom_blocks(n, g.cells, halves);
     let maxes: Vec<f32> = (0..n).map(|i| row_max(m, i)).collect();
-    let scale = app.scale;
+    let scale = app.grid.scale;
     let value = |r: usize, c: usize| scale.apply(m[[r, c]], maxes[r]);
     let pic = Rect::new(
         g.cells.x,
@@ -289,8 +292,8 @@ fn render_zoom(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
     );
     half_block_picture(buf, pic, n, n, (by_r, by_c), &value, theme);
     // Mark the cursor's dot.
-    let cy = (app.cur.0 / by_r) as u16 / if halves { 2 } else { 1 };
-    let cx = (app.cur.1 / by_c) as u16;
+    let cy = (app.grid.cur.0 / by_r) as u16 / if halves { 2 } else { 1 };
+    let cx = (app.grid.cur.1 / by_c) as u16;
     if cx < pic.width && cy < pic.height {
         let cell = &mut buf[(pic.x + cx, pic.y + cy)];
         cell.set_symbol("◆");
@@ -306,7 +309,7 @@ pub fn render_legend(app: &App, area: Rect, buf: &mut Buffer, theme: &Theme) {
     if area.width < 10 || area.height == 0 {
         return;
     }
-    let (lo, hi) = match app.scale {
+    let (lo, hi) = match app.grid.scale {
         Scale::Linear => ("0", "1"),
         Scale::Log => ("1e-4", "1"),
         Scale::RowMax => ("0", "row max"),
@@ -336,9 +339,9 @@ pub fn render_legend(app: &App, area: Rect, buf: &mut Buffer, theme: &Theme) {
             theme.dim(),
         );
     }
-    let what = format!("  {} scale (s)", app.scale.name());
+    let what = format!("  {} scale (s)", app.grid.scale.name());
     x = put_str(buf, x, area.y, end.saturating_sub(x), &what, theme.dim());
-    if app.hide_special {
+    if app.grid.hide_special {
         put_str(
             buf,
             x,
@@ -353,15 +356,15 @@ pub fn render_legend(app: &App, area: Rect, buf: &mut Buffer, theme: &Theme) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::app::{App, ColorMode, Focus, Prepared};
+    use crate::tui::app::{App, Focus, Palette, Summary};
     use crate::tui::synthetic::{self, Kind};
     use ratatui::style::Color;
 
-    fn app(color: ColorMode, size: (u16, u16)) -> App {
+    fn app(color: Palette, size: (u16, u16)) -> App {
         let mut app = App::new(synthetic::info(Kind::Gpt2), "a b c", None, color, size);
-        app.data = Some(Prepared::new(synthetic::trace(Kind::Gpt2, &["a", "b", "c"])).unwrap());
+        app.data = Some(Summary::new(synthetic::trace(Kind::Gpt2, &["a", "b", "c"])).unwrap());
         app.focus = Focus::Explorer;
-        app.cur = (1, 0);
+        app.grid.cur = (1, 0);
         app.refresh();
         app
     }
@@ -369,7 +372,7 @@ mod tests {
     #[test]
     fn mono_grid_is_exact() {
         // Layer 0 head 0 of the synthetic GPT-2 trace is a previous-token head.
-        let app = app(ColorMode::Mono, (80, 24));
+        let app = app(Palette::Mono, (80, 24));
         let area = Rect::new(0, 0, 30, 7);
         let mut buf = Buffer::empty(area);
         render(&app, area, &mut buf);
@@ -400,7 +403,7 @@ mod tests {
 
     #[test]
     fn colour_cells_carry_the_heat_colour_and_numbers() {
-        let app = app(ColorMode::TrueColor, (80, 24));
+        let app = app(Palette::TrueColor, (80, 24));
         let area = Rect::new(0, 0, 30, 7);
         let mut buf = Buffer::empty(area);
         render(&app, area, &mut buf);
@@ -421,19 +424,19 @@ mod tests {
     }
 
     fn app_256() -> App {
-        app(ColorMode::Ansi256, (80, 24))
+        app(Palette::Ansi256, (80, 24))
     }
 
     #[test]
     fn scale_changes_colours_but_not_weights() {
-        let mut a = app(ColorMode::TrueColor, (80, 24));
-        a.layer = 1; // layer 1 head 0 is a sink head; head 2 is uniform
-        a.head = 2;
+        let mut a = app(Palette::TrueColor, (80, 24));
+        a.sel.layer = 1; // layer 1 head 0 is a sink head; head 2 is uniform
+        a.sel.head = 2;
         a.refresh();
         let area = Rect::new(0, 0, 30, 7);
         let mut lin = Buffer::empty(area);
         render(&a, area, &mut lin);
-        a.scale = Scale::RowMax;
+        a.grid.scale = Scale::RowMax;
         let mut rm = Buffer::empty(area);
         render(&a, area, &mut rm);
         // Row 2 sees 3 tokens at 1/3 each: dim in linear, full in row-max.

@@ -84,7 +84,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     for (l, top) in rows.iter().enumerate().skip(first) {
         let mut spans = vec![Span::styled(
             format!("{:<6}", format!("L{l}")),
-            if l == app.layer {
+            if l == app.sel.layer {
                 theme.selected()
             } else {
                 theme.dim()

@@ -5,7 +5,6 @@ pub mod embedding;
 pub mod explain;
 pub mod explain_views;
 pub mod grid;
-pub mod layout;
 pub mod lens;
 pub mod norms;
 pub mod overview;
@@ -14,8 +13,8 @@ pub mod positional;
 pub mod widgets;
 
 use crate::show::fit;
-use crate::tui::app::{App, Focus, View};
-use layout::{MIN_H, MIN_W};
+use crate::tui::app::layout::{MIN_H, MIN_W};
+use crate::tui::app::{App, Focus, View, layout};
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Rect};
@@ -77,7 +76,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         }
     }
     status(app, s.status, buf);
-    if app.help {
+    if app.help.open {
         help(app, area, buf);
     }
 }
@@ -103,15 +102,15 @@ fn too_small(app: &App, area: Rect, buf: &mut Buffer) {
         );
 }
 
-/// `Layer 2/5 · Head 3/7`: index, then the last index (layers and heads count from 0).
+/// `Layer 2 of 0–5 · Head 3 of 0–7`: the index, then the range of indices (layers and heads count from 0). The one
+/// form used in the header, `attn show` and the help.
 pub fn position_text(app: &App) -> String {
-    let last_l = app.n_layers().saturating_sub(1);
-    let last_h = app.n_heads().saturating_sub(1);
-    if app.mean {
-        format!("Layer {}/{last_l} · Head mean of 0–{last_h}", app.layer)
-    } else {
-        format!("Layer {}/{last_l} · Head {}/{last_h}", app.layer, app.head)
-    }
+    crate::show::position_text(
+        app.sel.layer,
+        app.n_layers(),
+        (!app.sel.mean).then_some(app.sel.head),
+        app.n_heads(),
+    )
 }
 
 fn view_name(v: View) -> &'static str {
@@ -177,35 +176,18 @@ trait PipeBar {
 impl PipeBar for Style {
     fn pipe(self, app: &App) -> Self {
         match (app.color, self.bg) {
-            (crate::tui::app::ColorMode::Ansi256, Some(ratatui::style::Color::Rgb(r, g, b))) => {
-                self.bg(ratatui::style::Color::Indexed(crate::colormap::ansi256([
+            (crate::colormap::Palette::Ansi256, Some(ratatui::style::Color::Rgb(r, g, b))) => self
+                .bg(ratatui::style::Color::Indexed(crate::colormap::ansi256([
                     r, g, b,
-                ])))
-            }
+                ]))),
             _ => self,
         }
     }
 }
 
-/// One grapheme of the input as shown: control characters escaped.
+/// One grapheme of the input as shown: control characters escaped (the same rule as token labels).
 pub fn shown(g: &str) -> (String, bool) {
-    let bad = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
-    };
-    if g.chars().any(bad) {
-        let mut s = String::new();
-        for c in g.chars() {
-            match c {
-                '\t' => s.push_str("\\t"),
-                c if bad(c) => s.push_str(&format!("\\u{{{:x}}}", c as u32)),
-                c => s.push(c),
-            }
-        }
-        (s, true)
-    } else {
-        (g.to_string(), false)
-    }
+    crate::tokenize::escape_grapheme(g)
 }
 
 const PREFIX_W: u16 = 4;
@@ -261,8 +243,10 @@ fn input(app: &App, s: layout::Screen, buf: &mut Buffer) {
     let focused = app.focus == Focus::Input;
     let mut inner = s.input;
     if s.input_border {
-        let hint = if focused {
+        let hint = if focused && app.pairs() {
             " Sentence · Enter runs · Tab: explorer · ↓/↑: sentence B/A · Ctrl-U clears "
+        } else if focused {
+            " Sentence · Enter runs · Tab: explorer · Ctrl-U clears "
         } else {
             " Sentence · Tab or i to edit "
         };
@@ -279,12 +263,12 @@ fn input(app: &App, s: layout::Screen, buf: &mut Buffer) {
     let lines = 1 + usize::from(layout::show_b(app));
     for f in 0..lines.min(inner.height as usize) {
         let y = inner.y + f as u16;
-        let active = focused && app.field == f;
+        let active = focused && app.input.field == f;
         let tag = if f == 0 { "A ❯ " } else { "B ❯ " };
         let tag_style = if active { theme.accent() } else { theme.dim() };
         buf.set_stringn(inner.x, y, tag, PREFIX_W as usize, tag_style);
         let tw = inner.width.saturating_sub(PREFIX_W + 1);
-        let e = &app.inputs[f];
+        let e = &app.input.lines[f];
         let x = inner.x + PREFIX_W;
         if e.text.is_empty() {
             let ph = if f == 0 {
@@ -295,19 +279,24 @@ fn input(app: &App, s: layout::Screen, buf: &mut Buffer) {
             widgets::put(buf, x, y, tw, ph, theme.dim());
             continue;
         }
-        let base = if focused && app.fresh && f == 0 {
-            theme.text().add_modifier(Modifier::UNDERLINED)
-        } else {
-            theme.text()
-        };
+        let sample = app.input.fresh && f == 0;
+        let base = if sample { theme.dim() } else { theme.text() };
         let (spans, _) = input_spans(&e.text, e.cursor, tw, base, theme.error());
+        let used: usize = spans.iter().map(|s| s.width()).sum();
         Line::from(spans).render(Rect::new(x, y, tw, 1), buf);
+        if sample {
+            // The sample is a placeholder: say so after it, while there is room.
+            let cue = "  (sample · typing replaces it)";
+            if used + cue.width() <= tw as usize {
+                widgets::put(buf, x + used as u16, y, tw - used as u16, cue, theme.dim());
+            }
+        }
     }
 }
 
 /// Where the terminal cursor goes when the input has focus.
 pub fn input_cursor(app: &App) -> Option<(u16, u16)> {
-    if app.focus != Focus::Input || app.help || layout::too_small(app) {
+    if app.focus != Focus::Input || app.help.open || layout::too_small(app) {
         return None;
     }
     let s = layout::screen(app);
@@ -320,12 +309,30 @@ pub fn input_cursor(app: &App) -> Option<(u16, u16)> {
         .input
         .width
         .saturating_sub(PREFIX_W + 1 + if s.input_border { 2 } else { 0 });
-    let e = &app.inputs[app.field];
+    let e = &app.input.lines[app.input.field];
     let (_, col) = input_spans(&e.text, e.cursor, tw, Style::default(), Style::default());
-    Some((x0 + PREFIX_W + col, y0 + app.field as u16))
+    Some((x0 + PREFIX_W + col, y0 + app.input.field as u16))
 }
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/// The bottom hint: the keys of the view on screen.
+pub fn view_hint(v: View) -> &'static str {
+    match v {
+        View::Grid => {
+            "←→ head · ↑↓ layer · hjkl cell · m overview · p positions · n norms · d dump · ? help"
+        }
+        View::Overview => "←→↑↓/hjkl select head · Enter opens it · d dumps it · m back · ? help",
+        View::Positional => {
+            "j/k position · ←/→ pan dimensions · H/L or PgUp/PgDn pan a screen · d dump · ? help"
+        }
+        View::Norms => "j/k token · o mean/median/without first · b log bars · d dump · ? help",
+        View::Lens => "j/k position · e or Esc back · ? help",
+        View::Weight | View::Writes | View::Embedding | View::Walk => {
+            "hjkl cell · ←→ head · ↑↓ layer · J/K scroll · [ ] dimensions · t W_O · Esc back · ? help"
+        }
+    }
+}
 
 /// The right part of the status line: model, tokens, timing.
 pub fn status_facts(app: &App) -> String {
@@ -335,9 +342,10 @@ pub fn status_facts(app: &App) -> String {
         " ".to_string()
     };
     if let Some(t) = app.trace() {
+        let n = t.n_tokens();
         s.push_str(&format!(
-            "{} tokens · forward {:.1} ms ",
-            t.n_tokens(),
+            "{n} token{} · forward {:.1} ms ",
+            if n == 1 { "" } else { "s" },
             t.elapsed.as_secs_f64() * 1e3
         ));
     }
@@ -350,12 +358,16 @@ fn status(app: &App, area: Rect, buf: &mut Buffer) {
     let w = area.width as usize;
     let facts_w = facts.width().min(w / 2);
     let left_w = w.saturating_sub(facts_w);
-    let (msg, style) = if let Some(since) = app.busy_since {
+    let (msg, style) = if let Some(since) = app.runs.busy_since {
         let el = app.now.saturating_duration_since(since);
         let frame = SPINNER[(el.as_millis() / 80) as usize % SPINNER.len()];
+        let layer = match app.runs.progress {
+            Some((done, total)) if done < total => format!(" layer {} of {total}", done + 1),
+            _ => String::new(),
+        };
         (
             format!(
-                "{frame} running {}… {:.1} s",
+                "{frame} running {}…{layer} {:.1} s",
                 app.info.spec,
                 el.as_secs_f64()
             ),
@@ -385,11 +397,7 @@ fn status(app: &App, area: Rect, buf: &mut Buffer) {
             theme.dim(),
         )
     } else {
-        (
-            "←→ head · ↑↓ layer · hjkl cell · m overview · p positions · n norms · d dump · ? help"
-                .to_string(),
-            theme.dim(),
-        )
+        (view_hint(app.view).to_string(), theme.dim())
     };
     widgets::put(
         buf,
@@ -409,81 +417,64 @@ fn status(app: &App, area: Rect, buf: &mut Buffer) {
     );
 }
 
-/// Every key, for the help popup (and the README tour).
-pub const KEYS: &[(&str, &str)] = &[
-    ("", "Input (the sentence line)"),
-    (
-        "type / paste",
-        "edit the sentence; the model re-runs as you pause",
-    ),
-    ("Enter", "run now and go to the explorer"),
-    ("← → Home End", "move the text cursor"),
-    ("Backspace Del", "delete before / after the cursor"),
-    ("Ctrl-U Ctrl-K", "delete to the start / end of the line"),
-    ("Ctrl-W", "delete the word before the cursor"),
-    ("↓ ↑", "edit sentence B (BERT pairs) / back to A"),
-    ("Tab Esc", "go to the explorer"),
-    ("", "Explorer"),
-    ("← →", "previous / next head (wraps)"),
-    ("↑ ↓", "previous / next layer (wraps)"),
-    ("0-9", "jump to head N (type two digits for 10+)"),
-    ("g 0-9", "jump to layer N"),
-    ("h j k l", "move the cell cursor (also: click a cell)"),
-    ("PgUp PgDn [ ]", "page rows / columns of a long grid"),
-    ("Home End", "first / last cell"),
-    ("a", "mean over the layer's heads on/off"),
-    ("s", "colour scale: linear → log → row max"),
-    (
-        "x",
-        "hide special tokens ([CLS], [SEP], BOS) and renormalise",
-    ),
-    ("z", "zoom out: the whole matrix in blocks"),
-    ("w", "weights as numbers in the cells on/off"),
-    ("c", "colours: true colour → 256 → none (shades)"),
-    ("m", "model overview: every layer × head; Enter opens one"),
-    ("p", "positional encodings (j/k position, ←/→ dimensions)"),
-    ("n", "residual-stream norms per layer (j/k token)"),
-    ("e", "logit lens at the cursor's position (decoders)"),
-    ("E", "how the weight under the cursor is computed"),
-    ("o", "what the head writes (t: through W_O)"),
-    ("v", "value-weighted grid ‖α·v W_O‖ (Kobayashi 2020)"),
-    ("b", "the cursor's token embedding, part by part"),
-    ("B", "the cursor's token through the block"),
-    ("J K [ ]", "explanation views: scroll rows / dimensions"),
-    ("d", "dump the matrix on screen (.npy + .csv)"),
-    ("D", "dump the whole trace (attn dump format)"),
-    ("Tab i /", "edit the sentence"),
-    ("Esc", "back to the grid / to the input"),
-    ("? F1", "this help (F1 also from the input)"),
-    (
-        "Shift-drag",
-        "select text with the terminal (the mouse is the explorer's)",
-    ),
-    ("q Ctrl-C", "quit"),
-];
+/// Split text into lines of at most `width` columns at spaces (a longer word stands alone).
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    let mut cur = String::new();
+    for w in text.split(' ') {
+        if !cur.is_empty() && cur.width() + 1 + w.width() > width {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(w);
+    }
+    out.push(cur);
+    out
+}
 
 fn help(app: &App, area: Rect, buf: &mut Buffer) {
     let theme = Theme::new(app.color);
-    let mut lines: Vec<Line> = KEYS
+    let rows = crate::tui::keymap::help_lines();
+    let key_w = rows
         .iter()
-        .map(|(k, d)| {
-            if k.is_empty() {
-                Line::styled(d.to_string(), theme.title())
-            } else {
-                Line::from(vec![
-                    Span::styled(format!("  {k:<15}"), theme.accent()),
-                    Span::raw(*d),
-                ])
+        .filter_map(|(k, _)| k.as_ref().map(|k| k.width()))
+        .max()
+        .unwrap_or(0)
+        + 3;
+    // Help text wraps under itself, after the key column.
+    let text_w = (area
+        .width
+        .saturating_sub(6)
+        .min(if area.width >= 150 { 73 } else { 76 }) as usize)
+        .saturating_sub(key_w)
+        .max(10);
+    let mut lines: Vec<Line> = vec![];
+    for (k, d) in rows {
+        match k {
+            None => lines.push(Line::styled(d, theme.title())),
+            Some(k) => {
+                for (i, part) in wrap_words(&d, text_w).into_iter().enumerate() {
+                    let keys = if i == 0 { k.clone() } else { String::new() };
+                    lines.push(Line::from(vec![
+                        Span::styled(format!("  {}", fit(&keys, key_w - 2)), theme.accent()),
+                        Span::raw(part),
+                    ]));
+                }
             }
-        })
-        .collect();
-    lines.push(Line::styled(
-        format!(
-            "Layers and heads count from 0: `Layer 2/5` is layer 2 of 0–5. Dumps go to {}/<time>/.",
-            app.dump_root.display()
-        ),
-        theme.dim(),
-    ));
+        }
+    }
+    for note in [
+        "Layers and heads count from 0: `Layer 2 of 0–5` is layer 2 of layers 0 to 5.".to_string(),
+        "max: the mean over query rows of each row's largest weight (not the largest weight).".to_string(),
+        "previous: weight on the token before, rows 2 on (the first key, often a sink, is left out).".to_string(),
+        format!("Dumps go to {}/<time>/.", app.dump_root.display()),
+    ] {
+        for part in wrap_words(&note, text_w + key_w) {
+            lines.push(Line::styled(part, theme.dim()));
+        }
+    }
     let two_cols = area.width >= 150 && (lines.len() as u16 + 2) > area.height.saturating_sub(2);
     let (w, h) = if two_cols {
         (
@@ -512,7 +503,7 @@ fn help(app: &App, area: Rect, buf: &mut Buffer) {
         .border_style(theme.accent())
         .title(Line::styled(title, theme.title()));
     let max_scroll = lines.len().saturating_sub(h.saturating_sub(2) as usize);
-    let scroll = app.help_scroll.min(max_scroll);
+    let scroll = app.help.scroll.min(max_scroll);
     if scrolls {
         let more = if scroll < max_scroll {
             " more ↓ "

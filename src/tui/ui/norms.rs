@@ -54,14 +54,18 @@ pub fn render_compact(app: &App, area: Rect, buf: &mut Buffer) {
     let theme = Theme::new(app.color);
     let b = block(
         format!(
-            " Residual stream norms · token {} (mean over tokens) ",
-            token(app)
+            " Residual stream norms · token {} ({}) ",
+            token(app),
+            app.panes.norm_stat.name()
         ),
         &theme,
     );
     let inner = b.inner(area);
     b.render(area, buf);
-    let (tok, mean) = (&app.norms_tok, app.data.as_ref().map(|d| &d.norms_mean));
+    let (tok, mean) = (
+        &app.grid.norms_tok,
+        app.data.as_ref().map(|d| d.norms(app.panes.norm_stat)),
+    );
     let Some(mean) = mean else { return };
     if inner.height < 2 || tok.len() != mean.len() {
         return;
@@ -87,9 +91,9 @@ pub fn render_compact(app: &App, area: Rect, buf: &mut Buffer) {
         theme.dim(),
     )])];
     let rows = inner.height as usize - 1;
-    let first = window(tok.len(), rows, app.layer);
+    let first = window(tok.len(), rows, app.sel.layer);
     for (t, m) in tok.iter().zip(mean).skip(first).take(rows) {
-        let sel = t.layer == app.layer;
+        let sel = t.layer == app.sel.layer;
         lines.push(Line::from(vec![
             Span::styled(
                 format!("{:<lw$}", format!("L{}", t.layer)),
@@ -109,9 +113,20 @@ pub fn render_compact(app: &App, area: Rect, buf: &mut Buffer) {
     Paragraph::new(lines).render(inner, buf);
 }
 
-fn cell(v: f32, max: f32, w: u16, style: ratatui::style::Style) -> [Span<'static>; 2] {
+/// A bar's fill: linear, or log10 over four decades below the maximum.
+fn fill(v: f32, max: f32, log: bool) -> f32 {
+    if !log {
+        return v / max;
+    }
+    if v <= 0.0 {
+        return 0.0;
+    }
+    ((v / max).log10() / 4.0 + 1.0).clamp(0.0, 1.0)
+}
+
+fn cell(v: f32, max: f32, w: u16, style: ratatui::style::Style, log: bool) -> [Span<'static>; 2] {
     [
-        Span::styled(hbar(v / max, w), style),
+        Span::styled(hbar(fill(v, max, log), w), style),
         Span::raw(format!(" {:>7}  ", num(v))),
     ]
 }
@@ -121,16 +136,21 @@ pub fn render_view(app: &App, area: Rect, buf: &mut Buffer) {
     let theme = Theme::new(app.color);
     let b = block(
         format!(
-            " Residual stream, layer by layer · token {} · j/k: token ",
-            token(app)
+            " Residual stream, layer by layer · token {} · bars {} ",
+            token(app),
+            if app.panes.log_bars {
+                "log (4 decades)"
+            } else {
+                "linear"
+            }
         ),
         &theme,
     );
     let inner = b.inner(area);
     b.render(area, buf);
     let Some(d) = &app.data else { return };
-    let tok: &[LayerNorms] = &app.norms_tok;
-    let mean: &[LayerNorms] = &d.norms_mean;
+    let tok: &[LayerNorms] = &app.grid.norms_tok;
+    let mean: &[LayerNorms] = d.norms(app.panes.norm_stat);
     if inner.height < 4 || inner.width < 30 || tok.len() != mean.len() {
         return;
     }
@@ -159,7 +179,7 @@ pub fn render_view(app: &App, area: Rect, buf: &mut Buffer) {
     let mut lines = vec![Line::from(vec![
         Span::styled(fit("L", lw as usize), theme.accent()),
         head("‖x_out‖ this token"),
-        head("‖x_out‖ mean over tokens"),
+        head(&format!("‖x_out‖ {}", app.panes.norm_stat.name())),
         head("‖attn Δ‖ / ‖x_in‖"),
         head("‖ffn Δ‖ / ‖x_in‖"),
     ])];
@@ -168,17 +188,18 @@ pub fn render_view(app: &App, area: Rect, buf: &mut Buffer) {
         "A ratio near 0: the block barely changes the token; above 1: it rewrites it.",
     ];
     let rows = (inner.height as usize).saturating_sub(1 + notes.len());
-    let first = window(tok.len(), rows, app.layer);
+    let first = window(tok.len(), rows, app.sel.layer);
     for (t, m) in tok.iter().zip(mean).skip(first).take(rows) {
-        let sel = t.layer == app.layer;
+        let sel = t.layer == app.sel.layer;
         let mut spans = vec![Span::styled(
             fit(&format!("L{}", t.layer), lw as usize),
             if sel { theme.selected() } else { theme.dim() },
         )];
-        spans.extend(cell(t.resid_out, max_x, bw, theme.bar()));
-        spans.extend(cell(m.resid_out, max_x, bw, theme.bar()));
-        spans.extend(cell(t.attn_ratio(), max_r, bw, theme.bar_alt()));
-        spans.extend(cell(t.ffn_ratio(), max_r, bw, theme.positive()));
+        let log = app.panes.log_bars;
+        spans.extend(cell(t.resid_out, max_x, bw, theme.bar(), log));
+        spans.extend(cell(m.resid_out, max_x, bw, theme.bar(), log));
+        spans.extend(cell(t.attn_ratio(), max_r, bw, theme.bar_alt(), log));
+        spans.extend(cell(t.ffn_ratio(), max_r, bw, theme.positive(), log));
         lines.push(Line::from(spans));
     }
     for n in notes {

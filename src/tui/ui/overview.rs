@@ -1,9 +1,8 @@
 //! The model overview (`m`): every layer × head as a thumbnail heatmap, with a cursor; Enter opens a head.
 
-use super::layout;
 use super::widgets::{Theme, half_block_picture, put, put_str};
 use crate::analysis;
-use crate::tui::app::App;
+use crate::tui::app::{App, layout};
 use ratatui::buffer::Buffer;
 use ratatui::style::Modifier;
 use ratatui::text::Line;
@@ -38,19 +37,14 @@ pub fn render(app: &App, buf: &mut Buffer) {
     // Head numbers on top.
     for h in 0..g.heads.min(nh) {
         let x = ox + h as u16 * g.step_w;
-        let st = if h == app.ov.1 {
+        let st = if h == app.sel.head {
             theme.selected()
         } else {
             theme.dim()
         };
         put(buf, x, oy - 2, g.pic_w.clamp(2, 4), &format!("h{h}"), st);
     }
-    let hidden: Vec<bool> = d
-        .trace
-        .tokens
-        .iter()
-        .map(|t| app.hide_special && t.special)
-        .collect();
+    let hidden: Vec<bool> = app.hidden_mask();
     let n = d.trace.n_tokens();
     for vl in 0..g.layers {
         let l = app.ov_scroll + vl;
@@ -58,7 +52,7 @@ pub fn render(app: &App, buf: &mut Buffer) {
             break;
         }
         let y = oy + vl as u16 * g.step_h;
-        let st = if l == app.ov.0 {
+        let st = if l == app.sel.layer {
             theme.selected()
         } else {
             theme.dim()
@@ -68,7 +62,7 @@ pub fn render(app: &App, buf: &mut Buffer) {
         for h in 0..g.heads.min(nh) {
             let x = ox + h as u16 * g.step_w;
             let m = a.index_axis(ndarray::Axis(0), h);
-            let m = if app.hide_special {
+            let m = if app.grid.hide_special {
                 analysis::hide_and_renormalize(&m, &hidden)
             } else {
                 m.to_owned()
@@ -78,7 +72,7 @@ pub fn render(app: &App, buf: &mut Buffer) {
                 .into_iter()
                 .map(|r| r.iter().copied().fold(0.0, f32::max))
                 .collect();
-            let scale = app.scale;
+            let scale = app.grid.scale;
             let value = |r: usize, c: usize| scale.apply(m[[r, c]], maxes[r]);
             let area = ratatui::layout::Rect::new(x, y, g.pic_w, g.pic_h);
             let (by_r, by_c, pw, ph) = layout::zoom_blocks(n, area, !theme.mono());
@@ -102,7 +96,7 @@ pub fn render(app: &App, buf: &mut Buffer) {
                 };
                 put(buf, x, y + g.pic_h, g.pic_w.min(g.step_w - 1), short, st);
             }
-            if (l, h) == app.ov {
+            if (l, h) == (app.sel.layer, app.sel.head) {
                 // Frame the selected thumbnail with corner marks.
                 let corners = [
                     (x.wrapping_sub(1), y.wrapping_sub(1), "┌"),
@@ -119,24 +113,20 @@ pub fn render(app: &App, buf: &mut Buffer) {
         }
     }
     // The selected head's summary.
-    let (l, h) = app.ov;
+    let (l, h) = (app.sel.layer, app.sel.head);
     if let Some(s) = d.stats.get(l).and_then(|v| v.get(h)) {
         let tag = analysis::head_tag(s)
             .map(|t| format!(" · {t} head"))
             .unwrap_or_default();
-        let groups = &d.trace.kv_group;
-        let kv = match groups.get(h) {
-            Some(&g) => {
-                let shared: Vec<String> = (0..groups.len())
-                    .filter(|&i| groups[i] == g)
-                    .map(|i| i.to_string())
-                    .collect();
+        let kv = match analysis::kv_sharing(&d.trace.kv_group, h) {
+            Some((g, shared)) => {
+                let shared: Vec<String> = shared.iter().map(|i| i.to_string()).collect();
                 format!(" · KV head {g} (query heads {})", shared.join(", "))
             }
             None => String::new(),
         };
         let line1 = format!(
-            "layer {l} · head {h}{tag}{kv} · entropy {:.2} ({:.0}%) · max {:.2} · sink {:.2} · prev {:.2} · self {:.2}",
+            "layer {l} · head {h}{tag}{kv} · entropy {:.2} ({:.0}%) · row max {:.2} · sink {:.2} · prev {:.2} · self {:.2}",
             s.entropy,
             s.entropy_norm * 100.0,
             s.max_weight,
@@ -154,19 +144,12 @@ pub fn render(app: &App, buf: &mut Buffer) {
         );
         if g.info.height > 1 {
             let tags: Vec<String> = d
-                .stats
+                .pattern_counts
                 .iter()
-                .map(|layer| {
-                    layer
-                        .iter()
-                        .filter(|s| analysis::head_tag(s).is_some_and(|t| t != "broad"))
-                        .count()
-                })
                 .enumerate()
-                .filter(|(_, c)| *c > 0)
                 .map(|(l, c)| format!("L{l}:{c}"))
                 .collect();
-            let line2 = if tags.is_empty() {
+            let line2 = if d.pattern_counts.iter().all(|c| *c == 0) {
                 "no head is clearly previous-token, sink or self".to_string()
             } else {
                 format!(

@@ -11,10 +11,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Widget};
 
 fn tok_label(app: &App, i: usize) -> String {
-    app.trace()
-        .and_then(|t| t.tokens.get(i))
-        .map(|t| t.label.clone())
-        .unwrap_or_default()
+    app.token_label(i)
 }
 
 fn quoted(s: &str) -> String {
@@ -30,10 +27,10 @@ fn boxed<'a>(title: String, theme: &Theme) -> Block<'a> {
 
 /// The weight under the cursor and its rank in the row.
 pub fn cell_facts(app: &App) -> Option<(usize, usize, f32, usize)> {
-    let (qi, kj) = app.cur;
+    let (qi, kj) = app.grid.cur;
     let q = app.query_token()?;
     let k = app.key_token()?;
-    let row = app.matrix.row(qi);
+    let row = app.grid.matrix.row(qi);
     let w = *row.get(kj)?;
     let rank = 1 + row.iter().filter(|v| **v > w).count();
     Some((q, k, w, rank))
@@ -50,11 +47,11 @@ pub fn cell_lines(app: &App, width: u16) -> Vec<Line<'static>> {
         Span::styled("weight ", theme.dim()),
         Span::styled(format!("{w:.4}"), theme.accent()),
         Span::styled(
-            format!("  rank {rank} of {}", app.visible.len()),
+            format!("  rank {rank} of {}", app.grid.visible.len()),
             theme.dim(),
         ),
     ];
-    if app.hide_special
+    if app.grid.hide_special
         && let Some(full) = app.full_matrix()
         && let Some(raw) = full.get([q, k])
     {
@@ -88,11 +85,29 @@ pub fn top_keys(row: &[f32], visible: &[usize], k: usize) -> Vec<(usize, f32)> {
 /// Bars of where the cursor's query looks in the matrix on screen.
 pub fn focus_lines(app: &App, width: u16, k: usize) -> Vec<Line<'static>> {
     let theme = Theme::new(app.color);
-    let Some(row) = app.matrix.rows().into_iter().nth(app.cur.0) else {
+    let Some(row) = app.grid.matrix.rows().into_iter().nth(app.grid.cur.0) else {
         return vec![];
     };
     let row: Vec<f32> = row.to_vec();
-    let top = top_keys(&row, &app.visible, k);
+    // A causal query cannot see later tokens: list only what it can see.
+    let q = app.query_token().unwrap_or(0);
+    let seen: Vec<usize> = app
+        .grid
+        .visible
+        .iter()
+        .map(|&t| {
+            if app.info.causal && t > q {
+                usize::MAX
+            } else {
+                t
+            }
+        })
+        .collect();
+    let top: Vec<(usize, f32)> = top_keys(&row, &seen, k + row.len())
+        .into_iter()
+        .filter(|(t, _)| *t != usize::MAX)
+        .take(k)
+        .collect();
     let lw = (width / 3).clamp(4, 14);
     let bw = width.saturating_sub(lw + 7).max(1);
     top.iter()
@@ -118,15 +133,14 @@ pub fn heads_lines(app: &App, width: u16, max_lines: usize) -> Vec<Line<'static>
     let (Some(d), Some(q)) = (&app.data, app.query_token()) else {
         return vec![];
     };
-    let Some(a) = d.att(app.layer) else {
+    let Some(a) = d.att(app.sel.layer) else {
         return vec![];
     };
     let nh = a.dim().0;
-    let mask: Vec<bool> = d
-        .trace
-        .tokens
-        .iter()
-        .map(|t| app.hide_special && t.special)
+    let mask: Vec<bool> = app
+        .hidden_mask()
+        .into_iter()
+        .map(|m| app.grid.hide_special && m)
         .collect();
     let hw = nh.saturating_sub(1).to_string().len();
     let lw = (width / 4).clamp(4, 12);
@@ -136,7 +150,10 @@ pub fn heads_lines(app: &App, width: u16, max_lines: usize) -> Vec<Line<'static>
     let first = if nh <= max_lines {
         0
     } else {
-        app.head.saturating_sub(max_lines / 2).min(nh - max_lines)
+        app.sel
+            .head
+            .saturating_sub(max_lines / 2)
+            .min(nh - max_lines)
     };
     (first..nh.min(first + max_lines))
         .map(|h| {
@@ -157,7 +174,7 @@ pub fn heads_lines(app: &App, width: u16, max_lines: usize) -> Vec<Line<'static>
                     |acc, (j, v)| if v > acc.1 { (j, v) } else { acc },
                 );
             let name = format!("h{h:<hw$}");
-            let st = if h == app.head && !app.mean {
+            let st = if h == app.sel.head && !app.sel.mean {
                 theme.selected()
             } else {
                 theme.dim()
@@ -174,21 +191,14 @@ pub fn heads_lines(app: &App, width: u16, max_lines: usize) -> Vec<Line<'static>
         .collect()
 }
 
-/// The statistics of the head (or the mean) on screen.
+/// The statistics of the head (or the mean) on screen: of what is shown.
 pub fn current_stats(app: &App) -> Option<HeadStats> {
-    let d = app.data.as_ref()?;
-    if app.mean {
-        d.mean_stats.get(app.layer).copied()
-    } else {
-        d.stats.get(app.layer)?.get(app.head).copied()
-    }
+    app.current_stats()
 }
 
 /// Which query heads share head `h`'s key/value head (grouped-query attention).
 pub fn kv_sharing(app: &App, h: usize) -> Option<(usize, Vec<usize>)> {
-    let groups = &app.trace()?.kv_group;
-    let g = *groups.get(h)?;
-    Some((g, (0..groups.len()).filter(|&i| groups[i] == g).collect()))
+    analysis::kv_sharing(&app.trace()?.kv_group, h)
 }
 
 fn join(v: &[usize]) -> String {
@@ -243,7 +253,7 @@ pub fn stats_lines(app: &App, width: u16) -> Vec<Line<'static>> {
         )),
         Line::from(
             [
-                kv("max", format!("{:<7}", w3(s.max_weight))),
+                kv("row max", format!("{:<7}", w3(s.max_weight))),
                 kv("sink", format!("{} on 1st", w3(s.sink))),
             ]
             .concat(),
@@ -265,8 +275,8 @@ pub fn stats_lines(app: &App, width: u16) -> Vec<Line<'static>> {
             None => Span::styled("mixed (no single pattern)", theme.dim()),
         },
     ]));
-    if !app.mean
-        && let Some((g, heads)) = kv_sharing(app, app.head)
+    if !app.sel.mean
+        && let Some((g, heads)) = kv_sharing(app, app.sel.head)
     {
         lines.push(Line::from(vec![
             Span::styled(format!("{:<9}", "KV head"), theme.dim()),
@@ -295,7 +305,7 @@ pub fn render_side(app: &App, area: Rect, buf: &mut Buffer) {
     let stats_h = (stats.len() as u16 + 2).min(area.height.saturating_sub(cell_h));
     let rest = area.height.saturating_sub(cell_h + stats_h);
     let nh = app.n_heads() as u16;
-    let n = app.visible.len() as u16;
+    let n = app.grid.visible.len() as u16;
     let focus_h = (n + 2).min((rest / 2).max(rest.saturating_sub(nh + 2)));
     let heads_h = rest.saturating_sub(focus_h);
     let mut y = area.y;
@@ -320,10 +330,10 @@ pub fn render_side(app: &App, area: Rect, buf: &mut Buffer) {
         cell_lines(app, inner_w),
         buf,
     );
-    let what = if app.mean {
+    let what = if app.sel.mean {
         "mean of heads".to_string()
     } else {
-        format!("head {}", app.head)
+        format!("head {}", app.sel.head)
     };
     section(
         focus_h,
@@ -337,7 +347,7 @@ pub fn render_side(app: &App, area: Rect, buf: &mut Buffer) {
     section(
         heads_h,
         fit(
-            &format!(" {ql} in every head of layer {} ", app.layer),
+            &format!(" {ql} in every head of layer {} ", app.sel.layer),
             inner_w as usize,
         )
         .trim_end()
@@ -346,10 +356,10 @@ pub fn render_side(app: &App, area: Rect, buf: &mut Buffer) {
         heads_lines(app, inner_w, heads_h.saturating_sub(2) as usize),
         buf,
     );
-    let st = if app.mean {
+    let st = if app.sel.mean {
         "Mean of heads".to_string()
     } else {
-        format!("Head {}", app.head)
+        format!("Head {}", app.sel.head)
     };
     section(stats_h, format!(" {st} · statistics "), stats, buf);
 }
@@ -373,7 +383,10 @@ pub fn render_info(app: &App, area: Rect, buf: &mut Buffer) {
                 theme.label(),
             ),
             Span::styled(format!("{wt:.4}"), theme.accent()),
-            Span::styled(format!(" rank {rank}/{}", app.visible.len()), theme.dim()),
+            Span::styled(
+                format!(" rank {rank}/{}", app.grid.visible.len()),
+                theme.dim(),
+            ),
         ]));
     }
     if let Some(s) = current_stats(app) {
@@ -381,7 +394,7 @@ pub fn render_info(app: &App, area: Rect, buf: &mut Buffer) {
             .map(|t| format!(" [{t}]"))
             .unwrap_or_default();
         let mut text = format!(
-            "H {:.2} ({:.0}%) · max {} · sink {} · prev {} · self {} · dist {:.1}{tag}",
+            "H {:.2} ({:.0}%) · row max {} · sink {} · prev {} · self {} · dist {:.1}{tag}",
             s.entropy,
             s.entropy_norm * 100.0,
             w3(s.max_weight),
@@ -390,8 +403,8 @@ pub fn render_info(app: &App, area: Rect, buf: &mut Buffer) {
             w3(s.self_),
             s.distance
         );
-        if !app.mean
-            && let Some((g, heads)) = kv_sharing(app, app.head)
+        if !app.sel.mean
+            && let Some((g, heads)) = kv_sharing(app, app.sel.head)
         {
             text.push_str(&format!(" · KV {g}: {}", join(&heads)));
         }
@@ -400,8 +413,8 @@ pub fn render_info(app: &App, area: Rect, buf: &mut Buffer) {
     if area.height >= 3 {
         if let Some(l) = next_line(app, w) {
             lines.push(l);
-        } else if let Some(row) = app.matrix.rows().into_iter().nth(app.cur.0) {
-            let top = top_keys(&row.to_vec(), &app.visible, 4);
+        } else if let Some(row) = app.grid.matrix.rows().into_iter().nth(app.grid.cur.0) {
+            let top = top_keys(&row.to_vec(), &app.grid.visible, 4);
             let mut spans = vec![Span::styled("looks at ", theme.dim())];
             for (t, wt) in top {
                 spans.push(Span::raw(format!(
@@ -422,15 +435,15 @@ pub fn render_info(app: &App, area: Rect, buf: &mut Buffer) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::app::{App, ColorMode, Focus, Prepared};
+    use crate::tui::app::{App, Focus, Palette, Summary};
     use crate::tui::synthetic::{self, Kind};
     use ratatui::buffer::Buffer;
 
     fn app(kind: Kind) -> App {
-        let mut app = App::new(synthetic::info(kind), "", None, ColorMode::Mono, (120, 40));
-        app.data = Some(Prepared::new(synthetic::trace(kind, &["a", "b", "c"])).unwrap());
+        let mut app = App::new(synthetic::info(kind), "", None, Palette::Mono, (120, 40));
+        app.data = Some(Summary::new(synthetic::trace(kind, &["a", "b", "c"])).unwrap());
         app.focus = Focus::Explorer;
-        app.cur = (2, 1);
+        app.grid.cur = (2, 1);
         app.refresh();
         app
     }

@@ -31,10 +31,7 @@ pub fn position(app: &App) -> Option<usize> {
 }
 
 fn label(app: &App, pos: usize) -> String {
-    app.trace()
-        .and_then(|t| t.tokens.get(pos))
-        .map(|t| t.label.clone())
-        .unwrap_or_default()
+    app.token_label(pos)
 }
 
 /// What one position's bars show, its values, and the value that fills a bar.
@@ -61,19 +58,27 @@ pub fn bar_values(p: &Positional, pos: usize) -> (Vec<f32>, f32) {
     }
 }
 
-/// Unsigned vertical bars filling `area` from the bottom (RoPE angles in [0, 2π)).
+/// Unsigned vertical bars filling `area` from the bottom (RoPE angles in [0, 2π)); when there are fewer values than
+/// columns each bar is widened so the plot takes the whole width.
 pub fn up_bars(buf: &mut Buffer, area: Rect, values: &[f32], full: f32, style: Style) {
+    let cw = (area.width as usize / values.len().max(1)).max(1);
     for (i, v) in values.iter().take(area.width as usize).enumerate() {
         let e = ((v / full).clamp(0.0, 1.0) * area.height as f32 * 8.0).round() as usize;
         for r in 0..area.height {
             let fill = e.saturating_sub(r as usize * 8).min(8);
-            if fill > 0 {
-                buf.set_string(
-                    area.x + i as u16,
-                    area.y + area.height - 1 - r,
-                    LOWER[fill],
-                    style,
-                );
+            if fill == 0 {
+                continue;
+            }
+            for k in 0..cw {
+                let x = i * cw + k;
+                if x < area.width as usize {
+                    buf.set_string(
+                        area.x + x as u16,
+                        area.y + area.height - 1 - r,
+                        LOWER[fill],
+                        style,
+                    );
+                }
             }
         }
     }
@@ -123,7 +128,7 @@ pub fn render_bars(app: &App, area: Rect, buf: &mut Buffer) {
     if inner.height < 2 || inner.width < 4 {
         return;
     }
-    let start = app.pos_scroll.min(values.len().saturating_sub(1));
+    let start = app.panes.pos_scroll.min(values.len().saturating_sub(1));
     let shown = &values[start.min(values.len())..];
     let bars = Rect::new(inner.x, inner.y, inner.width, inner.height - 1);
     match p {
@@ -166,14 +171,19 @@ pub fn render_bars(app: &App, area: Rect, buf: &mut Buffer) {
     } else {
         1
     };
+    // Rotary bars widen to the width: every pair from `start` is on screen when they fit.
     let end = (start + inner.width as usize * per_col).min(values.len());
     let unit = if matches!(p, Positional::Rotary { .. }) {
         "pairs"
     } else {
         "dims"
     };
+    let axis = match p {
+        Positional::Rotary { .. } => "full bar 2π".to_string(),
+        _ => format!("full bar ±{}", short_num(full)),
+    };
     let note = format!(
-        "{unit} {start}–{} of {} · {}",
+        "{unit} {start}–{} of {} · {axis} · {}",
         end.saturating_sub(1),
         values.len(),
         caption(p, values.len())
@@ -188,12 +198,26 @@ pub fn render_bars(app: &App, area: Rect, buf: &mut Buffer) {
     );
 }
 
-/// The heatmap value of (position, dimension) mapped into [0, 1].
+/// A value in a few characters: `0.05`, `1.87`, `12.3`.
+fn short_num(v: f32) -> String {
+    if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The heatmap value of (position, dimension) mapped into [0, 1]. Learned embeddings span a wide range (a few
+/// outlier dimensions, the rest small): a signed square root over the true maximum shows both without saturating.
 fn heat_value(p: &Positional, max_abs: f32, r: usize, c: usize) -> f32 {
     match p {
-        Positional::Sinusoidal(m) | Positional::Learned(m) => {
+        Positional::Sinusoidal(m) => {
             let v = m.get([r, c]).copied().unwrap_or(0.0);
             (0.5 + 0.5 * v / max_abs).clamp(0.0, 1.0)
+        }
+        Positional::Learned(m) => {
+            let v = m.get([r, c]).copied().unwrap_or(0.0) / max_abs;
+            (0.5 + 0.5 * v.signum() * v.abs().sqrt()).clamp(0.0, 1.0)
         }
         Positional::Rotary { angles, .. } => {
             0.5 + 0.5 * angles.get([r, c]).copied().unwrap_or(0.0).cos()
@@ -211,27 +235,22 @@ pub fn render_heatmap(app: &App, area: Rect, buf: &mut Buffer) {
         Positional::Rotary { .. } => "cos(angle): positions × frequency pairs",
         _ => "positions × dimensions",
     };
-    let b = block(format!(" {what} · ←/→ pan · j/k position "), &theme);
+    let b = block(
+        format!(" {what} · ←/→ pan · H/L a screen · j/k position "),
+        &theme,
+    );
     let inner = b.inner(area);
     b.render(area, buf);
     if inner.height < 3 || inner.width < 12 {
         return;
     }
     let (rows, cols) = (m.nrows(), m.ncols());
-    // Colour scale: ±1 for sinusoids; for learned vectors the 95th percentile of |v| (outliers saturate).
-    let max_abs = match p {
-        Positional::Learned(_) => {
-            let mut abs: Vec<f32> = m
-                .iter()
-                .map(|v| v.abs())
-                .filter(|v| v.is_finite())
-                .collect();
-            abs.sort_by(f32::total_cmp);
-            abs.get(abs.len() * 95 / 100).copied().unwrap_or(1.0)
-        }
-        _ => m.iter().fold(0.0f32, |a, v| a.max(v.abs())),
-    }
-    .max(1e-6);
+    // Colour scale: the data's own largest |value| (±1 for sinusoids).
+    let max_abs = m
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f32, |a, v| a.max(v.abs()))
+        .max(1e-6);
     let label_w = 12u16.min(inner.width / 3);
     let map_w = inner.width - label_w - 1;
     let map_h = inner.height - 1;
@@ -242,7 +261,7 @@ pub fn render_heatmap(app: &App, area: Rect, buf: &mut Buffer) {
         sel.saturating_sub(map_h as usize / 2)
             .min(rows - map_h as usize)
     };
-    let c0 = app.pos_scroll.min(cols.saturating_sub(1));
+    let c0 = app.panes.pos_scroll.min(cols.saturating_sub(1));
     for vr in 0..(map_h as usize).min(rows - first_row.min(rows)) {
         let r = first_row + vr;
         let y = inner.y + vr as u16;
@@ -275,7 +294,11 @@ pub fn render_heatmap(app: &App, area: Rect, buf: &mut Buffer) {
     }
     let note = match p {
         Positional::Rotary { .. } => "dark: cos −1 · bright: cos +1".to_string(),
-        _ => format!("dark: −{max_abs:.2} · bright: +{max_abs:.2}"),
+        Positional::Learned(_) => format!(
+            "dark: −{0} · bright: +{0} (square-root scale)",
+            short_num(max_abs)
+        ),
+        _ => format!("dark: −{0} · bright: +{0}", short_num(max_abs)),
     };
     let y = inner.y + inner.height - 1;
     let x = put_str(
@@ -284,8 +307,8 @@ pub fn render_heatmap(app: &App, area: Rect, buf: &mut Buffer) {
         y,
         inner.width,
         &format!(
-            "rows 0–{} · cols {c0}–{} of {cols} · ",
-            rows.saturating_sub(1),
+            "rows {first_row}–{} of {rows} · cols {c0}–{} of {cols} · ",
+            (first_row + map_h as usize).min(rows).saturating_sub(1),
             (c0 + map_w as usize).min(cols).saturating_sub(1)
         ),
         theme.dim(),

@@ -2,8 +2,8 @@
 //! display width.
 
 use crate::colormap;
+use crate::colormap::Palette;
 use crate::show::fit;
-use crate::tui::app::ColorMode;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -12,15 +12,15 @@ use unicode_width::UnicodeWidthStr;
 /// Styles for everything that is not a heat colour. In `Mono` mode nothing has a colour; emphasis is bold/reverse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Theme {
-    pub mode: ColorMode,
+    pub mode: Palette,
 }
 
 impl Theme {
-    pub fn new(mode: ColorMode) -> Self {
+    pub fn new(mode: Palette) -> Self {
         Theme { mode }
     }
     pub fn mono(&self) -> bool {
-        self.mode == ColorMode::Mono
+        self.mode == Palette::Mono
     }
     fn fg(&self, c: Color) -> Style {
         if self.mono() {
@@ -88,9 +88,9 @@ impl Theme {
     /// A colour from the heat scale, as this terminal can show it.
     pub fn color(&self, rgb: [u8; 3]) -> Color {
         match self.mode {
-            ColorMode::TrueColor => Color::Rgb(rgb[0], rgb[1], rgb[2]),
-            ColorMode::Ansi256 => Color::Indexed(colormap::ansi256(rgb)),
-            ColorMode::Mono => Color::Reset,
+            Palette::TrueColor => Color::Rgb(rgb[0], rgb[1], rgb[2]),
+            Palette::Ansi256 => Color::Indexed(colormap::ansi256(rgb)),
+            Palette::Mono => Color::Reset,
         }
     }
 
@@ -112,14 +112,14 @@ impl Theme {
 }
 
 trait Pipe256 {
-    fn pipe_256(self, mode: ColorMode) -> Self;
+    fn pipe_256(self, mode: Palette) -> Self;
 }
 
 impl Pipe256 for Style {
     /// Map an RGB foreground onto the 256-colour cube when the terminal has no true colour.
-    fn pipe_256(self, mode: ColorMode) -> Self {
+    fn pipe_256(self, mode: Palette) -> Self {
         match (mode, self.fg) {
-            (ColorMode::Ansi256, Some(Color::Rgb(r, g, b))) => {
+            (Palette::Ansi256, Some(Color::Rgb(r, g, b))) => {
                 self.fg(Color::Indexed(colormap::ansi256([r, g, b])))
             }
             _ => self,
@@ -310,7 +310,7 @@ mod tests {
     #[test]
     fn signed_bars_go_up_and_down() {
         let mut buf = Buffer::empty(Rect::new(0, 0, 3, 4));
-        let theme = Theme::new(ColorMode::Mono);
+        let theme = Theme::new(Palette::Mono);
         let area = buf.area;
         signed_bars(&mut buf, area, &[1.0, -1.0, 0.25], 1.0, &theme);
         let rows: Vec<String> = (0..4)

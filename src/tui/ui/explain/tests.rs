@@ -1,6 +1,6 @@
 use super::*;
 use crate::explain::{HeadInputs, RotaryInputs, causal_mask};
-use crate::tui::app::ColorMode;
+use crate::tui::app::Palette;
 use ndarray::array;
 
 fn rows(buf: &Buffer) -> Vec<String> {
@@ -69,7 +69,7 @@ fn every_number_of_a_small_head() {
         &c,
         &labels(),
         (0, 0),
-        &Theme::new(ColorMode::Mono),
+        &Theme::new(Palette::Mono),
     );
     assert_eq!(
         rows(&buf),
@@ -111,7 +111,7 @@ fn a_masked_cell_says_why_and_a_rotary_head_shows_the_rotation() {
         &c,
         &labels(),
         (0, 0),
-        &Theme::new(ColorMode::Mono),
+        &Theme::new(Palette::Mono),
     );
     let r = rows(&buf);
     assert_eq!(
@@ -148,7 +148,7 @@ fn what_the_head_writes_through_w_o() {
         &labels(),
         Some(&norms),
         (0, 0),
-        &Theme::new(ColorMode::Mono),
+        &Theme::new(Palette::Mono),
     );
     let r = rows(&buf);
     assert_eq!(
@@ -217,14 +217,7 @@ fn a_wide_head_becomes_bars_with_its_top_dimensions() {
     .unwrap();
     let mut buf = Buffer::empty(Rect::new(0, 0, 40, 14));
     let area = buf.area;
-    render_weight(
-        &mut buf,
-        area,
-        &c,
-        &[],
-        (0, 0),
-        &Theme::new(ColorMode::Mono),
-    );
+    render_weight(&mut buf, area, &c, &[], (0, 0), &Theme::new(Palette::Mono));
     let r = rows(&buf);
     assert_eq!(r[2], "│dims 0–29 of 64 · bars: ± up to 2.000 │");
     assert_eq!(r[3], "│q            █                        │");
@@ -247,7 +240,7 @@ fn a_wide_head_becomes_bars_with_its_top_dimensions() {
         &c,
         &[],
         (0, 100),
-        &Theme::new(ColorMode::Mono),
+        &Theme::new(Palette::Mono),
     );
     assert_eq!(rows(&buf)[2], "│dims 34–63 of 64 · bars: ± up to 2.000│");
 }

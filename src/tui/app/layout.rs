@@ -1,7 +1,7 @@
 //! Screen geometry, shared by drawing and by the update function (scrolling, mouse hits). Pure functions of the
 //! app state and the terminal size.
 
-use crate::tui::app::{App, Focus, View};
+use super::{App, Focus, Palette, View};
 use ratatui::layout::Rect;
 use unicode_width::UnicodeWidthStr;
 
@@ -26,7 +26,9 @@ pub fn too_small(app: &App) -> bool {
 
 /// Whether the sentence B line is shown.
 pub fn show_b(app: &App) -> bool {
-    !app.inputs[1].text.is_empty() || (app.field == 1 && app.focus == Focus::Input)
+    app.pairs()
+        && (!app.input.lines[1].text.is_empty()
+            || (app.input.field == 1 && app.focus == Focus::Input))
 }
 
 pub fn screen(app: &App) -> Screen {
@@ -69,7 +71,7 @@ pub fn grid_panes(app: &App) -> GridPanes {
     let mut info = None;
     if body.width >= 96 {
         // The side panel takes what the grid does not need (cells are at most 6 columns wide).
-        let n = app.visible.len().max(1) as u16;
+        let n = app.grid.visible.len().max(1) as u16;
         let need = (max_label_w(app) as u16).clamp(4, 18) + 3 + n.saturating_mul(6);
         let side_w = body
             .width
@@ -125,7 +127,8 @@ pub struct GridGeom {
 fn max_label_w(app: &App) -> usize {
     let Some(t) = app.trace() else { return 0 };
     let idx_w = t.n_tokens().saturating_sub(1).to_string().len();
-    app.visible
+    app.grid
+        .visible
         .iter()
         .filter_map(|&i| t.tokens.get(i))
         .map(|tok| tok.label.width())
@@ -142,14 +145,14 @@ pub fn grid_geom(app: &App, block: Rect) -> GridGeom {
         block.width.saturating_sub(2),
         block.height.saturating_sub(2),
     );
-    let n = app.visible.len().max(1);
+    let n = app.grid.visible.len().max(1);
     let legend = Rect::new(
         inner.x,
         inner.y + inner.height.saturating_sub(1),
         inner.width,
         1.min(inner.height),
     );
-    if app.zoom {
+    if app.grid.zoom {
         let cells = Rect::new(
             inner.x,
             inner.y,
@@ -174,7 +177,8 @@ pub fn grid_geom(app: &App, block: Rect) -> GridGeom {
     let cell_w = (avail_w as usize / n).clamp(2, 6) as u16;
     let cols = (avail_w / cell_w.max(1)) as usize;
     let fits_one = app.trace().is_none_or(|t| {
-        app.visible
+        app.grid
+            .visible
             .iter()
             .filter_map(|&i| t.tokens.get(i))
             .all(|tok| tok.label.width() < cell_w as usize)
@@ -238,28 +242,33 @@ pub fn grid_cell_at(app: &App, x: u16, y: u16) -> Option<(usize, usize)> {
     if x < c.x || y < c.y || x >= c.x + c.width || y >= c.y + c.height {
         return None;
     }
-    let n = app.visible.len();
-    if app.zoom {
-        let halves = app.color != crate::tui::app::ColorMode::Mono;
+    let n = app.grid.visible.len();
+    if app.grid.zoom {
+        let halves = app.color != Palette::Mono;
         let (by_r, by_c, _, _) = zoom_blocks(n, c, halves);
         let r = (y - c.y) as usize * if halves { 2 } else { 1 } * by_r;
         let col = (x - c.x) as usize * by_c;
         return (r < n && col < n).then_some((r, col));
     }
-    let r = app.scroll.0 + ((y - c.y) / g.row_h.max(1)) as usize;
-    let col = app.scroll.1 + ((x - c.x) / g.cell_w.max(1)) as usize;
+    let r = app.grid.scroll.0 + ((y - c.y) / g.row_h.max(1)) as usize;
+    let col = app.grid.scroll.1 + ((x - c.x) / g.cell_w.max(1)) as usize;
     (r < n && col < n).then_some((r, col))
 }
 
-/// Which input line (0 = A, 1 = B) is at a screen position.
+/// Which input line (0 = A, 1 = B) a click at a screen position edits: anywhere in the sentence box counts (the
+/// border and the title too), the nearest line wins.
 pub fn input_field_at(app: &App, x: u16, y: u16) -> Option<usize> {
     if too_small(app) {
         return None;
     }
     let s = screen(app);
-    let top = s.input.y + u16::from(s.input_border);
+    let r = s.input;
+    if x >= r.x + r.width || y < r.y || y >= r.y + r.height {
+        return None;
+    }
+    let top = r.y + u16::from(s.input_border);
     let lines = 1 + u16::from(show_b(app));
-    (x < s.input.width && y >= top && y < top + lines).then(|| (y - top) as usize)
+    Some(y.saturating_sub(top).min(lines - 1) as usize)
 }
 
 /// Geometry of the overview: thumbnails of `pic_w × pic_h` cells every `step_w × step_h`.
@@ -303,8 +312,14 @@ pub fn overview_geom(app: &App) -> OverviewGeom {
     let avail_h = avail_h.saturating_sub(1);
     let step_w = (avail_w / nh).max(5);
     let step_h = (avail_h / nl).max(3);
-    // Thumbnails square in pixels: a cell is one half-block pixel wide and two tall.
-    let pic_h = (step_h - 1).min((step_w - 1) / 2).max(2);
+    // Thumbnails square in pixels: a cell is one half-block pixel wide and two tall. They take the width; when that
+    // makes them too tall for every layer, the layers scroll, but at least four (or all) stay on screen.
+    let by_width = (step_w - 1) / 2;
+    let all_fit = step_h - 1;
+    let few_fit = (avail_h / nl.min(4)).saturating_sub(1);
+    // No bigger than the matrix: one half-block pixel per token each way.
+    let by_tokens = (app.grid.visible.len().max(1) as u16).div_ceil(2);
+    let pic_h = by_width.min(all_fit.max(few_fit)).min(by_tokens).max(2);
     let pic_w = 2 * pic_h;
     let step_w = pic_w + 1;
     let step_h = pic_h + 1;
@@ -319,6 +334,13 @@ pub fn overview_geom(app: &App) -> OverviewGeom {
         heads: ((avail_w / step_w) as usize).clamp(1, nh as usize),
         info,
     }
+}
+
+/// How many dimensions the positional heatmap shows at once (a fast pan moves this far).
+pub fn positional_page(app: &App) -> usize {
+    let inner_w = screen(app).body.width.saturating_sub(2);
+    let label_w = 12u16.min(inner_w / 3);
+    inner_w.saturating_sub(label_w + 1) as usize
 }
 
 /// How many layers of thumbnails fit.

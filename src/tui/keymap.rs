@@ -1,0 +1,595 @@
+//! The one keymap: every key of the explorer is a row here (where it works, which keys, what it does). Key handling
+//! looks keys up here, the help screen is drawn from it and README's key table is generated from it (a test checks
+//! that README holds exactly [`markdown`]). There is no second, hand-kept table.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// Where a key works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ctx {
+    /// The sentence line.
+    Input,
+    /// Every view of the explorer.
+    Explorer,
+    /// The attention grid.
+    Grid,
+    /// The overview of every layer × head (`m`).
+    Overview,
+    /// The positional encodings (`p`).
+    Positions,
+    /// The residual-stream norms (`n`).
+    Norms,
+    /// The logit lens (`e`).
+    Lens,
+    /// The explanation views (`E o b B`); other keys work as in the grid.
+    Explain,
+}
+
+impl Ctx {
+    pub fn title(self) -> &'static str {
+        match self {
+            Ctx::Input => "Input (the sentence line)",
+            Ctx::Explorer => "Explorer (every view)",
+            Ctx::Grid => "Attention grid",
+            Ctx::Overview => "Overview (m)",
+            Ctx::Positions => "Positions (p)",
+            Ctx::Norms => "Residual norms (n)",
+            Ctx::Lens => "Logit lens (e)",
+            Ctx::Explain => "Explanation views (E o b B; other keys as in the grid)",
+        }
+    }
+}
+
+/// What a key does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    // Input.
+    Type,
+    Run,
+    ToExplorer,
+    FieldB,
+    FieldA,
+    TextLeft,
+    TextRight,
+    TextHome,
+    TextEnd,
+    Backspace,
+    Delete,
+    KillStart,
+    KillEnd,
+    DeleteWord,
+    // Explorer.
+    Quit,
+    Help,
+    EditInput,
+    Back,
+    Overview,
+    Positions,
+    Norms,
+    Lens,
+    Weight,
+    Writes,
+    Embedding,
+    Walk,
+    ValueWeighted,
+    Scale,
+    HideSpecial,
+    Mean,
+    Zoom,
+    Numbers,
+    Colors,
+    DumpView,
+    DumpAll,
+    Digit,
+    GoLayer,
+    // Moving.
+    NextHead,
+    PrevHead,
+    NextLayer,
+    PrevLayer,
+    Left,
+    Right,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    PageLeft,
+    PageRight,
+    First,
+    Last,
+    Open,
+    PanLeft,
+    PanRight,
+    FastPanLeft,
+    FastPanRight,
+    NormStat,
+    LogBars,
+    ScrollDown,
+    ScrollUp,
+    DimsLeft,
+    DimsRight,
+    ThroughWo,
+    /// Documentation only: the terminal's own selection.
+    Select,
+}
+
+/// A key: a code and the modifiers that must be held (Shift is ignored for characters: `D` is Shift-d).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key(pub KeyCode, pub KeyModifiers);
+
+const N: KeyModifiers = KeyModifiers::NONE;
+const C: KeyModifiers = KeyModifiers::CONTROL;
+const S: KeyModifiers = KeyModifiers::SHIFT;
+
+const fn k(c: KeyCode) -> Key {
+    Key(c, N)
+}
+const fn ch(c: char) -> Key {
+    Key(KeyCode::Char(c), N)
+}
+const fn ctrl(c: char) -> Key {
+    Key(KeyCode::Char(c), C)
+}
+
+/// One line of help: where, which keys do what, and the text.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    pub ctx: Ctx,
+    pub keys: &'static [(Key, Action)],
+    pub help: &'static str,
+}
+
+const fn row(ctx: Ctx, keys: &'static [(Key, Action)], help: &'static str) -> Row {
+    Row { ctx, keys, help }
+}
+
+use Action as A;
+use KeyCode as K;
+
+const DIGITS: [(Key, Action); 10] = [
+    (ch('0'), A::Digit),
+    (ch('1'), A::Digit),
+    (ch('2'), A::Digit),
+    (ch('3'), A::Digit),
+    (ch('4'), A::Digit),
+    (ch('5'), A::Digit),
+    (ch('6'), A::Digit),
+    (ch('7'), A::Digit),
+    (ch('8'), A::Digit),
+    (ch('9'), A::Digit),
+];
+
+/// Every key.
+pub const ROWS: &[Row] = &[
+    row(
+        Ctx::Input,
+        &[],
+        "edit the sentence; the model re-runs as you pause",
+    ),
+    row(
+        Ctx::Input,
+        &[(k(K::Enter), A::Run)],
+        "run now and go to the explorer",
+    ),
+    row(
+        Ctx::Input,
+        &[
+            (k(K::Left), A::TextLeft),
+            (k(K::Right), A::TextRight),
+            (k(K::Home), A::TextHome),
+            (k(K::End), A::TextEnd),
+        ],
+        "move the text cursor",
+    ),
+    row(
+        Ctx::Input,
+        &[(ctrl('a'), A::TextHome), (ctrl('e'), A::TextEnd)],
+        "start / end of the line",
+    ),
+    row(
+        Ctx::Input,
+        &[(k(K::Backspace), A::Backspace), (k(K::Delete), A::Delete)],
+        "delete before / after the cursor",
+    ),
+    row(
+        Ctx::Input,
+        &[(ctrl('u'), A::KillStart), (ctrl('k'), A::KillEnd)],
+        "delete to the start / end of the line",
+    ),
+    row(
+        Ctx::Input,
+        &[(ctrl('w'), A::DeleteWord), (ctrl('h'), A::DeleteWord)],
+        "delete the word before the cursor",
+    ),
+    row(
+        Ctx::Input,
+        &[(k(K::Down), A::FieldB), (k(K::Up), A::FieldA)],
+        "edit sentence B / back to A (models with sentence pairs only)",
+    ),
+    row(
+        Ctx::Input,
+        &[
+            (k(K::Tab), A::ToExplorer),
+            (k(K::BackTab), A::ToExplorer),
+            (k(K::Esc), A::ToExplorer),
+        ],
+        "go to the explorer",
+    ),
+    row(
+        Ctx::Grid,
+        &[(k(K::Left), A::PrevHead), (k(K::Right), A::NextHead)],
+        "previous / next head (wraps)",
+    ),
+    row(
+        Ctx::Grid,
+        &[(k(K::Up), A::PrevLayer), (k(K::Down), A::NextLayer)],
+        "previous / next layer (wraps)",
+    ),
+    row(
+        Ctx::Explorer,
+        &DIGITS,
+        "jump to head N (type two digits for 10+)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('g'), A::GoLayer)],
+        "then digits: jump to layer N (any other key cancels)",
+    ),
+    row(
+        Ctx::Grid,
+        &[
+            (ch('h'), A::Left),
+            (ch('j'), A::Down),
+            (ch('k'), A::Up),
+            (ch('l'), A::Right),
+        ],
+        "move the cell cursor (also: click a cell)",
+    ),
+    row(
+        Ctx::Grid,
+        &[
+            (k(K::PageUp), A::PageUp),
+            (k(K::PageDown), A::PageDown),
+            (ch('['), A::PageLeft),
+            (ch(']'), A::PageRight),
+        ],
+        "page rows / columns of a long grid",
+    ),
+    row(
+        Ctx::Grid,
+        &[(k(K::Home), A::First), (k(K::End), A::Last)],
+        "first / last cell",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('a'), A::Mean)],
+        "mean over the layer's heads on/off",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('s'), A::Scale)],
+        "colour scale: linear → log → row max",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('x'), A::HideSpecial)],
+        "hide special tokens ([CLS], [SEP], BOS; else the first token, the sink) and renormalise rows",
+    ),
+    row(
+        Ctx::Grid,
+        &[(ch('z'), A::Zoom)],
+        "zoom out: the whole matrix in blocks",
+    ),
+    row(
+        Ctx::Grid,
+        &[(ch('w'), A::Numbers)],
+        "weights as numbers in the cells on/off",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('c'), A::Colors)],
+        "colours: true colour → 256 → none (shades)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('m'), A::Overview)],
+        "overview: every layer × head (toggles)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('p'), A::Positions)],
+        "positional encodings (toggles)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('n'), A::Norms)],
+        "residual-stream norms per layer (toggles)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('e'), A::Lens)],
+        "logit lens at the cursor's position (decoders)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('E'), A::Weight)],
+        "how the weight under the cursor is computed (toggles)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('o'), A::Writes)],
+        "what the head writes for the cursor's query: Σ α·v, through W_O (toggles)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('v'), A::ValueWeighted)],
+        "value-weighted grid ‖α·v W_O‖ per key (Kobayashi et al. 2020) on/off",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('b'), A::Embedding)],
+        "the cursor's token embedding, part by part (toggles)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('B'), A::Walk)],
+        "the cursor's token through the selected block (toggles)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('d'), A::DumpView)],
+        "dump what is on screen (.npy + .csv): the head, the positions or the norms",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('D'), A::DumpAll)],
+        "dump the whole trace (attn dump format)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[
+            (k(K::Tab), A::EditInput),
+            (k(K::BackTab), A::EditInput),
+            (ch('i'), A::EditInput),
+            (ch('/'), A::EditInput),
+        ],
+        "edit the sentence",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(k(K::Esc), A::Back)],
+        "back to the grid / to the input",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('?'), A::Help), (k(K::F(1)), A::Help)],
+        "this help (F1 also from the input)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('q'), A::Quit), (ctrl('c'), A::Quit)],
+        "quit (Ctrl-C also from the input)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(Key(K::Null, S), A::Select)],
+        "select text with the terminal (the mouse is the explorer's)",
+    ),
+    row(
+        Ctx::Overview,
+        &[
+            (k(K::Left), A::Left),
+            (k(K::Right), A::Right),
+            (k(K::Up), A::Up),
+            (k(K::Down), A::Down),
+            (ch('h'), A::Left),
+            (ch('j'), A::Down),
+            (ch('k'), A::Up),
+            (ch('l'), A::Right),
+        ],
+        "select a head (the header, d and the grid follow)",
+    ),
+    row(
+        Ctx::Overview,
+        &[(k(K::Enter), A::Open)],
+        "open the selected head in the grid (or click it twice)",
+    ),
+    row(
+        Ctx::Positions,
+        &[
+            (ch('j'), A::Down),
+            (ch('k'), A::Up),
+            (k(K::Down), A::Down),
+            (k(K::Up), A::Up),
+        ],
+        "previous / next position",
+    ),
+    row(
+        Ctx::Positions,
+        &[
+            (ch('h'), A::PanLeft),
+            (ch('l'), A::PanRight),
+            (k(K::Left), A::PanLeft),
+            (k(K::Right), A::PanRight),
+        ],
+        "pan the dimensions",
+    ),
+    row(
+        Ctx::Positions,
+        &[
+            (ch('H'), A::FastPanLeft),
+            (ch('L'), A::FastPanRight),
+            (k(K::PageUp), A::FastPanLeft),
+            (k(K::PageDown), A::FastPanRight),
+        ],
+        "pan a screen of dimensions at a time",
+    ),
+    row(
+        Ctx::Norms,
+        &[
+            (ch('j'), A::Down),
+            (ch('k'), A::Up),
+            (k(K::Down), A::Down),
+            (k(K::Up), A::Up),
+        ],
+        "previous / next token",
+    ),
+    row(
+        Ctx::Norms,
+        &[(ch('o'), A::NormStat)],
+        "the \"all tokens\" column: mean → median → mean without the first token",
+    ),
+    row(
+        Ctx::Norms,
+        &[(ch('b'), A::LogBars)],
+        "bars: linear ↔ log scale",
+    ),
+    row(
+        Ctx::Lens,
+        &[
+            (ch('j'), A::Down),
+            (ch('k'), A::Up),
+            (k(K::Down), A::Down),
+            (k(K::Up), A::Up),
+        ],
+        "previous / next position",
+    ),
+    row(
+        Ctx::Explain,
+        &[
+            (ch('J'), A::ScrollDown),
+            (ch('K'), A::ScrollUp),
+            (k(K::PageDown), A::ScrollDown),
+            (k(K::PageUp), A::ScrollUp),
+        ],
+        "scroll the rows",
+    ),
+    row(
+        Ctx::Explain,
+        &[(ch('['), A::DimsLeft), (ch(']'), A::DimsRight)],
+        "pan the dimensions",
+    ),
+    row(
+        Ctx::Explain,
+        &[(ch('t'), A::ThroughWo)],
+        "head output: before / through W_O",
+    ),
+];
+
+/// The action of a key pressed in `ctx` (the view's own keys first, then the explorer's).
+pub fn action(ctx: Ctx, key: &KeyEvent) -> Option<Action> {
+    let ctxs: &[Ctx] = match ctx {
+        Ctx::Input => &[Ctx::Input],
+        Ctx::Explorer => &[Ctx::Explorer],
+        Ctx::Explain => &[Ctx::Explain, Ctx::Grid, Ctx::Explorer],
+        c => &[c, Ctx::Explorer],
+    };
+    for c in ctxs {
+        for r in ROWS.iter().filter(|r| r.ctx == *c) {
+            for (k, a) in r.keys {
+                if matches(k, key) {
+                    return Some(*a);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn matches(k: &Key, e: &KeyEvent) -> bool {
+    let mods = e.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+    let mods = match e.code {
+        // Shift is how an upper-case letter or a symbol is typed, not a modifier of it.
+        KeyCode::Char(_) | KeyCode::BackTab => mods - KeyModifiers::SHIFT,
+        _ => mods,
+    };
+    k.0 == e.code && k.1 == mods
+}
+
+fn key_name(k: &Key) -> String {
+    match k.0 {
+        K::Left => "←".into(),
+        K::Right => "→".into(),
+        K::Up => "↑".into(),
+        K::Down => "↓".into(),
+        K::PageUp => "PgUp".into(),
+        K::PageDown => "PgDn".into(),
+        K::Home => "Home".into(),
+        K::End => "End".into(),
+        K::Enter => "Enter".into(),
+        K::Esc => "Esc".into(),
+        K::Tab => "Tab".into(),
+        K::BackTab => "Shift-Tab".into(),
+        K::Backspace => "Backspace".into(),
+        K::Delete => "Del".into(),
+        K::F(n) => format!("F{n}"),
+        K::Char(c) if k.1.contains(C) => format!("Ctrl-{}", c.to_ascii_uppercase()),
+        K::Char(c) => c.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The keys of a row as shown: `← →`, `0-9`, `Ctrl-U Ctrl-K`.
+pub fn keys_label(r: &Row) -> String {
+    if r.keys.is_empty() {
+        return "type / paste".into();
+    }
+    if r.keys.iter().all(|(_, a)| *a == Action::Digit) {
+        return "0-9".into();
+    }
+    if r.keys.iter().all(|(_, a)| *a == Action::Select) {
+        return "Shift-drag".into();
+    }
+    let mut names: Vec<String> = vec![];
+    for (k, _) in r.keys {
+        let n = key_name(k);
+        if !n.is_empty() && !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names.join(" ")
+}
+
+/// The contexts in the order the help shows them.
+pub const ORDER: [Ctx; 8] = [
+    Ctx::Input,
+    Ctx::Explorer,
+    Ctx::Grid,
+    Ctx::Overview,
+    Ctx::Positions,
+    Ctx::Norms,
+    Ctx::Lens,
+    Ctx::Explain,
+];
+
+/// The help: per context, a heading (`None` keys) and its rows.
+pub fn help_lines() -> Vec<(Option<String>, String)> {
+    let mut out = vec![];
+    for c in ORDER {
+        out.push((None, c.title().to_string()));
+        for r in ROWS.iter().filter(|r| r.ctx == c) {
+            out.push((Some(keys_label(r)), r.help.to_string()));
+        }
+    }
+    out
+}
+
+/// README's key table, generated.
+pub fn markdown() -> String {
+    let mut s = String::new();
+    for (k, h) in help_lines() {
+        match k {
+            None => {
+                if !s.is_empty() {
+                    s.push('\n');
+                }
+                s.push_str(&format!("**{h}**\n\n| keys | what |\n|---|---|\n"));
+            }
+            Some(k) => s.push_str(&format!("| `{k}` | {} |\n", h.replace('|', "\\|"))),
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;
