@@ -2,7 +2,7 @@
 //! RoPE), `scores` (scaled, biased, masked), `pattern` (softmax), `z` (per-head Σ α·v); grouped-query heads, rotary
 //! positions, a causal mask, an additive score bias (T5), and cross-attention (keys and values from another stream).
 
-use super::block::Linear;
+use super::linear::Linear;
 use crate::hooks::{Captures, HookPoint, Hooks};
 use crate::numeric::{fast, ops};
 use crate::{Error, Result};

@@ -2,8 +2,8 @@
 //! (`general.architecture` → architecture), plus the config checks the Hugging Face architectures share.
 
 use super::arch::{bert, gpt2, llama, textbook};
+use super::config::{Origin, SHORT_NAMES};
 use super::{Model, TextbookConfig};
-use crate::numeric::ops;
 use crate::tokenize::Tokenizer;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -23,28 +23,6 @@ pub fn models_dir() -> PathBuf {
     std::env::var_os("ATTN_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("models"))
-}
-
-/// The short names `attn` knows, with the file or folder each means inside the models directory.
-pub const SHORT_NAMES: &[(&str, &str, &str)] = &[
-    (
-        "minilm",
-        "minilm",
-        "all-MiniLM-L6-v2 (BERT encoder, 6 layers × 12 heads)",
-    ),
-    (
-        "smollm2",
-        "smollm2.gguf",
-        "SmolLM2-135M-Instruct Q4_1 (Llama decoder, 30 layers × 9 heads)",
-    ),
-];
-
-/// The display name of a short model name (`smollm2` → `SmolLM2-135M-Instruct Q4_1`), as `attn models` shows it.
-pub fn short_name_title(spec: &str) -> Option<&'static str> {
-    SHORT_NAMES
-        .iter()
-        .find(|(n, _, _)| *n == spec)
-        .map(|(_, _, what)| what.split(" (").next().unwrap_or(what))
 }
 
 /// Resolve a `--model` spec: `textbook`, a short name, a folder, or a `.gguf` file.
@@ -124,62 +102,6 @@ fn supported_model_types() -> String {
         .join(", ")
 }
 
-/// More blocks than any real BERT/GPT-2 checkpoint has: a config asking for more is refused before loading.
-pub const MAX_HF_LAYERS: usize = 1024;
-
-/// The checks every Hugging Face config shares, with the config's own key names: the sizes in `positive` are not 0,
-/// the layer count is at most [`MAX_HF_LAYERS`], the width divides into the heads, and the norm epsilon is a
-/// non-negative number. Errors name `file` and the key.
-pub(crate) fn check_hf_sizes(
-    file: &str,
-    positive: &[(&str, usize)],
-    layers: (&str, usize),
-    width_heads: [(&str, usize); 2],
-    eps: (&str, f64),
-) -> Result<()> {
-    let bad = |m: String| Err(Error::Config(format!("{file}: {m}")));
-    for (name, v) in positive {
-        if *v == 0 {
-            return bad(format!("`{name}` is 0; it must be positive"));
-        }
-    }
-    if layers.1 > MAX_HF_LAYERS {
-        return bad(format!(
-            "`{}` {} is more than {MAX_HF_LAYERS}",
-            layers.0, layers.1
-        ));
-    }
-    let [(w, width), (h, heads)] = width_heads;
-    if !width.is_multiple_of(heads) {
-        return bad(format!("`{w}` {width} is not divisible by `{h}` {heads}"));
-    }
-    if !(eps.1.is_finite() && eps.1 >= 0.0) {
-        return bad(format!(
-            "`{}` {} must be a non-negative number",
-            eps.0, eps.1
-        ));
-    }
-    Ok(())
-}
-
-/// The activation a config names under `key`, or an error listing the supported ones.
-pub(crate) fn hf_activation(file: &str, key: &str, name: &str) -> Result<ops::Activation> {
-    ops::Activation::from_hf(name).ok_or_else(|| {
-        Error::Config(format!(
-            "{file}: `{key}` `{name}` is not supported (supported: {})",
-            ops::Activation::HF_NAMES
-        ))
-    })
-}
-
-/// Who a loaded model is: the user's spec, a display name and where it came from (for [`ModelInfo`]).
-#[derive(Debug, Clone)]
-pub struct Origin {
-    pub spec: String,
-    pub name: String,
-    pub source: String,
-}
-
 /// Load a Hugging Face folder: `config.json` (its `model_type` picks the architecture), `model.safetensors`
 /// (memory-mapped) and `tokenizer.json`. All file I/O happens here; the architectures get opened sources.
 pub fn load_folder(spec: &str, dir: &Path) -> Result<Box<dyn Model>> {
@@ -241,47 +163,6 @@ fn folder_model_name(spec: &str, dir: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| spec.to_string())
-}
-
-/// Deserialize a config.json; a wrong or missing field is named (`field `hidden_size`: invalid type ...`).
-pub fn parse_config<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T> {
-    let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        Error::format(file, format!("field `{path}`: {}", e.into_inner()))
-    })
-}
-
-/// Parameters of a safetensors file: every floating-point tensor, except the buffers some checkpoints store
-/// (`position_ids`, GPT-2's causal-mask `attn.bias` / `attn.masked_bias`).
-pub fn count_params(st: &crate::weights::safetensors::SafeTensors) -> u64 {
-    use crate::weights::safetensors::Dtype;
-    st.names()
-        .filter(|n| {
-            !(n.ends_with("position_ids")
-                || n.ends_with("attn.bias")
-                || n.ends_with("attn.masked_bias"))
-        })
-        .filter_map(|n| st.info(n))
-        .filter(|t| matches!(t.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64))
-        .map(|t| t.numel() as u64)
-        .sum()
-}
-
-/// "weights: F32 (memory-mapped)" etc.
-pub fn dtype_note(st: &crate::weights::safetensors::SafeTensors) -> String {
-    let mut kinds: Vec<&str> = st
-        .names()
-        .filter_map(|n| st.info(n))
-        .map(|t| t.dtype.name())
-        .collect();
-    kinds.sort_unstable();
-    kinds.dedup();
-    format!(
-        "weights: {} in {} tensors, memory-mapped, packed once for the forward pass (F16/BF16 converted to f32)",
-        kinds.join("/"),
-        st.len()
-    )
 }
 
 /// The GGUF `general.architecture` values attn runs, each with its loader.

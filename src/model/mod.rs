@@ -7,14 +7,17 @@ pub mod arch;
 pub mod attention;
 pub mod block;
 pub mod budget;
+pub mod config;
 pub mod embed;
 pub mod encdec;
 pub mod engine;
 pub mod generate;
 pub mod head;
+pub mod linear;
 pub mod load;
 
 pub use arch::{bert, gpt2, llama, textbook, textbook_dates};
+pub use config::*;
 pub use engine::Transformer;
 pub use load::*;
 

@@ -2,7 +2,6 @@
 //! pack-once kernel. Every loop here is branch-free over chunks of 8 lanes so the compiler emits SIMD code; the
 //! functions in [`super::ops`] call these.
 
-use super::ops::exp_nonpos;
 use super::packed::PackedMatrix;
 use ndarray::{Array2, ArrayView2};
 
@@ -122,6 +121,25 @@ pub fn head_scores(q: &ArrayView2<f32>, k: &ArrayView2<f32>, scale: f32) -> Arra
 /// Context of one head, `α · v`, `[n, head_dim]`, on the register-tiled kernel (`vᵀ` packed once per call).
 pub fn head_context(pattern: &ArrayView2<f32>, v: &ArrayView2<f32>) -> Array2<f32> {
     PackedMatrix::from_view(&v.t()).matmul_t(pattern)
+}
+
+/// `exp(x)` for `x ≤ 0`, branch-free so loops over it vectorize: `2^n · p(r)` with `n = round(x·log₂e)`,
+/// `r = x − n·ln 2` (Cody–Waite split) and a degree-6 Taylor polynomial on `|r| ≤ ln2/2`; relative error below 1e-6.
+/// Inputs below −87 are treated as −87 (`exp(−87) ≈ 1.6e-38`, nothing next to a sum that includes `exp(0) = 1`).
+#[inline(always)]
+pub fn exp_nonpos(x: f32) -> f32 {
+    const SHIFT: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer held in the low mantissa bits
+    let x = x.clamp(-87.0, 0.0);
+    let t = x * std::f32::consts::LOG2_E + SHIFT;
+    let n = t - SHIFT;
+    // ln 2 = 355/512 (exact in f32) − 2.1219444e-4.
+    let r = x - n * (355.0 / 512.0) + n * 2.121_944_4e-4;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let e = (t.to_bits() as i32 - 0x4B40_0000 + 127) << 23;
+    p * f32::from_bits(e as u32)
 }
 
 #[cfg(test)]

@@ -340,24 +340,7 @@ pub fn softmax_top_k(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
         .collect()
 }
 
-/// `exp(x)` for `x ≤ 0`, branch-free so loops over it vectorize: `2^n · p(r)` with `n = round(x·log₂e)`,
-/// `r = x − n·ln 2` (Cody–Waite split) and a degree-6 Taylor polynomial on `|r| ≤ ln2/2`; relative error below 1e-6.
-/// Inputs below −87 are treated as −87 (`exp(−87) ≈ 1.6e-38`, nothing next to a sum that includes `exp(0) = 1`).
-#[inline(always)]
-pub fn exp_nonpos(x: f32) -> f32 {
-    const SHIFT: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer held in the low mantissa bits
-    let x = x.clamp(-87.0, 0.0);
-    let t = x * std::f32::consts::LOG2_E + SHIFT;
-    let n = t - SHIFT;
-    // ln 2 = 355/512 (exact in f32) − 2.1219444e-4.
-    let r = x - n * (355.0 / 512.0) + n * 2.121_944_4e-4;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let e = (t.to_bits() as i32 - 0x4B40_0000 + 127) << 23;
-    p * f32::from_bits(e as u32)
-}
+pub use super::fast::exp_nonpos;
 
 #[cfg(test)]
 mod tests {

@@ -6,10 +6,10 @@
 
 use crate::model::attention::{AttnSpec, AttnWeights};
 use crate::model::block::{Block, Cross, Linear, Mlp, Norm, Placement, Stack};
+use crate::model::config::{Origin, hf_activation, parse_config};
 use crate::model::embed::{Embeddings, PositionKind, TokenTable};
 use crate::model::encdec::EncoderDecoder;
 use crate::model::head::LmHead;
-use crate::model::load::{Origin, hf_activation, parse_config};
 use crate::model::{Arch, ModelInfo};
 use crate::numeric::packed::PackedMatrix;
 use crate::tokenize::Tokenizer;
@@ -147,7 +147,7 @@ pub fn load(
         d_ff: cfg.encoder_ffn_dim,
         vocab_size: cfg.vocab_size,
         max_len: n_pos,
-        n_params: crate::model::load::count_params(st),
+        n_params: crate::model::config::count_params(st),
         causal: false,
         positional: "learned".into(),
         tokenizer: tokenizer.description().to_string(),

@@ -253,7 +253,7 @@ pub fn from_gguf(g: &Gguf, spec: &str) -> Result<Transformer> {
         .find(|(t, _)| t != "F32")
         .map(|(t, _)| format!(" {t}"))
         .unwrap_or_default();
-    let name = match crate::model::load::short_name_title(spec) {
+    let name = match crate::model::config::short_name_title(spec) {
         Some(t) => t.to_string(),
         None => g
             .get("general.name")

@@ -8,10 +8,10 @@
 
 use crate::model::attention::{AttnSpec, AttnWeights};
 use crate::model::block::{Block, Cross, Linear, Mlp, Norm, Placement, Stack};
+use crate::model::config::parse_config;
 use crate::model::embed::{Embeddings, PositionKind, TokenTable};
 use crate::model::encdec::EncoderDecoder;
 use crate::model::head::LmHead;
-use crate::model::load::parse_config;
 use crate::model::{Arch, ModelInfo};
 use crate::numeric::ops::Activation;
 use crate::numeric::packed::PackedMatrix;
@@ -140,7 +140,7 @@ pub fn from_weights(
         tied: false,
     };
     let spec = AttnSpec::standard(h, d / h, false);
-    let n_params = crate::model::load::count_params(st);
+    let n_params = crate::model::config::count_params(st);
     let info = ModelInfo {
         spec: "textbook".into(),
         name: "textbook encoder–decoder".into(),

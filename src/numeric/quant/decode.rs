@@ -9,6 +9,7 @@
 //! SIMD code that performs the same f32 operations in the same order (a multiply, then an add: never fused), so the
 //! floats are the same bits either way (tested against the portable functions below).
 
+use super::types::h;
 use super::types::{GgmlType, QK_K};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
@@ -120,11 +121,6 @@ fn blocks<const B: usize>(bytes: &[u8], ts: usize, out: &mut [f32], f: fn(&[u8],
             f(b, o);
         }
     }
-}
-
-#[inline(always)]
-pub(super) fn h(b: &[u8], at: usize) -> f32 {
-    f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
 }
 
 // Every block function below receives exactly `type_size` bytes (from `chunks_exact`), so its constant indices are

@@ -1,9 +1,9 @@
 //! AVX2 decoders for the common block formats: the same f32 operations as the portable decoders in
 //! [`super::decode`], in the same order (multiply, then add or subtract; never fused), so the results are the same
-//! bits. Scales are converted from f16 with the same scalar conversion ([`super::decode::h`]).
+//! bits. Scales are converted from f16 with the same scalar conversion ([`super::types::h`]).
 
-use super::decode::h;
 use super::types::GgmlType;
+use super::types::h;
 use std::arch::x86_64::*;
 
 /// Decode with SIMD if this type has a SIMD decoder and the CPU has what it needs; `false` if not (nothing written).

@@ -109,3 +109,9 @@ impl std::fmt::Display for GgmlType {
         f.write_str(self.name())
     }
 }
+
+/// The f16 at byte `at` of a block, as f32 (block scales).
+#[inline(always)]
+pub(super) fn h(b: &[u8], at: usize) -> f32 {
+    half::f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
+}
