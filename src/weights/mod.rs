@@ -2,7 +2,10 @@
 
 pub mod dequant;
 pub mod gguf;
+mod gguf_parse;
+pub mod gguf_types;
 pub mod safetensors;
+mod safetensors_header;
 pub mod source;
 
 pub use dequant::GgmlType;
