@@ -24,6 +24,10 @@ fn smollm2_long_input_peak_rss_stays_within_budget() {
     let sentence =
         "Attention lets every token look at every earlier token, and a long input tests memory. ";
     let text = sentence.repeat(60); // ~1020 tokens
+    // The grid of 1000 rows is far more than a pipe holds: the output goes to files, read after the exit (a pipe
+    // read only after the exit would block the child forever).
+    let dir = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_attn"))
         .args([
             "show",
@@ -34,8 +38,8 @@ fn smollm2_long_input_peak_rss_stays_within_budget() {
         ])
         .args(["--layer", "3", "--head", "2", "--text", &text])
         .env("RAYON_NUM_THREADS", "2")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::from(std::fs::File::create(&out_path).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&err_path).unwrap()))
         .spawn()
         .expect("spawn attn");
     let pid = child.id();
@@ -47,12 +51,12 @@ fn smollm2_long_input_peak_rss_stays_within_budget() {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let out = child.wait_with_output().expect("output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let status = child.wait().expect("wait");
+    let stdout = std::fs::read_to_string(&out_path).unwrap();
     assert!(
-        out.status.success(),
+        status.success(),
         "attn show failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        std::fs::read_to_string(&err_path).unwrap_or_default()
     );
     let n: usize = stdout
         .split(" tokens")
