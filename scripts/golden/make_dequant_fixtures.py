@@ -7,7 +7,7 @@ fixtures/gguf/small.gguf      a tiny GGUF v3 file written by gguf.GGUFWriter: ev
                               arrays, UTF-8 strings, a custom alignment, tensors of several types
 fixtures/gguf/small.json      what a reader must find in small.gguf (read back with gguf.GGUFReader)
 
-Run: /work/venv/bin/python scripts/golden/make_dequant_fixtures.py   (from the repository root)
+Run: python3 scripts/golden/make_dequant_fixtures.py   (from the repository root)
 """
 import json
 import os

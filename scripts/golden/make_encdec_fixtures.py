@@ -19,7 +19,7 @@ and the golden outputs of each (attn_implementation="eager", float32) in fixture
   _logits [n_tgt, vocab], _greedy_ids (generate(do_sample=False, num_beams=1), without the start token)
   + cases.json
 
-Run from the repository root:  /work/venv/bin/python scripts/golden/make_encdec_fixtures.py
+Run from the repository root:  python3 scripts/golden/make_encdec_fixtures.py
 """
 import json
 import os

@@ -19,7 +19,7 @@ SmolLM2 (models/smollm2.gguf, or $SMOLLM2_GGUF) — loaded with attn_implementat
    Ã_l = 0.5·mean_h(A_l) + 0.5·I, rows renormalised; R_0 = Ã_0; R_l = Ã_l·R_{l−1}.
 
 Writes fixtures/golden/heads/<model>.json and <model>_<case>_{hidden,logits}.npy, tiny_gpt2_rollout.npy.
-Run from the repository root: `HF_HUB_OFFLINE=1 /work/venv/bin/python scripts/golden/make_heads_fixtures.py`.
+Run from the repository root: `HF_HUB_OFFLINE=1 python3 scripts/golden/make_heads_fixtures.py`.
 """
 
 import json

@@ -9,7 +9,7 @@ Writes, with fixed seeds:
   fixtures/golden/minilm/...  the same for the real all-MiniLM-L6-v2 in models/minilm (3 sentences: English,
       Korean, emoji), when that folder exists (run scripts/fetch-models first).
 
-Run from the repository root with the project venv:  HF_HUB_OFFLINE=1 /work/venv/bin/python scripts/golden/make_hf_fixtures.py
+Run from the repository root with the project venv:  HF_HUB_OFFLINE=1 python3 scripts/golden/make_hf_fixtures.py
 Nothing is downloaded: the tokenizers are trained here on the small corpus below.
 """
 import json

@@ -12,7 +12,7 @@ ids of one committed golden input, with attn_implementation="eager" in float32:
   <model>_ablate_attn.npy     every layer's attention [L, H, n, n] of the ablated run
   <model>_mean_hidden.npy / _mean_last.npy / _mean_attn.npy   the same with mean-ablation (the slice replaced by its mean over positions)
   hooks.json                  ids, the layers kept, the ablated heads
-Run from the repository root:  /work/venv/bin/python scripts/golden/make_hook_fixtures.py
+Run from the repository root:  python3 scripts/golden/make_hook_fixtures.py
 """
 import json
 import os

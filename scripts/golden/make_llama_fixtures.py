@@ -11,7 +11,7 @@
 4. transformers' outputs from loading fixtures/tiny-llama.gguf (eager attention, fp32) → fixtures/golden/tiny_llama_*,
    and tokenizer-only files for other pre-tokenizers (gpt2, default, llama3, qwen2, gpt-4o, tekken) with
    transformers' ids → fixtures/tokenizers/, fixtures/golden/pre_variants_tokenizer.json.
-5. When /work/models/smollm2.gguf (or $SMOLLM2_GGUF) exists: transformers' outputs for 3 short sentences and
+5. When models/smollm2.gguf (or $SMOLLM2_GGUF) exists: transformers' outputs for 3 short sentences and
    tokenizer ids for English, Korean, emoji, digits, code and whitespace-heavy text → fixtures/golden/smollm2_*.
 
 Run from the repository root with the venv: `HF_HUB_OFFLINE=1 python scripts/golden/make_llama_fixtures.py`.
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "fixtures"
 GOLD = FIX / "golden"
 BAD = FIX / "bad-llama"
-SMOLLM2 = Path(os.environ.get("SMOLLM2_GGUF", "/work/models/smollm2.gguf"))
+SMOLLM2 = Path(os.environ.get("SMOLLM2_GGUF", "models/smollm2.gguf"))
 
 CORPUS = [
     "The cat sat on the mat. The dog sat on the log. Attention is all you need.",

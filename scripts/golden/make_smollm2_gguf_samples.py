@@ -4,7 +4,7 @@
 fixtures/gguf/smollm2_samples.json: for a few tensors of each type in the file (Q4_1, Q8_0, F32): name, type, GGUF
 dims, absolute data offset, the first 40 values of the first and last rows, and the sum of all values (float64).
 
-Run (needs models/smollm2.gguf): /work/venv/bin/python scripts/golden/make_smollm2_gguf_samples.py
+Run (needs models/smollm2.gguf): python3 scripts/golden/make_smollm2_gguf_samples.py
 """
 import json
 import os

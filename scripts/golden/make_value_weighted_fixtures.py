@@ -11,7 +11,7 @@ Reads the committed fixtures (the same token ids as the parity fixtures) and wri
   fixtures/golden/tiny_llama_<case>_value_weighted.npy
   fixtures/golden/minilm/<case>_value_weighted.npy        (when models/minilm exists)
 
-Run from the repository root:  /work/venv/bin/python scripts/golden/make_value_weighted_fixtures.py
+Run from the repository root:  python3 scripts/golden/make_value_weighted_fixtures.py
 """
 import json
 import os

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time the `gguf` Python package reading models/smollm2.gguf and dequantizing every tensor (for docs/performance.md).
 
-Run: /work/venv/bin/python scripts/golden/time_gguf_python.py [path]
+Run: python3 scripts/golden/time_gguf_python.py [path]
 """
 import sys
 import time

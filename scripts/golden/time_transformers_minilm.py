@@ -5,7 +5,7 @@ Measures, on this machine: Python start-up + `import torch, transformers`; loadi
 (BertModel.from_pretrained, eager attention, float32); and one forward pass with output_attentions and
 output_hidden_states (torch.no_grad, default torch threads), reporting the median and minimum over repeats.
 
-Run: HF_HUB_OFFLINE=1 /work/venv/bin/python scripts/golden/time_transformers_minilm.py [models/minilm]
+Run: HF_HUB_OFFLINE=1 python3 scripts/golden/time_transformers_minilm.py [models/minilm]
 Set TORCH_THREADS=1 to compare with attn on one thread (ATTN_THREADS=1).
 """
 import time

@@ -29,7 +29,7 @@ Outputs (relative to the repository root):
   docs/textbook-dates.train.txt                               (the loss/accuracy table the docs quote)
 
 Run from the repository root (CPU, 2 threads, a few minutes; same seed → same weights on the same machine/torch):
-    /work/venv/bin/python scripts/textbook_dates/train.py
+    python3 scripts/textbook_dates/train.py
 """
 import calendar
 import json
