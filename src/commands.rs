@@ -65,12 +65,12 @@ pub(crate) fn dump_encdec(m: &model::encdec::EncoderDecoder, a: &DumpArgs) -> Re
     let files = attn::export::encdec::dump(m, &trace, text, a.target.as_deref(), &a.out, a.force)?;
     let mut out = format!(
         "{}: {} source tokens, {} decoder tokens\n",
-        m.info.name,
+        attn::tokenize::escape_text(&m.info.name),
         trace.source.n_tokens(),
         trace.target.n_tokens()
     );
-    for f in files {
-        let _ = writeln!(out, "wrote {}", f.display());
+    for line in attn::export::written_summary(&a.out, &files) {
+        let _ = writeln!(out, "{line}");
     }
     emit(&out)
 }

@@ -318,12 +318,8 @@ fn dump(a: DumpArgs) -> Result<()> {
         info.n_heads,
         trace.elapsed.as_secs_f64() * 1e3
     );
-    for f in files {
-        let _ = writeln!(
-            out,
-            "wrote {}",
-            attn::tokenize::escape_text(&f.display().to_string())
-        );
+    for line in attn::export::written_summary(&a.out, &files) {
+        let _ = writeln!(out, "{line}");
     }
     emit(&out)
 }
