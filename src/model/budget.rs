@@ -250,7 +250,7 @@ mod tests {
             max_len: 1 << 20,
             n_params: 0,
             causal: false,
-            positional: "sinusoidal".into(),
+            positional: crate::trace::PositionalKind::Sinusoidal,
             tokenizer: String::new(),
             source: String::new(),
             notes: vec![],
