@@ -3,6 +3,7 @@
 
 mod common;
 
+use attn::model::encdec::EncoderDecoder;
 use attn::model::{TextbookConfig, load_encoder_decoder};
 use attn::trace::ForwardOptions;
 use common::{Npy, max_abs_diff, repo};
@@ -17,11 +18,15 @@ fn rel(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
     max_abs_diff(a, b) / scale
 }
 
-fn check(name: &str) {
+fn load(name: &str) -> EncoderDecoder {
     let dir = repo().join("fixtures").join(name);
-    let m = load_encoder_decoder(dir.to_str().unwrap(), &TextbookConfig::default(), None)
+    load_encoder_decoder(dir.to_str().unwrap(), &TextbookConfig::default(), None)
         .unwrap()
-        .expect("an encoder–decoder folder");
+        .expect("an encoder–decoder folder")
+}
+
+fn check(name: &str) {
+    let m = load(name);
     let gold_dir = repo().join("fixtures/golden").join(name);
     let cases: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(gold_dir.join("cases.json")).unwrap())
@@ -70,6 +75,7 @@ fn check(name: &str) {
             ("cross_attentions", cross),
         ] {
             let d = max_abs_diff(&ours, &g(what).f32());
+            println!("{name} {c} {what}: max |Δ| {d:.2e}");
             assert!(d <= 1e-4, "{name} {c} {what}: max |Δ| {d}");
         }
         for (what, ours) in [
@@ -78,6 +84,7 @@ fn check(name: &str) {
             ("logits", t.logits.clone().into_dyn()),
         ] {
             let r = rel(&ours, &g(what).f32());
+            println!("{name} {c} {what}: relative max |Δ| {r:.2e}");
             assert!(r <= 1e-4, "{name} {c} {what}: relative max |Δ| {r}");
         }
         let greedy = m.greedy(&src, 8).unwrap();
@@ -88,4 +95,40 @@ fn check(name: &str) {
 #[test]
 fn bart_matches_transformers() {
     check("tiny-bart");
+}
+
+#[test]
+fn t5_relu_tied_matches_transformers() {
+    check("tiny-t5");
+}
+
+/// The fixture exercises the relative bias: every head's encoder bias and decoder bias varies with the distance
+/// (the parity above would not notice a bias that is missing if the fixture's table were all zeros).
+#[test]
+fn t5_fixtures_have_a_visible_relative_bias() {
+    for name in ["tiny-t5", "tiny-t5-gated"] {
+        let m = load(name);
+        for (side, bias) in [("encoder", &m.enc_bias), ("decoder", &m.dec_bias)] {
+            let b = bias.as_ref().expect("T5 has a relative bias").bias(12, 12);
+            for (h, head) in b.outer_iter().enumerate() {
+                let (lo, hi) = head
+                    .iter()
+                    .fold((f32::MAX, f32::MIN), |(l, u), &v| (l.min(v), u.max(v)));
+                assert!(
+                    hi - lo > 0.5,
+                    "{name} {side} head {h}: bias spans only {lo}..{hi}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn t5_gated_gelu_untied_matches_transformers() {
+    check("tiny-t5-gated");
+}
+
+#[test]
+fn marian_matches_transformers() {
+    check("tiny-marian");
 }
