@@ -11,6 +11,7 @@ pub mod explained;
 mod export_table;
 pub mod keymap;
 pub mod line_edit;
+pub mod loading;
 pub mod synthetic;
 pub mod ui;
 pub mod worker;
