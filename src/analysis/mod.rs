@@ -3,6 +3,7 @@
 
 pub mod ablation;
 pub mod attribution;
+pub mod cross;
 pub mod rollout;
 pub mod scans;
 
@@ -347,29 +348,7 @@ impl Summary {
                 trace.kv_group.len()
             ));
         }
-        let norms_all = NormStat::ALL
-            .iter()
-            .map(|s| {
-                if n > 0 {
-                    layer_norms_by(&trace, *s)
-                } else {
-                    vec![]
-                }
-            })
-            .collect();
-        let pattern_counts = stats
-            .iter()
-            .map(|layer| layer.iter().filter(|s| has_pattern(s)).count())
-            .collect();
-        Ok(Summary {
-            non_finite: first_non_finite(&trace),
-            trace: Arc::new(trace),
-            stats,
-            mean_stats,
-            norms_all,
-            pattern_counts,
-            n_heads,
-        })
+        Ok(Summary::assemble(trace, stats, mean_stats, n_heads))
     }
 
     pub fn att(&self, layer: usize) -> Option<&Array3<f32>> {

@@ -80,6 +80,10 @@ pub enum Action {
     Colors,
     DumpView,
     DumpAll,
+    /// Encoder–decoders: the next attention kind.
+    Kind,
+    /// Encoder–decoders: fill the target by greedy decoding and run.
+    Decode,
     Digit,
     GoLayer,
     // Moving.
@@ -204,7 +208,12 @@ pub const ROWS: &[Row] = &[
     row(
         Ctx::Input,
         &[(k(K::Down), A::FieldB), (k(K::Up), A::FieldA)],
-        "edit sentence B / back to A (models with sentence pairs only)",
+        "edit sentence B / back to A (sentence pairs); on an encoder–decoder: the target / the source",
+    ),
+    row(
+        Ctx::Input,
+        &[(ctrl('t'), A::Decode)],
+        "encoder–decoders: fill the target by greedy decoding and run",
     ),
     row(
         Ctx::Input,
@@ -259,6 +268,16 @@ pub const ROWS: &[Row] = &[
         Ctx::Grid,
         &[(k(K::Home), A::First), (k(K::End), A::Last)],
         "first / last cell",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('t'), A::Kind)],
+        "encoder–decoders: attention kind encoder self → decoder self → cross (target rows × source columns)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('T'), A::Decode)],
+        "encoder–decoders: fill the target by greedy decoding and run",
     ),
     row(
         Ctx::Explorer,
