@@ -7,8 +7,9 @@ use crate::tui::encdec::AttnKind;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Span;
 
-/// `encoder self · decoder self · cross`, the kind on screen highlighted; nothing for other models.
-pub fn selector(app: &App, bar: Style, theme: &Theme) -> Vec<Span<'static>> {
+/// `encoder self · decoder self · cross` (`short`: `enc · dec · cross`), the kind on screen highlighted and
+/// bracketed; nothing for other models.
+pub fn selector(app: &App, bar: Style, theme: &Theme, short: bool) -> Vec<Span<'static>> {
     let Some(kind) = app.kind() else {
         return vec![];
     };
@@ -25,10 +26,15 @@ pub fn selector(app: &App, bar: Style, theme: &Theme) -> Vec<Span<'static>> {
             bar.patch(theme.dim())
         };
         // The active kind is also bracketed, so it reads without colour.
+        let name = match (short, k) {
+            (true, AttnKind::EncoderSelf) => "enc",
+            (true, AttnKind::DecoderSelf) => "dec",
+            _ => k.name(),
+        };
         let text = if k == kind {
-            format!("[{}]", k.name())
+            format!("[{name}]")
         } else {
-            k.name().to_string()
+            name.to_string()
         };
         spans.push(Span::styled(text, st));
     }

@@ -146,19 +146,10 @@ fn header(app: &App, area: Rect, buf: &mut Buffer) {
     let right = format!(" {name} · ? help ");
     let pos = format!(" {} ", position_text(app));
     let w = area.width as usize;
-    let name_w = w.saturating_sub(6 + pos.width() + right.width() + 2);
-    let name = fit(&app.info.name, name_w.min(app.info.name.width() + 1));
-    let selector = encdec::selector(app, bar, &theme);
+    let selector = encdec::selector(app, bar, &theme, w < 150);
     let sel_w: usize = selector.iter().map(|s| s.width()).sum();
-    let name = if sel_w > 0 {
-        fit(
-            &name,
-            name.width()
-                .min(w.saturating_sub(6 + pos.width() + sel_w + 2) / 2),
-        )
-    } else {
-        name
-    };
+    let name_w = w.saturating_sub(6 + pos.width() + right.width() + 2 + sel_w);
+    let name = fit(&app.info.name, name_w.min(app.info.name.width() + 1));
     let mut spans = vec![
         Span::styled(" attn ", theme.accent().add_modifier(Modifier::REVERSED)),
         Span::styled(

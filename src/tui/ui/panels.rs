@@ -277,7 +277,7 @@ pub fn stats_lines(app: &App, width: u16) -> Vec<Line<'static>> {
         lines.truncate(1);
         lines.push(Line::from(kv("row max", w3(s.max_weight))));
         lines.push(Line::styled(
-            "sink/previous/self/distance: — (target vs source positions)",
+            "sink, previous, self, distance: — (cross)",
             theme.dim(),
         ));
     }
