@@ -62,29 +62,36 @@ fn dates_app(source: &str, size: (u16, u16), color: Palette) -> App {
 fn the_three_attention_kinds_snapshots() {
     let mut app = dates_app(DEFAULT_SOURCE, (100, 32), Palette::Mono);
     assert_eq!(app.input.lines[1].text, "2026년 11월 22일");
-    assert_eq!(app.kind(), Some(AttnKind::EncoderSelf));
-    let s = screen(&app);
-    assert!(
-        s.contains("[enc]") && s.contains("Encoder self-attention"),
-        "{s}"
-    );
-    insta::assert_snapshot!("dates_encoder_self_100x32", s);
-    app.update(Event::ch('t'), Instant::now());
-    assert_eq!(app.kind(), Some(AttnKind::DecoderSelf));
-    let s = screen(&app);
-    assert!(
-        s.contains("[dec]") && s.contains("Decoder self-attention"),
-        "{s}"
-    );
-    insta::assert_snapshot!("dates_decoder_self_100x32", s);
-    app.update(Event::ch('t'), Instant::now());
-    assert_eq!(app.kind(), Some(AttnKind::Cross));
-    let s = screen(&app);
-    assert!(
-        s.contains("[cross]") && s.contains("Cross-attention (target × source)"),
-        "{s}"
-    );
-    insta::assert_snapshot!("dates_cross_100x32", s);
+    let kinds = [
+        (
+            AttnKind::EncoderSelf,
+            "[enc]",
+            "Encoder self-attention",
+            "encoder_self",
+        ),
+        (
+            AttnKind::DecoderSelf,
+            "[dec]",
+            "Decoder self-attention",
+            "decoder_self",
+        ),
+        (
+            AttnKind::Cross,
+            "[cross]",
+            "Cross-attention (target × source)",
+            "cross",
+        ),
+    ];
+    let mut s = String::new();
+    for (i, (kind, selected, title, name)) in kinds.into_iter().enumerate() {
+        if i > 0 {
+            app.update(Event::ch('t'), Instant::now());
+        }
+        assert_eq!(app.kind(), Some(kind));
+        s = screen(&app);
+        assert!(s.contains(selected) && s.contains(title), "{s}");
+        insta::assert_snapshot!(format!("dates_{name}_100x32"), s);
+    }
     // Cross-attention is target rows × source columns, not square.
     let (nt, ns) = (app.trace().unwrap().n_tokens(), app.key_tokens().len());
     assert_ne!(nt, ns);

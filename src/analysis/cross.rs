@@ -7,43 +7,22 @@
 //! They are NaN here (shown as "—"), and no head gets a previous-token/sink/self tag; entropy (how spread a target
 //! token's look over the source is) and the row maximum (how sharply it picks one source token) keep their meaning.
 
-use super::{HeadStats, NormStat, Summary, first_non_finite, has_pattern, layer_norms_by};
+use super::{
+    HeadStats, NormStat, Summary, first_non_finite, has_pattern, head_stats, layer_norms_by,
+};
 use crate::trace::Trace;
-use ndarray::{ArrayView2, Axis};
+use ndarray::ArrayView2;
 use std::sync::Arc;
 
-/// Statistics of one cross-attention matrix `[n_target, n_source]`: entropy (normalised by the log of the number of
-/// source tokens with weight) and the mean row maximum; the positional ones are NaN.
+/// Statistics of one cross-attention matrix `[n_target, n_source]`: entropy and the mean row maximum as for any head;
+/// the positional ones are NaN.
 pub fn cross_stats(a: &ArrayView2<f32>) -> HeadStats {
-    let n = a.nrows();
-    let (mut ent, mut ent_norm, mut ent_rows, mut maxw) = (0.0f64, 0.0f64, 0usize, 0.0f64);
-    for row in a.rows() {
-        let h: f64 = row
-            .iter()
-            .filter(|p| **p > 0.0)
-            .map(|p| -(*p as f64) * (*p as f64).ln())
-            .sum();
-        ent += h;
-        let keys = row.iter().filter(|p| **p > 0.0).count();
-        if keys > 1 {
-            ent_norm += h / (keys as f64).ln();
-            ent_rows += 1;
-        }
-        maxw += row.iter().copied().fold(0.0f32, f32::max) as f64;
-    }
-    let nf = (n as f64).max(1.0);
     HeadStats {
-        entropy: (ent / nf) as f32,
-        entropy_norm: if ent_rows > 0 {
-            (ent_norm / ent_rows as f64) as f32
-        } else {
-            0.0
-        },
-        max_weight: (maxw / nf) as f32,
         sink: f32::NAN,
         prev: f32::NAN,
         self_: f32::NAN,
         distance: f32::NAN,
+        ..head_stats(a)
     }
 }
 
@@ -51,35 +30,14 @@ pub fn cross_stats(a: &ArrayView2<f32>) -> HeadStats {
 /// `attention` is `[heads, n_target, n_source]`; norms and hidden states are the decoder's.
 pub fn cross_summary(decoder: &Trace, n_source: usize) -> Result<Summary, String> {
     let mut trace = decoder.clone();
-    let n = trace.n_tokens();
-    let mut stats = Vec::with_capacity(trace.n_layers());
-    let mut mean_stats = Vec::with_capacity(trace.n_layers());
-    let mut n_heads = None;
     for (l, lt) in trace.layers.iter_mut().enumerate() {
         let a = lt
             .cross_attention
             .take()
             .ok_or_else(|| format!("layer {l}: the cross-attention was not kept"))?;
-        let (h, r, c) = a.dim();
-        if r != n || c != n_source || h == 0 || n_heads.is_some_and(|k| k != h) {
-            return Err(format!(
-                "layer {l}: cross-attention has shape [{h}, {r}, {c}] for {n} target and {n_source} source tokens"
-            ));
-        }
-        n_heads = Some(h);
-        stats.push(a.outer_iter().map(|m| cross_stats(&m)).collect());
-        let mean = a
-            .mean_axis(Axis(0))
-            .ok_or_else(|| format!("layer {l}: no heads"))?;
-        mean_stats.push(cross_stats(&mean.view()));
         lt.attention = Some(a);
     }
-    Ok(Summary::assemble(
-        trace,
-        stats,
-        mean_stats,
-        n_heads.unwrap_or(0),
-    ))
+    Summary::with_stats(trace, n_source, cross_stats)
 }
 
 impl Summary {
@@ -123,16 +81,14 @@ mod tests {
 
     #[test]
     fn cross_stats_keep_entropy_and_max_and_drop_positional_scores() {
-        // 3 target rows over 2 source columns: one sharp row, one uniform, one sharp on the other column.
-        let a = arr2(&[[1.0f32, 0.0], [0.5, 0.5], [0.0, 1.0]]);
+        // 3 target rows over 2 source columns (more rows than columns: no diagonal for row 2).
+        let a = arr2(&[[0.9f32, 0.1], [0.5, 0.5], [0.2, 0.8]]);
         let s = cross_stats(&a.view());
-        assert!((s.max_weight - (1.0 + 0.5 + 1.0) / 3.0).abs() < 1e-6);
-        assert!((s.entropy - (2.0f32.ln() / 3.0)).abs() < 1e-6);
-        assert!(
-            (s.entropy_norm - 1.0).abs() < 1e-6,
-            "only row 1 has two keys"
-        );
+        assert!((s.max_weight - (0.9 + 0.5 + 0.8) / 3.0).abs() < 1e-6);
+        let h = |p: f32, q: f32| -(p * p.ln() + q * q.ln());
+        assert!((s.entropy - (h(0.9, 0.1) + h(0.5, 0.5) + h(0.2, 0.8)) / 3.0).abs() < 1e-5);
         assert!(s.prev.is_nan() && s.self_.is_nan() && s.sink.is_nan() && s.distance.is_nan());
         assert_eq!(super::super::head_tag(&s), None);
+        assert!(!has_pattern(&s));
     }
 }

@@ -208,12 +208,12 @@ pub const ROWS: &[Row] = &[
     row(
         Ctx::Input,
         &[(k(K::Down), A::FieldB), (k(K::Up), A::FieldA)],
-        "edit sentence B / back to A (sentence pairs); on an encoder–decoder: the target / the source",
+        "sentence B / back to A (sentence pairs); encoder–decoders: target / source",
     ),
     row(
         Ctx::Input,
         &[(ctrl('t'), A::Decode)],
-        "encoder–decoders: fill the target by greedy decoding and run",
+        "encoder–decoders: decode the target greedily and run",
     ),
     row(
         Ctx::Input,
@@ -268,16 +268,6 @@ pub const ROWS: &[Row] = &[
         Ctx::Grid,
         &[(k(K::Home), A::First), (k(K::End), A::Last)],
         "first / last cell",
-    ),
-    row(
-        Ctx::Explorer,
-        &[(ch('t'), A::Kind)],
-        "encoder–decoders: attention kind encoder self → decoder self → cross (target rows × source columns)",
-    ),
-    row(
-        Ctx::Explorer,
-        &[(ch('T'), A::Decode)],
-        "encoder–decoders: fill the target by greedy decoding and run",
     ),
     row(
         Ctx::Explorer,
@@ -363,6 +353,16 @@ pub const ROWS: &[Row] = &[
         Ctx::Explorer,
         &[(ch('D'), A::DumpAll)],
         "dump the whole trace (attn dump format)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('t'), A::Kind)],
+        "encoder–decoders: encoder self → decoder self → cross (target × source)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('T'), A::Decode)],
+        "encoder–decoders: decode the target greedily and run",
     ),
     row(
         Ctx::Explorer,

@@ -169,23 +169,28 @@ impl Worker {
 
     /// A worker for an encoder–decoder: run jobs decode (when the target is empty) and run both stacks.
     pub fn spawn_encdec(model: Arc<EncoderDecoder>, events: Sender<Event>) -> Worker {
-        Self::spawn_runner(events, move |job, tx| match job {
-            Job::Run {
-                generation,
-                text,
-                text_b,
-            } => {
-                let start = Instant::now();
-                let progress = progress_to(tx, generation);
-                let result = super::encdec::prepare(&model, &text, text_b.as_deref(), progress);
-                Event::EncDecTraced(Box::new(super::encdec::EncDecOutcome {
-                    generation,
-                    result,
-                    total: start.elapsed(),
-                }))
-            }
+        Self::spawn_runner(events, move |job, tx| {
             // The app asks an encoder–decoder for runs only.
-            Job::Lens { .. } | Job::Explain { .. } => Event::Tick,
+            let Job::Run {
+                generation,
+                text: source,
+                text_b: target,
+            } = job
+            else {
+                return Event::Tick;
+            };
+            let start = Instant::now();
+            let result = super::encdec::prepare(
+                &model,
+                &source,
+                target.as_deref(),
+                progress_to(tx, generation),
+            );
+            Event::EncDecTraced(Box::new(super::encdec::EncDecOutcome {
+                generation,
+                result,
+                total: start.elapsed(),
+            }))
         })
     }
 

@@ -8,7 +8,7 @@
 
 use super::{App, Effect, LineEdit, View};
 use crate::analysis::Summary;
-use crate::tokenize::{TokenInfo, tagged_labels};
+use crate::tokenize::TokenInfo;
 use crate::tui::encdec::{AttnKind, EncDecDump, EncDecOutcome};
 use crate::tui::keymap::Action;
 use ndarray::Array2;
@@ -78,14 +78,7 @@ impl App {
         if !self.is_cross() {
             return self.token_label(j);
         }
-        let toks = self.key_tokens();
-        match toks.get(j) {
-            Some(t) if toks.iter().filter(|o| o.label == t.label).count() > 1 => {
-                format!("{}#{j}", t.label)
-            }
-            Some(t) => t.label.clone(),
-            None => String::new(),
-        }
+        super::position_tagged(self.key_tokens(), j)
     }
 
     /// The labels of the visible columns.
@@ -93,13 +86,7 @@ impl App {
         if !self.is_cross() {
             return self.visible_labels();
         }
-        let all: Vec<String> = self.key_tokens().iter().map(|t| t.label.clone()).collect();
-        let tagged = tagged_labels(&all);
-        self.grid
-            .cols
-            .iter()
-            .filter_map(|&j| tagged.get(j).cloned())
-            .collect()
+        super::tagged_subset(self.key_tokens(), &self.grid.cols)
     }
 
     /// Show the next attention kind (wraps).

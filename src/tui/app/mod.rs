@@ -49,6 +49,27 @@ pub enum Effect {
     DumpEncDec(Box<crate::tui::encdec::EncDecDump>),
 }
 
+/// The label of `tokens[i]`, with `#i` added when another token reads the same.
+fn position_tagged(tokens: &[crate::tokenize::TokenInfo], i: usize) -> String {
+    match tokens.get(i) {
+        Some(tok) if tokens.iter().filter(|o| o.label == tok.label).count() > 1 => {
+            format!("{}#{i}", tok.label)
+        }
+        Some(tok) => tok.label.clone(),
+        None => String::new(),
+    }
+}
+
+/// The labels of `tokens[i]` for `i` in `which`, `#position` added where two tokens read the same.
+fn tagged_subset(tokens: &[crate::tokenize::TokenInfo], which: &[usize]) -> Vec<String> {
+    let all: Vec<String> = tokens.iter().map(|tok| tok.label.clone()).collect();
+    let tagged = tagged_labels(&all);
+    which
+        .iter()
+        .filter_map(|&i| tagged.get(i).cloned())
+        .collect()
+}
+
 /// The explorer's whole state.
 #[derive(Debug)]
 pub struct App {
@@ -200,28 +221,14 @@ impl App {
     /// The labels of the visible tokens, with `#position` added where two are alike (`the#0`, `the#4`).
     pub fn visible_labels(&self) -> Vec<String> {
         let Some(t) = self.trace() else { return vec![] };
-        let all: Vec<String> = t.tokens.iter().map(|tok| tok.label.clone()).collect();
-        let tagged = tagged_labels(&all);
-        self.grid
-            .visible
-            .iter()
-            .filter_map(|&i| tagged.get(i).cloned())
-            .collect()
+        tagged_subset(&t.tokens, &self.grid.visible)
     }
 
     /// The label of token `i` as lists show it (`#position` added when another token reads the same).
     pub fn token_label(&self, i: usize) -> String {
-        let Some(t) = self.trace() else {
-            return String::new();
-        };
-        let Some(tok) = t.tokens.get(i) else {
-            return String::new();
-        };
-        if t.tokens.iter().filter(|o| o.label == tok.label).count() > 1 {
-            format!("{}#{i}", tok.label)
-        } else {
-            tok.label.clone()
-        }
+        self.trace()
+            .map(|t| position_tagged(&t.tokens, i))
+            .unwrap_or_default()
     }
 
     /// The full `n × n` matrix of the current layer and head (or mean), before hiding.

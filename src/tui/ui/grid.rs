@@ -52,18 +52,24 @@ pub fn position_note(app: &App, g: &GridGeom) -> Option<String> {
         return None;
     }
     let compact = g.inner.width < 60;
+    // Non-square (cross-attention): rows × columns.
+    let size = if n == nk {
+        n.to_string()
+    } else {
+        format!("{n}×{nk}")
+    };
     let (r0, c0) = app.grid.scroll;
     let r1 = (r0 + g.rows).min(n);
     let c1 = (c0 + g.cols).min(nk);
     Some(if compact {
         format!(
-            " r{r0}–{} c{c0}–{} /{n}×{nk} ",
+            " r{r0}–{} c{c0}–{} /{size} ",
             r1.saturating_sub(1),
             c1.saturating_sub(1)
         )
     } else {
         format!(
-            " rows {r0}–{} of {n} · cols {c0}–{} of {nk} · z: zoom out ",
+            " rows {r0}–{} · cols {c0}–{} of {size} · z: zoom out ",
             r1.saturating_sub(1),
             c1.saturating_sub(1)
         )
