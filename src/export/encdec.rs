@@ -2,7 +2,7 @@
 //!
 //! | file | content |
 //! |---|---|
-//! | `tokens.json` | the source tokens (index, id, text, start, end) |
+//! | `tokens.json` | the source tokens (index, id, text, label, segment, start, end) |
 //! | `target_tokens.json` | the decoder input tokens (same fields; offsets 0) |
 //! | `attention.npy` | encoder self-attention `[enc_layers, heads, n_src, n_src]` |
 //! | `decoder_attention.npy` | decoder masked self-attention `[dec_layers, heads, n_tgt, n_tgt]` |
@@ -33,15 +33,6 @@ pub const FILES: [&str; 9] = [
     "logits.npy",
     "meta.json",
 ];
-
-fn tokens_json(trace: &Trace) -> serde_json::Value {
-    trace
-        .tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| json!({"index": i, "id": t.id, "text": t.text, "start": t.start, "end": t.end}))
-        .collect()
-}
 
 fn patterns<'a>(
     trace: &'a Trace,
@@ -106,7 +97,7 @@ pub fn dump(
         ("tokens.json", &trace.source),
         ("target_tokens.json", &trace.target),
     ] {
-        let doc = tokens_json(t);
+        let doc = super::tokens_json(&t.tokens);
         st.write(name, |w| {
             serde_json::to_writer_pretty(&mut *w, &doc)?;
             w.write_all(b"\n")

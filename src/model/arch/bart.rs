@@ -149,7 +149,7 @@ pub fn load(
         max_len: n_pos,
         n_params: crate::model::config::count_params(st),
         causal: false,
-        positional: "learned".into(),
+        positional: crate::trace::PositionalKind::Learned,
         tokenizer: tokenizer.description().to_string(),
         source: origin.source,
         notes: vec![format!(

@@ -17,7 +17,7 @@ pub use state::{Focus, Grid, Help, Input, Jump, Lens, Panes, Runs, Selection, St
 
 use crate::analysis::{self, HeadStats};
 use crate::model::ModelInfo;
-use crate::tokenize::tagged_labels;
+use crate::tokenize::token_labels;
 use crate::trace::Trace;
 use crate::tui::event::Job;
 use ndarray::{Array2, Axis};
@@ -49,21 +49,17 @@ pub enum Effect {
     DumpEncDec(Box<crate::tui::encdec::EncDecDump>),
 }
 
-/// The label of `tokens[i]`, with `#i` added when another token reads the same.
+/// The label of `tokens[i]` as lists show it (`#position` added when another token reads the same).
 fn position_tagged(tokens: &[crate::tokenize::TokenInfo], i: usize) -> String {
-    match tokens.get(i) {
-        Some(tok) if tokens.iter().filter(|o| o.label == tok.label).count() > 1 => {
-            format!("{}#{i}", tok.label)
-        }
-        Some(tok) => tok.label.clone(),
-        None => String::new(),
+    if i >= tokens.len() {
+        return String::new();
     }
+    token_labels(tokens).swap_remove(i)
 }
 
 /// The labels of `tokens[i]` for `i` in `which`, `#position` added where two tokens read the same.
 fn tagged_subset(tokens: &[crate::tokenize::TokenInfo], which: &[usize]) -> Vec<String> {
-    let all: Vec<String> = tokens.iter().map(|tok| tok.label.clone()).collect();
-    let tagged = tagged_labels(&all);
+    let tagged = token_labels(tokens);
     which
         .iter()
         .filter_map(|&i| tagged.get(i).cloned())
@@ -420,13 +416,7 @@ impl App {
             return None;
         };
         let trace = d.trace.clone();
-        let tokens: Vec<String> = tagged_labels(
-            &trace
-                .tokens
-                .iter()
-                .map(|t| t.label.clone())
-                .collect::<Vec<_>>(),
-        );
+        let tokens = token_labels(&trace.tokens);
         match self.view {
             View::Grid
             | View::Overview
