@@ -96,6 +96,27 @@ fn the_three_attention_kinds_snapshots() {
     let (nt, ns) = (app.trace().unwrap().n_tokens(), app.key_tokens().len());
     assert_ne!(nt, ns);
     assert_eq!(app.grid.matrix.dim(), (nt, ns));
+    // d writes the cross-attention on screen: target labels down, source labels across.
+    let fx = app.update(Event::ch('d'), Instant::now());
+    match fx.as_slice() {
+        [
+            attn::tui::app::Effect::DumpTable {
+                stem,
+                corner,
+                rows,
+                cols,
+                matrix,
+            },
+        ] => {
+            assert_eq!(
+                (stem.as_str(), corner.as_str()),
+                ("cross_layer00_head00", "target\\source")
+            );
+            assert_eq!((rows.len(), cols.len(), matrix.dim()), (nt, ns, (nt, ns)));
+            assert!(cols.iter().any(|c| c == "november") && rows.iter().any(|r| r == "년"));
+        }
+        other => panic!("d asked for {other:?}"),
+    }
     // Its statistics keep entropy and row max and say the positional scores do not apply.
     let st = app.current_stats().unwrap();
     assert!(st.prev.is_nan() && st.max_weight > 0.0);
