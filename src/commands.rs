@@ -3,13 +3,16 @@
 
 use super::*;
 
-/// The encoder–decoder the model flags name, if they name one.
-pub(crate) fn load_encdec(
-    m: &attn::cli::ModelArgs,
-) -> Result<Option<model::encdec::EncoderDecoder>> {
+/// The model the flags name, of either kind (config.json read once); a one-stack model is checked against the
+/// flags that apply only to some models.
+pub(crate) fn load_either(m: &attn::cli::ModelArgs) -> Result<model::Loaded> {
     let spec = m.spec();
-    model::load_encoder_decoder(&spec, &m.textbook(), m.encoder_decoder_layers())
-        .with_context(|| format!("cannot load model `{spec}`"))
+    let loaded = model::load_any(&spec, &m.textbook(), m.encoder_decoder_layers())
+        .with_context(|| format!("cannot load model `{spec}`"))?;
+    if let model::Loaded::Single(x) = &loaded {
+        m.check_applies(x.info())?;
+    }
+    Ok(loaded)
 }
 
 /// `attn generate` for an encoder–decoder: greedy decoding of the source text.
@@ -121,10 +124,10 @@ pub(crate) fn heads(a: HeadsArgs) -> Result<()> {
 
 pub(crate) fn generate(a: GenerateArgs) -> Result<()> {
     use attn::model::generate::{self as generation, Sampling};
-    if let Some(m) = load_encdec(&a.model)? {
-        return generate_encdec(&m, &a);
-    }
-    let m = load(&a.model)?;
+    let m = match load_either(&a.model)? {
+        model::Loaded::EncoderDecoder(m) => return generate_encdec(&m, &a),
+        model::Loaded::Single(m) => m,
+    };
     let prompt = m.tokenizer().encode(&a.text, None)?.ids;
     let sampling = Sampling {
         temperature: a.temperature,

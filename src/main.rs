@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 
 mod commands;
-use commands::{attribute, dump_encdec, generate, heads, load_encdec, sweep};
+use commands::{attribute, dump_encdec, generate, heads, load_either, sweep};
 
 fn main() {
     let cli = Cli::parse();
@@ -296,13 +296,13 @@ fn progress_printer(label: &'static str) -> impl Fn(usize, usize) + Send + Sync 
 
 fn dump(a: DumpArgs) -> Result<()> {
     clean_up_dumps_on_signals()?;
-    if let Some(m) = load_encdec(&a.model)? {
-        return dump_encdec(&m, &a);
-    }
+    let m = match load_either(&a.model)? {
+        model::Loaded::EncoderDecoder(m) => return dump_encdec(&m, &a),
+        model::Loaded::Single(m) => m,
+    };
     if a.target.is_some() {
         bail!("--target is for encoder–decoder models (e.g. --model textbook-dates)");
     }
-    let m = load(&a.model)?;
     let info = m.info();
     let show_progress = !a.quiet && std::io::stderr().is_terminal();
     let input = encode_input(m.as_ref(), &a.input)?;
@@ -534,11 +534,10 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
 }
 
 fn info(a: InfoArgs) -> Result<()> {
-    if let Some(m) = load_encdec(&a.model)? {
-        return emit(&show::render_info(&m.info));
+    match load_either(&a.model)? {
+        model::Loaded::EncoderDecoder(m) => emit(&show::render_info(&m.info)),
+        model::Loaded::Single(m) => emit(&show::render_info(m.info())),
     }
-    let m = load(&a.model)?;
-    emit(&show::render_info(m.info()))
 }
 
 fn models() -> Result<()> {

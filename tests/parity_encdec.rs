@@ -3,6 +3,7 @@
 
 mod common;
 
+use attn::model::encdec::EncoderDecoder;
 use attn::model::{TextbookConfig, load_encoder_decoder};
 use attn::trace::ForwardOptions;
 use common::{Npy, max_abs_diff, repo};
@@ -17,11 +18,15 @@ fn rel(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
     max_abs_diff(a, b) / scale
 }
 
-fn check(name: &str) {
+fn load(name: &str) -> EncoderDecoder {
     let dir = repo().join("fixtures").join(name);
-    let m = load_encoder_decoder(dir.to_str().unwrap(), &TextbookConfig::default(), None)
+    load_encoder_decoder(dir.to_str().unwrap(), &TextbookConfig::default(), None)
         .unwrap()
-        .expect("an encoder–decoder folder");
+        .expect("an encoder–decoder folder")
+}
+
+fn check(name: &str) {
+    let m = load(name);
     let gold_dir = repo().join("fixtures/golden").join(name);
     let cases: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(gold_dir.join("cases.json")).unwrap())
@@ -70,6 +75,7 @@ fn check(name: &str) {
             ("cross_attentions", cross),
         ] {
             let d = max_abs_diff(&ours, &g(what).f32());
+            println!("{name} {c} {what}: max |Δ| {d:.2e}");
             assert!(d <= 1e-4, "{name} {c} {what}: max |Δ| {d}");
         }
         for (what, ours) in [
@@ -78,6 +84,7 @@ fn check(name: &str) {
             ("logits", t.logits.clone().into_dyn()),
         ] {
             let r = rel(&ours, &g(what).f32());
+            println!("{name} {c} {what}: relative max |Δ| {r:.2e}");
             assert!(r <= 1e-4, "{name} {c} {what}: relative max |Δ| {r}");
         }
         let greedy = m.greedy(&src, 8).unwrap();
@@ -88,4 +95,184 @@ fn check(name: &str) {
 #[test]
 fn bart_matches_transformers() {
     check("tiny-bart");
+}
+
+#[test]
+fn t5_relu_tied_matches_transformers() {
+    check("tiny-t5");
+}
+
+/// The fixture exercises the relative bias: every head's encoder bias and decoder bias varies with the distance
+/// (the parity above would not notice a bias that is missing if the fixture's table were all zeros).
+#[test]
+fn t5_fixtures_have_a_visible_relative_bias() {
+    for name in ["tiny-t5", "tiny-t5-gated"] {
+        let m = load(name);
+        for (side, bias) in [("encoder", &m.enc_bias), ("decoder", &m.dec_bias)] {
+            let b = bias.as_ref().expect("T5 has a relative bias").bias(12, 12);
+            for (h, head) in b.outer_iter().enumerate() {
+                let (lo, hi) = head
+                    .iter()
+                    .fold((f32::MAX, f32::MIN), |(l, u), &v| (l.min(v), u.max(v)));
+                assert!(
+                    hi - lo > 0.5,
+                    "{name} {side} head {h}: bias spans only {lo}..{hi}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn t5_gated_gelu_untied_matches_transformers() {
+    check("tiny-t5-gated");
+}
+
+#[test]
+fn marian_matches_transformers() {
+    check("tiny-marian");
+}
+
+fn attn_bin(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_attn"))
+        .args(args)
+        .env("ATTN_MODELS_DIR", "/nonexistent-attn-models")
+        .output()
+        .expect("run attn")
+}
+
+fn attn_ok(args: &[&str]) -> String {
+    let o = attn_bin(args);
+    assert!(
+        o.status.success(),
+        "attn {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).expect("utf-8 stdout")
+}
+
+/// `attn info`, `attn generate --json` and `attn dump --target` on the T5 and Marian folders, through the binary:
+/// the dump's arrays equal transformers' and the generated ids are its greedy ids.
+#[test]
+fn binary_opens_t5_and_marian_folders() {
+    for (name, arch, positional) in [
+        ("tiny-t5", "t5", "relative"),
+        ("tiny-t5-gated", "t5", "relative"),
+        ("tiny-marian", "marian", "sinusoidal"),
+    ] {
+        let folder = repo().join("fixtures").join(name);
+        let folder = folder.to_str().unwrap();
+        let gold_dir = repo().join("fixtures/golden").join(name);
+        let cases: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(gold_dir.join("cases.json")).unwrap())
+                .unwrap();
+        let case = &cases[0];
+        let (c, source, target) = (
+            case["name"].as_str().unwrap(),
+            case["source"].as_str().unwrap(),
+            case["target"].as_str().unwrap(),
+        );
+        let g = |w: &str| Npy::read(&gold_dir.join(format!("{c}_{w}.npy")));
+
+        let info = attn_ok(&["info", "--model", folder]);
+        assert!(info.contains(arch), "{name}: info names {arch}:\n{info}");
+
+        let out = attn_ok(&[
+            "generate",
+            "--model",
+            folder,
+            "--text",
+            source,
+            "--max-new",
+            "8",
+            "--json",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let got: Vec<u32> = v["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(got, ids(&g("greedy_ids")), "{name}: generate --json ids");
+
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("d");
+        let out_s = out.to_str().unwrap();
+        let dump = [
+            "dump", "--model", folder, "--text", source, "--target", target, "--out", out_s,
+        ];
+        attn_ok(&dump);
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
+        assert_eq!(meta["kind"], "encoder-decoder", "{name}");
+        assert_eq!(meta["architecture"], arch, "{name}");
+        assert_eq!(meta["positional"], positional, "{name}");
+        let files: Vec<&str> = meta["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        assert_eq!(files.len(), 9, "{name}: manifest {files:?}");
+        assert!(files.contains(&"cross_attention.npy") && files.contains(&"meta.json"));
+        for (file, golden) in [
+            ("attention.npy", "encoder_attentions"),
+            ("decoder_attention.npy", "decoder_attentions"),
+            ("cross_attention.npy", "cross_attentions"),
+        ] {
+            let d = max_abs_diff(&Npy::read(&out.join(file)).f32(), &g(golden).f32());
+            assert!(d <= 1e-4, "{name} {file}: max |Δ| {d}");
+        }
+        for (file, golden) in [
+            ("hidden.npy", "encoder_hidden"),
+            ("decoder_hidden.npy", "decoder_hidden"),
+            ("logits.npy", "logits"),
+        ] {
+            let r = rel(&Npy::read(&out.join(file)).f32(), &g(golden).f32());
+            assert!(r <= 1e-4, "{name} {file}: relative max |Δ| {r}");
+        }
+        // A second dump into the same folder is refused, and replaces the first with --force.
+        assert!(
+            !attn_bin(&dump).status.success(),
+            "{name}: overwrite without --force"
+        );
+        let mut forced = dump.to_vec();
+        forced.push("--force");
+        attn_ok(&forced);
+    }
+}
+
+/// A Marian folder as the Hub ships it (SentencePiece files, no tokenizer.json): the error names the folder and the
+/// conversion script.
+#[test]
+fn folder_without_tokenizer_json_names_the_conversion_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("opus-mt-xx-yy");
+    std::fs::create_dir(&folder).unwrap();
+    let src = repo().join("fixtures/tiny-marian");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), folder.join(f)).unwrap();
+    }
+    std::fs::write(folder.join("source.spm"), b"not read").unwrap();
+    std::fs::write(folder.join("vocab.json"), b"{}").unwrap();
+    let folder_s = folder.to_str().unwrap();
+    let err = match load_encoder_decoder(folder_s, &TextbookConfig::default(), None) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a folder without tokenizer.json loaded"),
+    };
+    for want in [
+        folder_s,
+        "no tokenizer.json",
+        "source.spm",
+        "scripts/convert-marian-tokenizer",
+    ] {
+        assert!(err.contains(want), "`{want}` missing from: {err}");
+    }
+    let o = attn_bin(&["generate", "--model", folder_s, "--text", "hi"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && stderr.contains("scripts/convert-marian-tokenizer"),
+        "{stderr}"
+    );
 }

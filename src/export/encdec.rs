@@ -10,15 +10,14 @@
 //! | `hidden.npy` | encoder residual streams `[enc_layers + 1, n_src, d]` |
 //! | `decoder_hidden.npy` | decoder residual streams `[dec_layers + 1, n_tgt, d]` |
 //! | `logits.npy` | `[n_tgt, target_vocab]`: row i predicts the token after decoder input i |
-//! | `meta.json` | `"kind": "encoder-decoder"`, sizes, texts, the decoder start id, how the target was made |
+//! | `meta.json` | `"kind": "encoder-decoder"`, sizes, texts, the decoder start id, how the target was made, `files` |
 
-use super::{Staged, write_npy};
+use super::{Staged, object, tokens_json, write_npy};
 use crate::model::encdec::{EncDecTrace, EncoderDecoder};
 use crate::trace::Trace;
 use crate::{Error, Result};
 use ndarray::Array3;
 use serde_json::json;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The files [`dump`] writes.
@@ -91,51 +90,38 @@ pub fn dump(
         l.cross_attention.as_ref()
     })?;
     let names: Vec<String> = FILES.iter().map(|s| s.to_string()).collect();
-    let mut st = Staged::new(out, force)?;
-    st.check_free(&names)?;
-    for (name, t) in [
-        ("tokens.json", &trace.source),
-        ("target_tokens.json", &trace.target),
-    ] {
-        let doc = super::tokens_json(&t.tokens);
-        st.write(name, |w| {
-            serde_json::to_writer_pretty(&mut *w, &doc)?;
-            w.write_all(b"\n")
+    super::staged::write_dump(out, force, &names, |st| {
+        st.write_json("tokens.json", &tokens_json(&trace.source.tokens))?;
+        st.write_json("target_tokens.json", &tokens_json(&trace.target.tokens))?;
+        write_stack(st, "attention.npy", &enc_attn)?;
+        write_stack(st, "decoder_attention.npy", &dec_attn)?;
+        write_stack(st, "cross_attention.npy", &cross)?;
+        write_hidden(st, "hidden.npy", &trace.source)?;
+        write_hidden(st, "decoder_hidden.npy", &trace.target)?;
+        let (nt, v) = trace.logits.dim();
+        st.write("logits.npy", |w| {
+            write_npy(w, &[nt, v], trace.logits.iter().copied())
         })?;
-    }
-    write_stack(&mut st, "attention.npy", &enc_attn)?;
-    write_stack(&mut st, "decoder_attention.npy", &dec_attn)?;
-    write_stack(&mut st, "cross_attention.npy", &cross)?;
-    write_hidden(&mut st, "hidden.npy", &trace.source)?;
-    write_hidden(&mut st, "decoder_hidden.npy", &trace.target)?;
-    let (nt, v) = trace.logits.dim();
-    st.write("logits.npy", |w| {
-        write_npy(w, &[nt, v], trace.logits.iter().copied())
-    })?;
-    let info = &model.info;
-    let meta = json!({
-        "kind": "encoder-decoder",
-        "model": info.spec,
-        "name": info.name,
-        "architecture": info.arch.name(),
-        "encoder_layers": trace.source.layers.len(),
-        "decoder_layers": trace.target.layers.len(),
-        "heads": info.n_heads,
-        "d_model": info.d_model,
-        "d_ff": info.d_ff,
-        "positional": trace.source.positional.kind(),
-        "text": source,
-        "target": target,
-        "decoder_input": if target.is_some() { "shift_tokens_right(target ids)" } else { "greedy output" },
-        "decoder_start_token_id": model.decoder_start,
-        "eos_token_id": model.eos,
-        "n_source_tokens": trace.source.n_tokens(),
-        "n_target_tokens": trace.target.n_tokens(),
-        "attn_version": env!("CARGO_PKG_VERSION"),
-    });
-    st.write("meta.json", |w| {
-        serde_json::to_writer_pretty(&mut *w, &meta)?;
-        w.write_all(b"\n")
-    })?;
-    st.commit()
+        let info = &model.info;
+        Ok(object(json!({
+            "kind": "encoder-decoder",
+            "model": info.spec,
+            "name": info.name,
+            "architecture": info.arch.name(),
+            "encoder_layers": trace.source.layers.len(),
+            "decoder_layers": trace.target.layers.len(),
+            "heads": info.n_heads,
+            "d_model": info.d_model,
+            "d_ff": info.d_ff,
+            "positional": info.positional,
+            "text": source,
+            "target": target,
+            "decoder_input": if target.is_some() { "shift_tokens_right(target ids)" } else { "greedy output" },
+            "decoder_start_token_id": model.decoder_start,
+            "eos_token_id": model.eos,
+            "n_source_tokens": trace.source.n_tokens(),
+            "n_target_tokens": trace.target.n_tokens(),
+            "attn_version": env!("CARGO_PKG_VERSION"),
+        })))
+    })
 }

@@ -331,32 +331,28 @@ pub fn dump_with(
     let mut names = dump_file_names(nl, nh, format);
     names.extend(full_captures(trace).into_iter().map(capture_file));
     names.extend(extra.iter().map(|(n, _)| n.clone()));
-    let mut st = Staged::new(out, force)?;
-    st.check_free(&names)?;
-    for (name, a) in extra {
-        st.write(name, |w| write_npy(w, a.shape(), a.iter().copied()))?;
-    }
-    let labels = crate::tokenize::token_labels(&trace.tokens);
+    staged::write_dump(out, force, &names, |st| {
+        for (name, a) in extra {
+            st.write(name, |w| write_npy(w, a.shape(), a.iter().copied()))?;
+        }
+        let labels = crate::tokenize::token_labels(&trace.tokens);
 
-    st.write("tokens.json", |w| {
-        serde_json::to_writer_pretty(&mut *w, &tokens_json(&trace.tokens))?;
-        w.write_all(b"\n")
-    })?;
+        st.write_json("tokens.json", &tokens_json(&trace.tokens))?;
 
-    st.write("hidden.npy", |w| {
-        write_npy(
-            w,
-            &[nl + 1, n, d],
-            trace.hidden.iter().flat_map(|h| h.iter().copied()),
-        )
-    })?;
+        st.write("hidden.npy", |w| {
+            write_npy(
+                w,
+                &[nl + 1, n, d],
+                trace.hidden.iter().flat_map(|h| h.iter().copied()),
+            )
+        })?;
 
-    let pos = trace.positional.matrix();
-    st.write("positional.npy", |w| {
-        write_npy(w, &[pos.nrows(), pos.ncols()], pos.iter().copied())
-    })?;
+        let pos = trace.positional.matrix();
+        st.write("positional.npy", |w| {
+            write_npy(w, &[pos.nrows(), pos.ncols()], pos.iter().copied())
+        })?;
 
-    st.write("residual_norms.csv", |w| {
+        st.write("residual_norms.csv", |w| {
         writeln!(
             w,
             "layer,token_index,token,resid_in_norm,resid_out_norm,attn_update_norm,ffn_update_norm"
@@ -377,86 +373,90 @@ pub fn dump_with(
         Ok(())
     })?;
 
-    match format {
-        Format::Npy => {
-            // Streamed one layer at a time: attention that was not kept is recomputed layer by layer.
-            st.write("attention.npy", |w| {
-                write_npy_header(w, &[nl, nh, n, n])?;
+        match format {
+            Format::Npy => {
+                // Streamed one layer at a time: attention that was not kept is recomputed layer by layer.
+                st.write("attention.npy", |w| {
+                    write_npy_header(w, &[nl, nh, n, n])?;
+                    for l in 0..nl {
+                        let a = layer_attention(model, trace, l).map_err(std::io::Error::other)?;
+                        a.iter().try_for_each(|v| w.write_all(&v.to_le_bytes()))?;
+                        progress(l + 1, nl);
+                    }
+                    Ok(())
+                })?;
+            }
+            Format::Csv => {
                 for l in 0..nl {
-                    let a = layer_attention(model, trace, l).map_err(std::io::Error::other)?;
-                    a.iter().try_for_each(|v| w.write_all(&v.to_le_bytes()))?;
+                    let a = layer_attention(model, trace, l)?;
+                    for h in 0..nh {
+                        let csv = matrix_csv(&labels, &a.index_axis(ndarray::Axis(0), h));
+                        st.write(&csv_name(l, h), |w| w.write_all(csv.as_bytes()))?;
+                    }
                     progress(l + 1, nl);
                 }
-                Ok(())
-            })?;
-        }
-        Format::Csv => {
-            for l in 0..nl {
-                let a = layer_attention(model, trace, l)?;
-                for h in 0..nh {
-                    let csv = matrix_csv(&labels, &a.index_axis(ndarray::Axis(0), h));
-                    st.write(&csv_name(l, h), |w| w.write_all(csv.as_bytes()))?;
-                }
-                progress(l + 1, nl);
             }
-        }
-        Format::Json => {
-            // Streamed like the npy: one layer's attention in memory at a time.
-            st.write("attention.json", |w| {
-                w.write_all(b"{\"tokens\":")?;
-                serde_json::to_writer(&mut *w, &labels)?;
-                write!(w, ",\"shape\":[{nl},{nh},{n},{n}],\"attention\":[")?;
-                for l in 0..nl {
-                    let a = layer_attention(model, trace, l).map_err(std::io::Error::other)?;
-                    w.write_all(if l == 0 { b"[" } else { b",[" })?;
-                    for (h, m) in a.outer_iter().enumerate() {
-                        w.write_all(if h == 0 { b"[" } else { b",[" })?;
-                        for (i, r) in m.rows().into_iter().enumerate() {
-                            if i > 0 {
-                                w.write_all(b",")?;
+            Format::Json => {
+                // Streamed like the npy: one layer's attention in memory at a time.
+                st.write("attention.json", |w| {
+                    w.write_all(b"{\"tokens\":")?;
+                    serde_json::to_writer(&mut *w, &labels)?;
+                    write!(w, ",\"shape\":[{nl},{nh},{n},{n}],\"attention\":[")?;
+                    for l in 0..nl {
+                        let a = layer_attention(model, trace, l).map_err(std::io::Error::other)?;
+                        w.write_all(if l == 0 { b"[" } else { b",[" })?;
+                        for (h, m) in a.outer_iter().enumerate() {
+                            w.write_all(if h == 0 { b"[" } else { b",[" })?;
+                            for (i, r) in m.rows().into_iter().enumerate() {
+                                if i > 0 {
+                                    w.write_all(b",")?;
+                                }
+                                serde_json::to_writer(&mut *w, &r.to_vec())?;
                             }
-                            serde_json::to_writer(&mut *w, &r.to_vec())?;
+                            w.write_all(b"]")?;
                         }
                         w.write_all(b"]")?;
+                        progress(l + 1, nl);
                     }
-                    w.write_all(b"]")?;
-                    progress(l + 1, nl);
-                }
-                w.write_all(b"]}")
-            })?;
+                    w.write_all(b"]}")
+                })?;
+            }
         }
-    }
 
-    let mut captured = write_captures(&mut st, trace)?;
-    captured.extend(extra.iter().map(|(n, _)| n.clone()));
-    let meta = json!({
-        "model": info.spec,
-        "name": info.name,
-        "architecture": info.arch.name(),
-        "layers": nl,
-        "heads": nh,
-        "kv_heads": info.n_kv_heads,
-        "d_model": d,
-        "d_ff": info.d_ff,
-        "vocab_size": info.vocab_size,
-        "causal": info.causal,
-        "positional": trace.positional.kind(),
-        "positional_shape": [pos.nrows(), pos.ncols()],
-        "text": trace.text,
-        "text_b": trace.text_b,
-        "n_tokens": n,
-        "format": format.name(),
-        "non_finite": analysis::first_non_finite(trace).map(|nf| nf.to_string()),
-        "attn_version": env!("CARGO_PKG_VERSION"),
-        "interventions": trace.interventions,
-        "captured": captured,
-        "files": st.files().iter().map(String::as_str).chain([staged::MANIFEST]).collect::<Vec<_>>(),
-    });
-    st.write("meta.json", |w| {
-        serde_json::to_writer_pretty(&mut *w, &meta)?;
-        w.write_all(b"\n")
-    })?;
-    st.commit()
+        let mut captured = write_captures(st, trace)?;
+        captured.extend(extra.iter().map(|(n, _)| n.clone()));
+        let meta = json!({
+            "model": info.spec,
+            "name": info.name,
+            "architecture": info.arch.name(),
+            "layers": nl,
+            "heads": nh,
+            "kv_heads": info.n_kv_heads,
+            "d_model": d,
+            "d_ff": info.d_ff,
+            "vocab_size": info.vocab_size,
+            "causal": info.causal,
+            "positional": trace.positional.kind(),
+            "positional_shape": [pos.nrows(), pos.ncols()],
+            "text": trace.text,
+            "text_b": trace.text_b,
+            "n_tokens": n,
+            "format": format.name(),
+            "non_finite": analysis::first_non_finite(trace).map(|nf| nf.to_string()),
+            "attn_version": env!("CARGO_PKG_VERSION"),
+            "interventions": trace.interventions,
+            "captured": captured,
+        });
+        Ok(object(meta))
+    })
+}
+
+/// The fields of a JSON object (`json!({...})` is always one).
+pub(crate) fn object(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m,
+        other => serde_json::Map::from_iter([("value".to_string(), other)]),
+    }
 }
 
 /// Write `rollout.npy` into `out`: attention rollout float32 `[layers, n, n]` ([`analysis::rollout`]), computed

@@ -120,6 +120,29 @@ pub fn previous_manifest(out: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// One whole dump into `out`: claim it, check that `names` (the files it will write) are free, let `write`
+/// stage the files and return the manifest's fields, add the `files` list (what was staged, and the manifest) and
+/// write it as [`MANIFEST`], then move everything into place.
+pub fn write_dump(
+    out: &Path,
+    force: bool,
+    names: &[String],
+    write: impl FnOnce(&mut Staged) -> Result<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Vec<PathBuf>> {
+    let mut st = Staged::new(out, force)?;
+    st.check_free(names)?;
+    let mut meta = write(&mut st)?;
+    let files: Vec<&str> = st
+        .files()
+        .iter()
+        .map(String::as_str)
+        .chain([MANIFEST])
+        .collect();
+    meta.insert("files".into(), serde_json::json!(files));
+    st.write_json(MANIFEST, &serde_json::Value::Object(meta))?;
+    st.commit()
+}
+
 /// A set of files written into a hidden staging directory, then moved into `out` together.
 pub struct Staged {
     id: u64,
@@ -269,6 +292,14 @@ impl Staged {
             .map_err(|e| Error::io(self.out.join(name), e))?;
         self.files.push(name.to_string());
         Ok(())
+    }
+
+    /// Write `doc` as pretty JSON with a trailing newline.
+    pub fn write_json(&mut self, name: &str, doc: &serde_json::Value) -> Result<()> {
+        self.write(name, |w| {
+            serde_json::to_writer_pretty(&mut *w, doc)?;
+            w.write_all(b"\n")
+        })
     }
 
     /// The names written so far (the manifest), in order.

@@ -5,6 +5,7 @@
 use super::linear::Linear;
 use crate::hooks::{Captures, HookPoint, Hooks};
 use crate::numeric::{fast, ops};
+use crate::weights::source::Vb;
 use crate::{Error, Result};
 use ndarray::{Array2, Array3, ArrayD, ArrayView2, Axis, s};
 use rayon::prelude::*;
@@ -54,6 +55,20 @@ pub struct AttnWeights {
     pub k: Linear,
     pub v: Linear,
     pub o: Linear,
+}
+
+impl AttnWeights {
+    /// The four projections named `names` (q, k, v, o) under `vb`: q/k/v map `d` to `inner` (heads × head size), o
+    /// maps `inner` back to `d`; each with a bias when `bias`.
+    pub fn load(vb: &Vb, names: [&str; 4], d: usize, inner: usize, bias: bool) -> Result<Self> {
+        let [q, k, v, o] = names;
+        Ok(AttnWeights {
+            q: Linear::load(vb, q, inner, d, bias)?,
+            k: Linear::load(vb, k, inner, d, bias)?,
+            v: Linear::load(vb, v, inner, d, bias)?,
+            o: Linear::load(vb, o, d, inner, bias)?,
+        })
+    }
 }
 
 /// The hook points of self- or cross-attention.

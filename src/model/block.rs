@@ -17,10 +17,12 @@ pub use super::attention::{AttnSpec, AttnWeights};
 pub use super::linear::Linear;
 use crate::hooks::{Captures, HookPoint, Hooks};
 use crate::numeric::ops::{self, Activation};
-use crate::trace::{ForwardOptions, LayerTrace};
+use crate::tokenize::TokenInfo;
+use crate::trace::{ForwardOptions, LayerTrace, Positional, Trace};
 use crate::weights::source::Vb;
 use crate::{Error, Result};
 use ndarray::{Array1, Array2, Array3, ArrayView2, CowArray, Ix2};
+use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NormKind {
@@ -188,6 +190,26 @@ pub struct StackRun {
     pub captures: Captures,
     /// With [`Env::keep_kv`]: every block's keys and values.
     pub kv: Option<KvCache>,
+}
+
+impl StackRun {
+    /// The trace of this run over `tokens`, timed from `start`.
+    pub fn into_trace(
+        self,
+        tokens: Vec<TokenInfo>,
+        positional: Positional,
+        start: Instant,
+    ) -> Trace {
+        let mut trace = Trace::new(
+            tokens,
+            self.hidden,
+            self.layers,
+            positional,
+            start.elapsed(),
+        );
+        trace.captures = self.captures;
+        trace
+    }
 }
 
 /// The input of a sub-layer: `norm(x)` in pre-LN blocks, `x` itself (borrowed) in post-LN blocks.

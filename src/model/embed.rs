@@ -65,8 +65,11 @@ pub enum PositionKind {
     None,
     /// Learned rows `table[offset + i]` (BART's offset is 2).
     Learned { table: Table, offset: usize },
-    /// The paper's fixed sin/cos vectors ([`ops::sinusoidal_positions`]).
+    /// The paper's fixed sin/cos vectors, interleaved ([`ops::sinusoidal_positions`]).
     Sinusoidal,
+    /// The same frequencies with every sine in the first half of the vector and every cosine in the second
+    /// (Marian's `MarianSinusoidalPositionalEmbedding`, [`sinusoidal_halves`]).
+    SinusoidalHalves,
     /// Rotary: queries and keys are rotated inside attention; nothing is added here.
     Rotary { freqs: Vec<f32>, head_dim: usize },
 }
@@ -102,7 +105,41 @@ pub struct EmbedParts {
     pub out: Array2<f32>,
 }
 
+/// Sinusoidal positions `[n, d]` with the sines first: column `k < ⌈d/2⌉` is `sin(pos / 10000^(2k/d))`, column
+/// `⌈d/2⌉ + k` is `cos(pos / 10000^(2k/d))` (transformers' `MarianSinusoidalPositionalEmbedding`, computed in f64).
+pub fn sinusoidal_halves(n: usize, d: usize) -> Array2<f32> {
+    let half = d.div_ceil(2);
+    Array2::from_shape_fn((n, d), |(pos, j)| {
+        let (k, sine) = if j < half {
+            (j, true)
+        } else {
+            (j - half, false)
+        };
+        let angle = pos as f64 / 10000f64.powf(2.0 * k as f64 / d as f64);
+        (if sine { angle.sin() } else { angle.cos() }) as f32
+    })
+}
+
 impl Embeddings {
+    /// `token[id] · scale + position[i]`: no segments, no norm.
+    pub fn plain(
+        token: TokenTable,
+        d: usize,
+        scale: f32,
+        position: PositionKind,
+        max_positions: usize,
+    ) -> Self {
+        Embeddings {
+            token,
+            scale,
+            position,
+            segments: None,
+            norm: None,
+            d_model: d,
+            max_positions,
+        }
+    }
+
     /// The parts of the embedding of `enc` (ids checked against the vocabulary and the position table).
     pub fn parts(&self, enc: &Encoded) -> Result<EmbedParts> {
         let n = enc.ids.len();
@@ -129,6 +166,7 @@ impl Embeddings {
                 Some(table.view().slice(s![*offset..*offset + n, ..]).to_owned())
             }
             PositionKind::Sinusoidal => Some(ops::sinusoidal_positions(n, d)),
+            PositionKind::SinusoidalHalves => Some(sinusoidal_halves(n, d)),
             PositionKind::None | PositionKind::Rotary { .. } => None,
         };
         let segment = match &self.segments {
@@ -183,7 +221,7 @@ impl Embeddings {
                 angles: ops::rope_angles(n, freqs),
                 head_dim: *head_dim,
             },
-            PositionKind::Sinusoidal => {
+            PositionKind::Sinusoidal | PositionKind::SinusoidalHalves => {
                 Positional::Sinusoidal(parts.position.clone().unwrap_or_default())
             }
             PositionKind::Learned { .. } => {

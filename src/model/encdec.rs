@@ -13,7 +13,8 @@
 //! decodes without a target.
 
 use super::ModelInfo;
-use super::block::{Env, Stack};
+use super::attention::AttnSpec;
+use super::block::{Block, Env, Norm, Placement, Stack};
 use super::embed::Embeddings;
 use super::head::LmHead;
 use crate::tokenize::{Encoded, TokenInfo, Tokenizer};
@@ -29,6 +30,40 @@ pub trait ScoreBias: Send + Sync {
     fn bias(&self, n_query: usize, n_key: usize) -> Array3<f32>;
 }
 
+/// An encoder stack (bidirectional self-attention) and a decoder stack (masked self-attention, then cross-attention
+/// with the decoder's shape) with the norms at `placement`; `enc` and `dec` are `(heads, head size)`. Every attention
+/// multiplies `q·k` by `scale`, by `1/√head size` when `None` (the paper).
+pub fn stacks(
+    placement: Placement,
+    enc: (usize, usize),
+    dec: (usize, usize),
+    scale: Option<f32>,
+    encoder: Vec<Block>,
+    decoder: Vec<Block>,
+) -> (Stack, Stack) {
+    let spec = |(h, hd): (usize, usize), causal| {
+        let standard = AttnSpec::standard(h, hd, causal);
+        AttnSpec {
+            scale: scale.unwrap_or(standard.scale),
+            ..standard
+        }
+    };
+    (
+        Stack {
+            placement,
+            attn: spec(enc, false),
+            cross: None,
+            blocks: encoder,
+        },
+        Stack {
+            placement,
+            attn: spec(dec, true),
+            cross: Some(spec(dec, false)),
+            blocks: decoder,
+        },
+    )
+}
+
 /// An encoder–decoder Transformer.
 pub struct EncoderDecoder {
     pub info: ModelInfo,
@@ -36,6 +71,9 @@ pub struct EncoderDecoder {
     pub target_tokenizer: Tokenizer,
     pub enc_embed: Embeddings,
     pub encoder: Stack,
+    /// The encoder's final norm (T5's `encoder.final_layer_norm`): applied to the last block's output before
+    /// cross-attention reads it. The trace keeps the raw stream.
+    pub enc_norm: Option<Norm>,
     pub dec_embed: Embeddings,
     pub decoder: Stack,
     pub head: LmHead,
@@ -114,25 +152,16 @@ impl EncoderDecoder {
 
     /// Run the encoder on `src`.
     pub fn encode(&self, src: &Encoded, opts: &ForwardOptions) -> Result<Trace> {
-        let start = Instant::now();
-        self.check_len(src.ids.len(), "source")?;
-        let (x, positional) = self.enc_embed.embed(src)?;
-        let n = src.ids.len();
-        let bias = self.enc_bias.as_ref().map(|b| b.bias(n, n));
-        let env = Env {
-            self_bias: bias.as_ref(),
-            ..Default::default()
-        };
-        let run = self.encoder.run(x, 0, opts, &env)?;
-        let mut trace = Trace::new(
-            src.tokens.clone(),
-            run.hidden,
-            run.layers,
-            positional,
-            start.elapsed(),
-        );
-        trace.captures = run.captures;
-        Ok(trace)
+        self.run_side(src, None, opts)
+    }
+
+    /// What cross-attention reads: the encoder's last stream, through the encoder's final norm when it has one.
+    pub fn memory(&self, source: &Trace) -> Result<Array2<f32>> {
+        let last = last_hidden(source)?;
+        Ok(match &self.enc_norm {
+            Some(n) => n.apply(&last.view()),
+            None => last.clone(),
+        })
     }
 
     /// Run the decoder on `tgt` (decoder input ids) over the encoder output `memory` `[n_source, d]`.
@@ -142,38 +171,34 @@ impl EncoderDecoder {
         memory: &Array2<f32>,
         opts: &ForwardOptions,
     ) -> Result<(Trace, Array2<f32>)> {
-        let trace = self.decode_stream(tgt, memory, opts)?;
+        let trace = self.run_side(tgt, Some(memory), opts)?;
         let logits = self.head.logits(last_hidden(&trace)?);
         Ok((trace, logits))
     }
 
-    /// The decoder blocks without the LM head.
-    fn decode_stream(
+    /// The encoder (`memory` `None`) or the decoder blocks over `memory`, without the LM head.
+    fn run_side(
         &self,
-        tgt: &Encoded,
-        memory: &Array2<f32>,
+        ids: &Encoded,
+        memory: Option<&Array2<f32>>,
         opts: &ForwardOptions,
     ) -> Result<Trace> {
         let start = Instant::now();
-        self.check_len(tgt.ids.len(), "target")?;
-        let (y, positional) = self.dec_embed.embed(tgt)?;
-        let n = tgt.ids.len();
-        let bias = self.dec_bias.as_ref().map(|b| b.bias(n, n));
+        let (embed, stack, bias, what) = match memory {
+            None => (&self.enc_embed, &self.encoder, &self.enc_bias, "source"),
+            Some(_) => (&self.dec_embed, &self.decoder, &self.dec_bias, "target"),
+        };
+        self.check_len(ids.ids.len(), what)?;
+        let (x, positional) = embed.embed(ids)?;
+        let n = ids.ids.len();
+        let bias = bias.as_ref().map(|b| b.bias(n, n));
         let env = Env {
-            memory: Some(memory),
+            memory,
             self_bias: bias.as_ref(),
             ..Default::default()
         };
-        let run = self.decoder.run(y, 0, opts, &env)?;
-        let mut trace = Trace::new(
-            tgt.tokens.clone(),
-            run.hidden,
-            run.layers,
-            positional,
-            start.elapsed(),
-        );
-        trace.captures = run.captures;
-        Ok(trace)
+        let run = stack.run(x, 0, opts, &env)?;
+        Ok(run.into_trace(ids.tokens.clone(), positional, start))
     }
 
     /// The whole model: encoder on `src`, decoder on `tgt` (decoder input ids).
@@ -184,11 +209,8 @@ impl EncoderDecoder {
         opts: &ForwardOptions,
     ) -> Result<EncDecTrace> {
         let source = self.encode(src, opts)?;
-        let memory = source
-            .hidden
-            .last()
-            .ok_or_else(|| Error::Input("the encoder has no layers".into()))?;
-        let (target, logits) = self.decode(tgt, memory, opts)?;
+        let memory = self.memory(&source)?;
+        let (target, logits) = self.decode(tgt, &memory, opts)?;
         Ok(EncDecTrace {
             source,
             target,
@@ -201,15 +223,11 @@ impl EncoderDecoder {
     /// transformers' `generate(do_sample=False)` does.
     pub fn greedy(&self, src: &Encoded, max_new: usize) -> Result<Vec<u32>> {
         let quiet = ForwardOptions::default();
-        let source = self.encode(src, &quiet)?;
-        let memory = source
-            .hidden
-            .last()
-            .ok_or_else(|| Error::Input("the encoder has no layers".into()))?;
+        let memory = self.memory(&self.encode(src, &quiet)?)?;
         let limit = max_new.min(self.info.max_len.saturating_sub(1));
         let mut ids = vec![self.decoder_start];
         for _ in 0..limit {
-            let trace = self.decode_stream(&self.target_ids(&ids), memory, &quiet)?;
+            let trace = self.run_side(&self.target_ids(&ids), Some(&memory), &quiet)?;
             // Only the last position's logits choose the next token.
             let h = last_hidden(&trace)?;
             let last = h.slice(ndarray::s![h.nrows() - 1.., ..]).to_owned();

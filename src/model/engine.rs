@@ -144,14 +144,7 @@ impl Model for Transformer {
             ..Default::default()
         };
         let run = self.stack.run(x, 0, opts, &env)?;
-        let mut trace = Trace::new(
-            enc.tokens.clone(),
-            run.hidden,
-            run.layers,
-            positional,
-            start.elapsed(),
-        );
-        trace.captures = run.captures;
+        let mut trace = run.into_trace(enc.tokens.clone(), positional, start);
         self.finish(&mut trace, opts);
         trace.elapsed = start.elapsed();
         Ok(trace)

@@ -1,8 +1,9 @@
 //! From a `--model` spec to a model: short names, folders (Hugging Face `model_type` → architecture) and GGUF files
 //! (`general.architecture` → architecture), plus the config checks the Hugging Face architectures share.
 
-use super::arch::{bert, gpt2, llama, textbook};
+use super::arch::{bart, bert, gpt2, llama, marian, t5, textbook};
 use super::config::{Origin, SHORT_NAMES};
+use super::encdec::EncoderDecoder;
 use super::{Model, TextbookConfig};
 use crate::tokenize::Tokenizer;
 use crate::{Error, Result};
@@ -81,18 +82,39 @@ pub fn load(spec: &str, textbook: &TextbookConfig) -> Result<Box<dyn Model>> {
     }
 }
 
-/// Builds a model from an opened Hugging Face folder: config.json text, its file name for errors, the weights, the
-/// tokenizer and who the model is.
-pub type HfLoader = fn(
-    &str,
-    &str,
-    &crate::weights::safetensors::SafeTensors,
-    Tokenizer,
-    Origin,
-) -> Result<super::engine::Transformer>;
+/// How an architecture builds a model from an opened Hugging Face folder.
+#[derive(Clone, Copy)]
+pub enum HfLoader {
+    /// One stack (an encoder or a decoder).
+    Single(
+        fn(
+            &str,
+            &str,
+            &crate::weights::safetensors::SafeTensors,
+            Tokenizer,
+            Origin,
+        ) -> Result<super::engine::Transformer>,
+    ),
+    /// An encoder–decoder.
+    EncoderDecoder(
+        fn(
+            &str,
+            &str,
+            &crate::weights::safetensors::SafeTensors,
+            Tokenizer,
+            Origin,
+        ) -> Result<EncoderDecoder>,
+    ),
+}
 
 /// The `model_type`s a Hugging Face folder may have, each with its loader.
-pub const HF_ARCHITECTURES: &[(&str, HfLoader)] = &[("bert", bert::load), ("gpt2", gpt2::load)];
+pub const HF_ARCHITECTURES: &[(&str, HfLoader)] = &[
+    ("bert", HfLoader::Single(bert::load)),
+    ("gpt2", HfLoader::Single(gpt2::load)),
+    ("bart", HfLoader::EncoderDecoder(bart::load)),
+    ("t5", HfLoader::EncoderDecoder(t5::load)),
+    ("marian", HfLoader::EncoderDecoder(marian::load)),
+];
 
 fn supported_model_types() -> String {
     HF_ARCHITECTURES
@@ -102,25 +124,36 @@ fn supported_model_types() -> String {
         .join(", ")
 }
 
-/// Load a Hugging Face folder: `config.json` (its `model_type` picks the architecture), `model.safetensors`
-/// (memory-mapped) and `tokenizer.json`. All file I/O happens here; the architectures get opened sources.
-pub fn load_folder(spec: &str, dir: &Path) -> Result<Box<dyn Model>> {
+/// A model of either kind.
+pub enum Loaded {
+    Single(Box<dyn Model>),
+    EncoderDecoder(Box<EncoderDecoder>),
+}
+
+/// config.json of a folder, read once: its text, its file name and the loader its `model_type` picks.
+struct FolderConfig {
+    text: String,
+    file: String,
+    loader: HfLoader,
+}
+
+fn read_folder_config(dir: &Path) -> Result<FolderConfig> {
     let config_path = dir.join("config.json");
-    let config_file = config_path.display().to_string();
-    let config = crate::fsutil::read_to_string_capped(&config_path, crate::fsutil::CONFIG_CAP)?;
-    let value: serde_json::Value = serde_json::from_str(&config)
-        .map_err(|e| Error::format(&config_file, format!("not valid JSON: {e}")))?;
+    let file = config_path.display().to_string();
+    let text = crate::fsutil::read_to_string_capped(&config_path, crate::fsutil::CONFIG_CAP)?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::format(&file, format!("not valid JSON: {e}")))?;
     let model_type = match value.get("model_type") {
         Some(serde_json::Value::String(t)) => t.clone(),
         Some(other) => {
             return Err(Error::format(
-                &config_file,
+                &file,
                 format!("field `model_type` must be a string, not {other}"),
             ));
         }
         None => {
             return Err(Error::format(
-                &config_file,
+                &file,
                 format!(
                     "no `model_type` field (supported: {})",
                     supported_model_types()
@@ -130,25 +163,77 @@ pub fn load_folder(spec: &str, dir: &Path) -> Result<Box<dyn Model>> {
     };
     let Some((_, loader)) = HF_ARCHITECTURES.iter().find(|(t, _)| *t == model_type) else {
         return Err(Error::Config(format!(
-            "{config_file}: model_type `{}` is not supported; supported: {}",
+            "{file}: model_type `{}` is not supported; supported: {}",
             crate::tokenize::escape_label(&model_type),
             supported_model_types()
         )));
     };
+    Ok(FolderConfig {
+        text,
+        file,
+        loader: *loader,
+    })
+}
+
+/// The script that writes tokenizer.json for a folder that ships SentencePiece files (Marian).
+pub const TOKENIZER_CONVERSION: &str = "scripts/convert-marian-tokenizer";
+
+/// The folder's `tokenizer.json`; a folder without one (Marian ships `source.spm`, `target.spm`, `vocab.json`) is
+/// told how to make it.
+fn folder_tokenizer(dir: &Path) -> Result<Tokenizer> {
+    let path = dir.join("tokenizer.json");
+    if !path.exists() {
+        let spm = ["source.spm", "spiece.model", "sentencepiece.bpe.model"]
+            .iter()
+            .find(|f| dir.join(f).exists());
+        let what = match spm {
+            Some(f) => format!("it ships SentencePiece files ({f})"),
+            None => "attn reads only tokenizer.json".to_string(),
+        };
+        return Err(Error::Input(format!(
+            "{} has no tokenizer.json: {what}; convert it once with `python3 {TOKENIZER_CONVERSION} {}` (needs \
+             transformers and sentencepiece)",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Tokenizer::from_file(&path)
+}
+
+/// Load a Hugging Face folder: `config.json` (its `model_type` picks the architecture), `model.safetensors`
+/// (memory-mapped) and `tokenizer.json`. All file I/O happens here; the architectures get opened sources.
+fn load_folder_with(spec: &str, dir: &Path, cfg: &FolderConfig) -> Result<Loaded> {
     let weights = crate::weights::safetensors::SafeTensors::open(&dir.join("model.safetensors"))?;
-    let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
+    let tokenizer = folder_tokenizer(dir)?;
     let origin = Origin {
         spec: spec.to_string(),
         name: folder_model_name(spec, dir),
         source: dir.display().to_string(),
     };
-    Ok(Box::new(loader(
-        &config,
-        &config_file,
-        &weights,
-        tokenizer,
-        origin,
-    )?))
+    let (text, file) = (cfg.text.as_str(), cfg.file.as_str());
+    Ok(match cfg.loader {
+        HfLoader::Single(f) => {
+            Loaded::Single(Box::new(f(text, file, &weights, tokenizer, origin)?))
+        }
+        HfLoader::EncoderDecoder(f) => {
+            Loaded::EncoderDecoder(Box::new(f(text, file, &weights, tokenizer, origin)?))
+        }
+    })
+}
+
+/// Load a one-stack Hugging Face folder (an encoder–decoder folder is refused, naming the commands that open it).
+pub fn load_folder(spec: &str, dir: &Path) -> Result<Box<dyn Model>> {
+    let cfg = read_folder_config(dir)?;
+    if let HfLoader::EncoderDecoder(_) = cfg.loader {
+        return Err(Error::Config(format!(
+            "{}: an encoder–decoder; `attn info`, `attn generate` and `attn dump --target` open it",
+            cfg.file
+        )));
+    }
+    match load_folder_with(spec, dir, &cfg)? {
+        Loaded::Single(m) => Ok(m),
+        Loaded::EncoderDecoder(_) => unreachable!("checked above"),
+    }
 }
 
 /// A display name: the real name of a known short name, else the folder's name.
@@ -188,54 +273,53 @@ fn load_gguf(spec: &str, path: &Path) -> Result<Box<dyn Model>> {
     Ok(Box::new(loader(&g, spec)?))
 }
 
-/// The encoder–decoder a spec names: `textbook-dates` (built in), or `textbook` when `textbook_layers` is
-/// `Some((encoder layers, decoder layers))` (`--encoder-decoder`). `None`: the spec is not an encoder–decoder.
-pub fn load_encoder_decoder(
+/// Any model a spec names, config.json read once: `textbook-dates`, `textbook` (the encoder–decoder when
+/// `textbook_layers` is `Some((encoder layers, decoder layers))`, `--encoder-decoder`), a folder of either kind or a
+/// GGUF file.
+pub fn load_any(
     spec: &str,
     textbook: &TextbookConfig,
     textbook_layers: Option<(usize, usize)>,
-) -> Result<Option<super::encdec::EncoderDecoder>> {
+) -> Result<Loaded> {
     match (spec, textbook_layers) {
-        ("textbook-dates", _) => Ok(Some(super::arch::textbook_dates::load()?)),
-        ("textbook", Some((enc, dec))) => Ok(Some(super::arch::textbook_encdec::new(
-            *textbook, enc, dec,
-        )?)),
-        _ => match resolve(spec) {
-            Ok(Resolved::Folder(dir)) => load_encdec_folder(spec, &dir),
-            _ => Ok(None),
+        ("textbook-dates", _) => Ok(Loaded::EncoderDecoder(Box::new(
+            super::arch::textbook_dates::load()?,
+        ))),
+        ("textbook", Some((enc, dec))) => Ok(Loaded::EncoderDecoder(Box::new(
+            super::arch::textbook_encdec::new(*textbook, enc, dec)?,
+        ))),
+        _ => match resolve(spec)? {
+            Resolved::Folder(dir) => load_folder_with(spec, &dir, &read_folder_config(&dir)?),
+            _ => Ok(Loaded::Single(load(spec, textbook)?)),
         },
     }
 }
 
-/// A Hugging Face encoder–decoder folder (`model_type` bart), or `None` for any other folder.
-fn load_encdec_folder(spec: &str, dir: &Path) -> Result<Option<super::encdec::EncoderDecoder>> {
-    let config_path = dir.join("config.json");
-    // Unreadable, special or oversized: not ours to report; the decoder/encoder loader names the problem.
-    let Ok(config) = crate::fsutil::read_to_string_capped(&config_path, crate::fsutil::CONFIG_CAP)
-    else {
-        return Ok(None);
+/// The encoder–decoder a spec names (see [`load_any`]); `None`: the spec is not an encoder–decoder (nothing else
+/// is loaded; a folder whose config.json cannot be read is left to the one-stack loader to report).
+pub fn load_encoder_decoder(
+    spec: &str,
+    textbook: &TextbookConfig,
+    textbook_layers: Option<(usize, usize)>,
+) -> Result<Option<EncoderDecoder>> {
+    let folder = match (spec, textbook_layers) {
+        ("textbook-dates", _) | ("textbook", Some(_)) => None,
+        _ => match resolve(spec) {
+            Ok(Resolved::Folder(dir)) => match read_folder_config(&dir) {
+                Ok(cfg) if matches!(cfg.loader, HfLoader::EncoderDecoder(_)) => Some((dir, cfg)),
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
+        },
     };
-    let model_type = serde_json::from_str::<serde_json::Value>(&config)
-        .ok()
-        .and_then(|v| {
-            v.get("model_type")
-                .and_then(|t| t.as_str())
-                .map(str::to_string)
-        });
-    if model_type.as_deref() != Some("bart") {
-        return Ok(None);
-    }
-    let weights = crate::weights::safetensors::SafeTensors::open(&dir.join("model.safetensors"))?;
-    let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
-    let origin = Origin {
-        spec: spec.to_string(),
-        name: folder_model_name(spec, dir),
-        source: dir.display().to_string(),
+    let loaded = match folder {
+        Some((dir, cfg)) => load_folder_with(spec, &dir, &cfg)?,
+        None => load_any(spec, textbook, textbook_layers)?,
     };
-    let file = config_path.display().to_string();
-    Ok(Some(super::arch::bart::load(
-        &config, &file, &weights, tokenizer, origin,
-    )?))
+    Ok(match loaded {
+        Loaded::EncoderDecoder(m) => Some(*m),
+        Loaded::Single(_) => None,
+    })
 }
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ pub enum Arch {
     Gpt2,
     Llama,
     Bart,
+    T5,
+    Marian,
 }
 
 impl Arch {
@@ -46,6 +48,8 @@ impl Arch {
             Arch::Gpt2 => "gpt2",
             Arch::Llama => "llama",
             Arch::Bart => "bart",
+            Arch::T5 => "t5",
+            Arch::Marian => "marian",
         }
     }
 }

@@ -2,13 +2,14 @@
 //! learned positions read at `position + 2`, `layernorm_embedding` after token (× √d_model when `scale_embedding`) +
 //! position, post-LN blocks (`self_attn_layer_norm`, `encoder_attn_layer_norm`, `final_layer_norm`), every
 //! projection with a bias, attention scaled by `1/√d_head`, the configured activation (GELU), and an LM head tied
-//! to `model.shared.weight` plus `final_logits_bias`.
+//! to `model.shared.weight` plus `final_logits_bias`. Marian ([`super::marian`]) is the same model with other
+//! positions and no embedding norm; both go through [`load_family`].
 
-use crate::model::attention::{AttnSpec, AttnWeights};
-use crate::model::block::{Block, Cross, Linear, Mlp, Norm, Placement, Stack};
+use crate::model::attention::AttnWeights;
+use crate::model::block::{Block, Cross, Linear, Mlp, Norm, Placement};
 use crate::model::config::{Origin, hf_activation, parse_config};
 use crate::model::embed::{Embeddings, PositionKind, TokenTable};
-use crate::model::encdec::EncoderDecoder;
+use crate::model::encdec::{EncoderDecoder, stacks};
 use crate::model::head::LmHead;
 use crate::model::{Arch, ModelInfo};
 use crate::numeric::packed::PackedMatrix;
@@ -18,6 +19,7 @@ use crate::weights::source::Vb;
 use crate::{Error, Result};
 use serde::Deserialize;
 
+/// The config.json fields BART and Marian share.
 #[derive(Debug, Deserialize)]
 pub struct Config {
     pub vocab_size: usize,
@@ -34,21 +36,44 @@ pub struct Config {
     pub scale_embedding: bool,
     pub decoder_start_token_id: u32,
     pub eos_token_id: u32,
+    #[serde(default = "yes")]
+    pub share_encoder_decoder_embeddings: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 const LN_EPS: f32 = 1e-5;
 
-fn attn(vb: &Vb, d: usize) -> Result<AttnWeights> {
-    Ok(AttnWeights {
-        q: Linear::load(vb, "q_proj", d, d, true)?,
-        k: Linear::load(vb, "k_proj", d, d, true)?,
-        v: Linear::load(vb, "v_proj", d, d, true)?,
-        o: Linear::load(vb, "out_proj", d, d, true)?,
-    })
+/// What sets a member of the BART family apart.
+pub struct Family {
+    pub arch: Arch,
+    /// BART: learned rows at `i + 2` and `layernorm_embedding`; Marian: sines|cosines and no embedding norm.
+    pub learned_positions: bool,
+    /// For `attn info`.
+    pub note: &'static str,
 }
 
 /// Load a BART folder's opened parts.
 pub fn load(
+    config: &str,
+    file: &str,
+    st: &SafeTensors,
+    tokenizer: Tokenizer,
+    origin: Origin,
+) -> Result<EncoderDecoder> {
+    let bart = Family {
+        arch: Arch::Bart,
+        learned_positions: true,
+        note: "BART: post-LN, learned positions + 2, layernorm_embedding",
+    };
+    load_family(&bart, config, file, st, tokenizer, origin)
+}
+
+/// Load a BART-family folder (`model.shared.weight`, `model.{encoder,decoder}.layers.{i}`, `final_logits_bias`).
+pub fn load_family(
+    family: &Family,
     config: &str,
     file: &str,
     st: &SafeTensors,
@@ -67,66 +92,69 @@ pub fn load(
             )));
         }
     }
+    if !cfg.share_encoder_decoder_embeddings {
+        return Err(Error::Config(format!(
+            "{file}: `share_encoder_decoder_embeddings` false (separate source and target vocabularies) is not \
+             supported"
+        )));
+    }
     let act = hf_activation(file, "activation_function", &cfg.activation_function)?;
     let root = Vb::new(st);
     let m = root.pp("model");
-    let layer = |vb: &Vb, f: usize, cross: bool| -> Result<Block> {
-        Ok(Block {
-            ln_attn: Norm::layer_norm(vb, "self_attn_layer_norm", d, LN_EPS)?,
-            attn: attn(&vb.pp("self_attn"), d)?,
-            cross: if cross {
-                Some(Cross {
-                    norm: Norm::layer_norm(vb, "encoder_attn_layer_norm", d, LN_EPS)?,
-                    attn: attn(&vb.pp("encoder_attn"), d)?,
+    let names = ["q_proj", "k_proj", "v_proj", "out_proj"];
+    let stack = |side: &str, n: usize, f: usize, cross: bool| -> Result<Vec<Block>> {
+        (0..n)
+            .map(|i| {
+                let vb = m.pp(format!("{side}.layers.{i}"));
+                Ok(Block {
+                    ln_attn: Norm::layer_norm(&vb, "self_attn_layer_norm", d, LN_EPS)?,
+                    attn: AttnWeights::load(&vb.pp("self_attn"), names, d, d, true)?,
+                    cross: if cross {
+                        Some(Cross {
+                            norm: Norm::layer_norm(&vb, "encoder_attn_layer_norm", d, LN_EPS)?,
+                            attn: AttnWeights::load(&vb.pp("encoder_attn"), names, d, d, true)?,
+                        })
+                    } else {
+                        None
+                    },
+                    ln_mlp: Norm::layer_norm(&vb, "final_layer_norm", d, LN_EPS)?,
+                    mlp: Mlp::Plain {
+                        up: Linear::load(&vb, "fc1", f, d, true)?,
+                        act,
+                        down: Linear::load(&vb, "fc2", d, f, true)?,
+                    },
                 })
-            } else {
-                None
-            },
-            ln_mlp: Norm::layer_norm(vb, "final_layer_norm", d, LN_EPS)?,
-            mlp: Mlp::Plain {
-                up: Linear::load(vb, "fc1", f, d, true)?,
-                act,
-                down: Linear::load(vb, "fc2", d, f, true)?,
-            },
-        })
+            })
+            .collect()
     };
-    let encoder = (0..cfg.encoder_layers)
-        .map(|i| {
-            layer(
-                &m.pp(format!("encoder.layers.{i}")),
-                cfg.encoder_ffn_dim,
-                false,
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let decoder = (0..cfg.decoder_layers)
-        .map(|i| {
-            layer(
-                &m.pp(format!("decoder.layers.{i}")),
-                cfg.decoder_ffn_dim,
-                true,
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let encoder = stack("encoder", cfg.encoder_layers, cfg.encoder_ffn_dim, false)?;
+    let decoder = stack("decoder", cfg.decoder_layers, cfg.decoder_ffn_dim, true)?;
     let shared = m.table("shared.weight", cfg.vocab_size, d)?;
     let n_pos = cfg.max_position_embeddings;
+    let scale = if cfg.scale_embedding {
+        (d as f32).sqrt()
+    } else {
+        1.0
+    };
     let embed = |side: &str| -> Result<Embeddings> {
         let vb = m.pp(side);
+        let token = TokenTable::Table(m.table("shared.weight", cfg.vocab_size, d)?);
+        if !family.learned_positions {
+            return Ok(Embeddings::plain(
+                token,
+                d,
+                scale,
+                PositionKind::SinusoidalHalves,
+                n_pos,
+            ));
+        }
+        let position = PositionKind::Learned {
+            table: vb.table("embed_positions.weight", n_pos + 2, d)?,
+            offset: 2,
+        };
         Ok(Embeddings {
-            token: TokenTable::Table(m.table("shared.weight", cfg.vocab_size, d)?),
-            scale: if cfg.scale_embedding {
-                (d as f32).sqrt()
-            } else {
-                1.0
-            },
-            position: PositionKind::Learned {
-                table: vb.table("embed_positions.weight", n_pos + 2, d)?,
-                offset: 2,
-            },
-            segments: None,
             norm: Some(Norm::layer_norm(&vb, "layernorm_embedding", d, LN_EPS)?),
-            d_model: d,
-            max_positions: n_pos,
+            ..Embeddings::plain(token, d, scale, position, n_pos)
         })
     };
     let bias = if root.contains("final_logits_bias") {
@@ -139,7 +167,7 @@ pub fn load(
     let info = ModelInfo {
         spec: origin.spec,
         name: origin.name,
-        arch: Arch::Bart,
+        arch: family.arch,
         n_layers: cfg.encoder_layers,
         n_heads: eh,
         n_kv_heads: eh,
@@ -149,32 +177,35 @@ pub fn load(
         max_len: n_pos,
         n_params: crate::model::config::count_params(st),
         causal: false,
-        positional: crate::trace::PositionalKind::Learned,
+        positional: if family.learned_positions {
+            crate::trace::PositionalKind::Learned
+        } else {
+            crate::trace::PositionalKind::Sinusoidal
+        },
         tokenizer: tokenizer.description().to_string(),
         source: origin.source,
         notes: vec![format!(
-            "encoder–decoder: {} encoder + {} decoder layers (BART, post-LN, learned positions + 2)",
-            cfg.encoder_layers, cfg.decoder_layers
+            "encoder–decoder: {} encoder + {} decoder layers ({})",
+            cfg.encoder_layers, cfg.decoder_layers, family.note
         )],
     };
+    let (encoder, decoder) = stacks(
+        Placement::Post,
+        (eh, d / eh),
+        (dh, d / dh),
+        None,
+        encoder,
+        decoder,
+    );
     Ok(EncoderDecoder {
         info,
         source_tokenizer: Tokenizer::new(tokenizer.inner().clone(), tokenizer.description())?,
         target_tokenizer: tokenizer,
         enc_embed: embed("encoder")?,
-        encoder: Stack {
-            placement: Placement::Post,
-            attn: AttnSpec::standard(eh, d / eh, false),
-            cross: None,
-            blocks: encoder,
-        },
+        encoder,
+        enc_norm: None,
         dec_embed: embed("decoder")?,
-        decoder: Stack {
-            placement: Placement::Post,
-            attn: AttnSpec::standard(dh, d / dh, true),
-            cross: Some(AttnSpec::standard(dh, d / dh, false)),
-            blocks: decoder,
-        },
+        decoder,
         head: LmHead {
             norm: None,
             unembed: PackedMatrix::from_view(&shared.view()).into(),

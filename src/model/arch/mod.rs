@@ -4,6 +4,8 @@ pub mod bart;
 pub mod bert;
 pub mod gpt2;
 pub mod llama;
+pub mod marian;
+pub mod t5;
 pub mod textbook;
 pub mod textbook_dates;
 pub mod textbook_encdec;

@@ -144,19 +144,17 @@ pub fn new(cfg: TextbookConfig) -> Result<Transformer> {
     Ok(Transformer {
         info,
         tokenizer,
-        embed: Embeddings {
-            token: TokenTable::Seeded {
+        embed: Embeddings::plain(
+            TokenTable::Seeded {
                 seed: cfg.seed,
                 vocab,
                 d,
             },
-            scale: (d as f32).sqrt(),
-            position: PositionKind::Sinusoidal,
-            segments: None,
-            norm: None,
-            d_model: d,
-            max_positions: usize::MAX,
-        },
+            d,
+            (d as f32).sqrt(),
+            PositionKind::Sinusoidal,
+            usize::MAX,
+        ),
         stack: Stack {
             placement: Placement::Post,
             attn: AttnSpec::standard(cfg.heads, d / cfg.heads, cfg.causal),

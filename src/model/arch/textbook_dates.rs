@@ -6,11 +6,11 @@
 //! `encoder.{i}.{self_attn.{q,k,v,o}_proj, ln1, ffn.{up,down}, ln2}`, `decoder.{i}.{self_attn, ln1, cross_attn, ln2,
 //! ffn, ln3}`, `lm_head.{weight,bias}`; every Linear has a bias, every LayerNorm γ and β (eps from the config).
 
-use crate::model::attention::{AttnSpec, AttnWeights};
-use crate::model::block::{Block, Cross, Linear, Mlp, Norm, Placement, Stack};
+use crate::model::attention::AttnWeights;
+use crate::model::block::{Block, Cross, Linear, Mlp, Norm, Placement};
 use crate::model::config::parse_config;
 use crate::model::embed::{Embeddings, PositionKind, TokenTable};
-use crate::model::encdec::EncoderDecoder;
+use crate::model::encdec::{EncoderDecoder, stacks};
 use crate::model::head::LmHead;
 use crate::model::{Arch, ModelInfo};
 use crate::numeric::ops::Activation;
@@ -45,15 +45,6 @@ pub struct Config {
     pub tgt_vocab_size: usize,
     pub decoder_start_token_id: u32,
     pub eos_token_id: u32,
-}
-
-fn attn(vb: &Vb, d: usize) -> Result<AttnWeights> {
-    Ok(AttnWeights {
-        q: Linear::load(vb, "q_proj", d, d, true)?,
-        k: Linear::load(vb, "k_proj", d, d, true)?,
-        v: Linear::load(vb, "v_proj", d, d, true)?,
-        o: Linear::load(vb, "o_proj", d, d, true)?,
-    })
 }
 
 fn ffn(vb: &Vb, d: usize, f: usize) -> Result<Mlp> {
@@ -91,43 +82,40 @@ pub fn from_weights(
         )));
     }
     let root = Vb::new(st);
-    let encoder = (0..cfg.encoder_layers)
-        .map(|i| {
-            let vb = root.pp(format!("encoder.{i}"));
-            Ok(Block {
-                ln_attn: Norm::layer_norm(&vb, "ln1", d, eps)?,
-                attn: attn(&vb.pp("self_attn"), d)?,
-                cross: None,
-                ln_mlp: Norm::layer_norm(&vb, "ln2", d, eps)?,
-                mlp: ffn(&vb.pp("ffn"), d, f)?,
-            })
+    let names = ["q_proj", "k_proj", "v_proj", "o_proj"];
+    // Encoder blocks: ln1, ffn, ln2; decoder blocks: ln1, cross_attn, ln2, ffn, ln3.
+    let block = |side: &str, i: usize, cross: bool| -> Result<Block> {
+        let vb = root.pp(format!("{side}.{i}"));
+        let ln_mlp = if cross { "ln3" } else { "ln2" };
+        Ok(Block {
+            ln_attn: Norm::layer_norm(&vb, "ln1", d, eps)?,
+            attn: AttnWeights::load(&vb.pp("self_attn"), names, d, d, true)?,
+            cross: if cross {
+                Some(Cross {
+                    norm: Norm::layer_norm(&vb, "ln2", d, eps)?,
+                    attn: AttnWeights::load(&vb.pp("cross_attn"), names, d, d, true)?,
+                })
+            } else {
+                None
+            },
+            ln_mlp: Norm::layer_norm(&vb, ln_mlp, d, eps)?,
+            mlp: ffn(&vb.pp("ffn"), d, f)?,
         })
+    };
+    let encoder = (0..cfg.encoder_layers)
+        .map(|i| block("encoder", i, false))
         .collect::<Result<Vec<_>>>()?;
     let decoder = (0..cfg.decoder_layers)
-        .map(|i| {
-            let vb = root.pp(format!("decoder.{i}"));
-            Ok(Block {
-                ln_attn: Norm::layer_norm(&vb, "ln1", d, eps)?,
-                attn: attn(&vb.pp("self_attn"), d)?,
-                cross: Some(Cross {
-                    norm: Norm::layer_norm(&vb, "ln2", d, eps)?,
-                    attn: attn(&vb.pp("cross_attn"), d)?,
-                }),
-                ln_mlp: Norm::layer_norm(&vb, "ln3", d, eps)?,
-                mlp: ffn(&vb.pp("ffn"), d, f)?,
-            })
-        })
+        .map(|i| block("decoder", i, true))
         .collect::<Result<Vec<_>>>()?;
     let embed = |name: &str, vocab: usize| -> Result<Embeddings> {
-        Ok(Embeddings {
-            token: TokenTable::Table(root.table(name, vocab, d)?),
-            scale: (d as f32).sqrt(),
-            position: PositionKind::Sinusoidal,
-            segments: None,
-            norm: None,
-            d_model: d,
-            max_positions: cfg.max_len,
-        })
+        Ok(Embeddings::plain(
+            TokenTable::Table(root.table(name, vocab, d)?),
+            d,
+            (d as f32).sqrt(),
+            PositionKind::Sinusoidal,
+            cfg.max_len,
+        ))
     };
     let head = LmHead {
         norm: None,
@@ -139,7 +127,14 @@ pub fn from_weights(
         scale: 1.0,
         tied: false,
     };
-    let spec = AttnSpec::standard(h, d / h, false);
+    let (encoder, decoder) = stacks(
+        Placement::Post,
+        (h, d / h),
+        (h, d / h),
+        None,
+        encoder,
+        decoder,
+    );
     let n_params = crate::model::config::count_params(st);
     let info = ModelInfo {
         spec: "textbook".into(),
@@ -175,19 +170,10 @@ pub fn from_weights(
         source_tokenizer,
         target_tokenizer,
         enc_embed: embed("src_embed.weight", cfg.src_vocab_size)?,
-        encoder: Stack {
-            placement: Placement::Post,
-            attn: spec.clone(),
-            cross: None,
-            blocks: encoder,
-        },
+        encoder,
+        enc_norm: None,
         dec_embed: embed("tgt_embed.weight", cfg.tgt_vocab_size)?,
-        decoder: Stack {
-            placement: Placement::Post,
-            attn: AttnSpec::standard(h, d / h, true),
-            cross: Some(spec),
-            blocks: decoder,
-        },
+        decoder,
         head,
         enc_bias: None,
         dec_bias: None,

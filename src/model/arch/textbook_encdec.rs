@@ -5,10 +5,10 @@
 //! embedding (as in the paper).
 
 use super::textbook::{validate, xavier};
-use crate::model::attention::{AttnSpec, AttnWeights};
-use crate::model::block::{Block, Cross, Mlp, Norm, Placement, Stack};
+use crate::model::attention::AttnWeights;
+use crate::model::block::{Block, Cross, Mlp, Norm, Placement};
 use crate::model::embed::{Embeddings, PositionKind, TokenTable};
-use crate::model::encdec::EncoderDecoder;
+use crate::model::encdec::{EncoderDecoder, stacks};
 use crate::model::head::LmHead;
 use crate::model::{Arch, ModelInfo, TextbookConfig};
 use crate::numeric::ops::Activation;
@@ -98,14 +98,14 @@ pub fn new(cfg: TextbookConfig, enc_layers: usize, dec_layers: usize) -> Result<
     for (id, mut row) in unembed.rows_mut().into_iter().enumerate() {
         row.assign(&tgt_table.row(id as u32));
     }
-    let embed = |token| Embeddings {
-        token,
-        scale: (d as f32).sqrt(),
-        position: PositionKind::Sinusoidal,
-        segments: None,
-        norm: None,
-        d_model: d,
-        max_positions: usize::MAX,
+    let embed = |token| {
+        Embeddings::plain(
+            token,
+            d,
+            (d as f32).sqrt(),
+            PositionKind::Sinusoidal,
+            usize::MAX,
+        )
     };
     let id = |t: &str| {
         tokenizer
@@ -139,25 +139,23 @@ pub fn new(cfg: TextbookConfig, enc_layers: usize, dec_layers: usize) -> Result<
             "Xavier-uniform weights, zero biases; LM head tied to the target embedding".into(),
         ],
     };
-    let spec = AttnSpec::standard(h, d / h, false);
+    let (encoder, decoder) = stacks(
+        Placement::Post,
+        (h, d / h),
+        (h, d / h),
+        None,
+        encoder,
+        decoder,
+    );
     Ok(EncoderDecoder {
         info,
         source_tokenizer: Tokenizer::bundled_bert_uncased(),
         target_tokenizer: tokenizer,
         enc_embed: embed(src_table),
-        encoder: Stack {
-            placement: Placement::Post,
-            attn: spec.clone(),
-            cross: None,
-            blocks: encoder,
-        },
+        encoder,
+        enc_norm: None,
         dec_embed: embed(tgt_table),
-        decoder: Stack {
-            placement: Placement::Post,
-            attn: AttnSpec::standard(h, d / h, true),
-            cross: Some(spec),
-            blocks: decoder,
-        },
+        decoder,
         head: LmHead {
             norm: None,
             unembed: PackedMatrix::new(&unembed).into(),
