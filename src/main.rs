@@ -150,23 +150,32 @@ fn load(m: &attn::cli::ModelArgs) -> Result<Box<dyn Model>> {
     Ok(model)
 }
 
-/// Load the explorer's model. With no `--model`, a default that fails to load falls back to the textbook model
-/// (with a note in the status line) rather than refusing to start.
-fn load_for_explorer(m: &attn::cli::ModelArgs) -> Result<(Box<dyn Model>, Option<String>)> {
+/// Load the explorer's model. With no `--model` (and no textbook flags), `textbook-dates` opens when no real model
+/// was fetched; a default that fails to load falls back to the textbook model (with a note in the status line)
+/// rather than refusing to start.
+fn load_for_explorer(m: &attn::cli::ModelArgs) -> Result<(attn::tui::Loaded, Option<String>)> {
+    let mut args = m.clone();
+    if args.model.is_none() && args.textbook_flags().is_empty() && args.spec() == "textbook" {
+        args.model = Some("textbook-dates".into());
+    }
+    if let Some(ed) = commands::load_encdec(&args)? {
+        return Ok((attn::tui::Loaded::EncDec(std::sync::Arc::new(ed)), None));
+    }
+    let m = &args;
     if m.model.is_some() {
-        return Ok((load(m)?, None));
+        return Ok((attn::tui::Loaded::Model(load(m)?.into()), None));
     }
     let spec = m.spec();
     match model::load(&spec, &m.textbook()) {
         Ok(x) => {
             m.check_applies(x.info())?;
-            Ok((x, None))
+            Ok((attn::tui::Loaded::Model(x.into()), None))
         }
         Err(e) if spec != "textbook" => {
             let tb =
                 model::load("textbook", &m.textbook()).context("cannot load the textbook model")?;
             Ok((
-                tb,
+                attn::tui::Loaded::Model(tb.into()),
                 Some(format!(
                     "could not open the default model `{spec}` ({e}); using textbook (random weights)"
                 )),
@@ -195,9 +204,11 @@ fn explore(a: ExploreArgs) -> Result<()> {
     if tty_err {
         eprint!("\r\x1b[K");
     }
-    let (m, note) = loaded?;
-    attn::cli::check_text_b(m.info(), a.text_b.as_deref())?;
-    let model: std::sync::Arc<dyn Model> = std::sync::Arc::from(m);
+    let (model, note) = loaded?;
+    let encdec = matches!(model, attn::tui::Loaded::EncDec(_));
+    if !encdec {
+        attn::cli::check_text_b(model.info(), a.text_b.as_deref())?;
+    }
     let color = a.color.palette(true);
 
     // Restore the terminal before any panic message is printed.
@@ -217,7 +228,7 @@ fn explore(a: ExploreArgs) -> Result<()> {
         let backend = ratatui::backend::CrosstermBackend::new(std::io::stdout());
         let mut terminal = ratatui::Terminal::new(backend)?;
         let size = terminal.size()?;
-        let text = a.text.as_deref().unwrap_or(tui::DEFAULT_TEXT);
+        let text = a.text.as_deref().unwrap_or(tui::default_text(model.info()));
         let mut app = tui::new_app(
             model.info(),
             text,
@@ -225,6 +236,9 @@ fn explore(a: ExploreArgs) -> Result<()> {
             color,
             (size.width, size.height),
         );
+        if encdec {
+            app.enable_encdec();
+        }
         if let Some(n) = note {
             app.hint = Some(attn::tokenize::escape_text(&n));
         }
@@ -233,12 +247,8 @@ fn explore(a: ExploreArgs) -> Result<()> {
         let dump_root = attn::export::dump_root(a.dump_dir.as_deref());
         app.dump_root = dump_root.clone();
         let env = tui::Env {
-            model: model.clone(),
-            worker: tui::worker::Worker::spawn_with_budget(
-                model.clone(),
-                tx.clone(),
-                a.budget.mem_budget,
-            ),
+            worker: model.worker(tx.clone(), a.budget.mem_budget),
+            model,
             dump_root,
         };
         event::spawn_input_thread(tx.clone());

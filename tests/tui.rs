@@ -621,7 +621,7 @@ fn run_script(
     let m = textbook();
     let (tx, rx) = std::sync::mpsc::channel();
     let env = tui::Env {
-        model: m.clone(),
+        model: m.clone().into(),
         worker: Worker::spawn(m, tx),
         dump_root: dump_root.to_path_buf(),
     };

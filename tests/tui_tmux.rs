@@ -339,3 +339,66 @@ fn decoder_logit_lens_from_the_worker() {
     s.wait_for(&["Logit lens at position 2"], 20);
     s.send(&["q"]);
 }
+
+/// The `attn` binary with `args` in a 120×40 session, started in `dir` with the environment `env` (`NAME=value`).
+fn attn_in(dir: &Path, env: &str, args: &str) -> Session {
+    let bin = env!("CARGO_BIN_EXE_attn");
+    let cmd = format!(
+        "cd {} && {env} exec {} {args}",
+        quote(dir),
+        quote(Path::new(bin))
+    );
+    Session::start(120, 40, &cmd)
+}
+
+// Issue 12: the trained encoder–decoder in a real terminal: type a date as the source, decode greedily (T), see the
+// Korean date in the target line, switch to the cross-attention grid (t t): target rows × source columns.
+#[test]
+fn textbook_dates_decodes_and_shows_cross_attention() {
+    if !tmux_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = attn_in(dir.path(), "", "--model textbook-dates --color never");
+    s.wait_for(
+        &["[enc]", "S ❯ 22 November 2026", "Encoder self-attention"],
+        60,
+    );
+    // The sample is a placeholder: typing replaces it. Enter runs (an empty target decodes greedily).
+    s.type_text("22 November 2026");
+    s.send(&["Enter"]);
+    s.wait_for(&["T ❯ 2026년 11월 22일"], 30);
+    // T empties the target and decodes again; t t shows the cross-attention.
+    s.send(&["T"]);
+    s.wait_for(&["greedy output: 2026년 11월 22일"], 30);
+    s.send(&["t", "t"]);
+    let screen = s.wait_for(&["[cross]", "Cross-attention (target × source)", "t╲s"], 10);
+    assert!(screen.contains("T ❯ 2026년 11월 22일"), "{screen}");
+    // Columns are the source tokens (the month as one word), rows the decoder input (the Korean characters).
+    assert!(
+        screen.contains("november") && screen.contains(" 5 년"),
+        "{screen}"
+    );
+    assert_aligned(&screen, 120);
+    s.send(&["q"]);
+    let start = Instant::now();
+    while s.alive() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// Issue 12: with no real model fetched, plain `attn` opens textbook-dates with a date to start from; the random
+// textbook stays one flag away.
+#[test]
+fn without_fetched_models_attn_opens_textbook_dates() {
+    if !tmux_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = attn_in(dir.path(), "ATTN_MODELS_DIR=no-models", "");
+    let screen = s.wait_for(&["textbook-dates", "T ❯ 2026년 11월 22일"], 60);
+    assert!(screen.contains("S ❯ 22 November 2026"), "{screen}");
+    drop(s);
+    let s = attn_in(dir.path(), "ATTN_MODELS_DIR=no-models", "--model textbook");
+    s.wait_for(&["random weights", "A ❯ The cat sat on the mat"], 60);
+}

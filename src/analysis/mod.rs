@@ -3,6 +3,7 @@
 
 pub mod ablation;
 pub mod attribution;
+pub mod cross;
 pub mod rollout;
 pub mod scans;
 
@@ -228,12 +229,13 @@ pub fn head_stats(a: &ArrayView2<f32>) -> HeadStats {
         }
         maxw += row.iter().copied().fold(0.0f32, f32::max) as f64;
         // Row 0 is left out of the positional scores: a causal model's first row is trivially all on token 0.
+        // `get`: a matrix with fewer columns than rows (cross-attention) has no diagonal there.
         if i > 0 || n == 1 {
             sink += row[0] as f64;
-            selfw += row[i] as f64;
+            selfw += row.get(i).copied().unwrap_or(0.0) as f64;
         }
         if i > 1 {
-            prev += row[i - 1] as f64;
+            prev += row.get(i - 1).copied().unwrap_or(0.0) as f64;
         }
         dist += row
             .iter()
@@ -298,6 +300,17 @@ impl Summary {
     /// Check that the trace is complete (every layer's attention kept, shapes agree) and analyse it.
     pub fn new(trace: Trace) -> std::result::Result<Summary, String> {
         let n = trace.n_tokens();
+        Self::with_stats(trace, n, head_stats)
+    }
+
+    /// [`Summary::new`] for attention of `n_keys` columns, with `stat` as the head statistics (see
+    /// [`cross::cross_summary`]).
+    pub(crate) fn with_stats(
+        trace: Trace,
+        n_keys: usize,
+        stat: fn(&ArrayView2<f32>) -> HeadStats,
+    ) -> std::result::Result<Summary, String> {
+        let n = trace.n_tokens();
         let nl = trace.n_layers();
         if trace.hidden.len() != nl + 1 {
             return Err(format!(
@@ -314,9 +327,9 @@ impl Summary {
                 .as_ref()
                 .ok_or_else(|| format!("layer {l}: the attention was not kept"))?;
             let (h, r, c) = a.dim();
-            if r != n || c != n || h == 0 || n_heads.is_some_and(|k| k != h) {
+            if r != n || c != n_keys || h == 0 || n_heads.is_some_and(|k| k != h) {
                 return Err(format!(
-                    "layer {l}: attention has shape [{h}, {r}, {c}] for {n} tokens"
+                    "layer {l}: attention has shape [{h}, {r}, {c}] for {n} × {n_keys} tokens"
                 ));
             }
             n_heads = Some(h);
@@ -325,8 +338,8 @@ impl Summary {
                     "layer {l}: update norms do not cover the {n} tokens"
                 ));
             }
-            stats.push(a.outer_iter().map(|m| head_stats(&m)).collect::<Vec<_>>());
-            mean_stats.push(head_stats(&mean_over_heads(a).view()));
+            stats.push(a.outer_iter().map(|m| stat(&m)).collect::<Vec<_>>());
+            mean_stats.push(stat(&mean_over_heads(a).view()));
         }
         for (l, h) in trace.hidden.iter().enumerate() {
             if h.nrows() != n {
@@ -343,29 +356,7 @@ impl Summary {
                 trace.kv_group.len()
             ));
         }
-        let norms_all = NormStat::ALL
-            .iter()
-            .map(|s| {
-                if n > 0 {
-                    layer_norms_by(&trace, *s)
-                } else {
-                    vec![]
-                }
-            })
-            .collect();
-        let pattern_counts = stats
-            .iter()
-            .map(|layer| layer.iter().filter(|s| has_pattern(s)).count())
-            .collect();
-        Ok(Summary {
-            non_finite: first_non_finite(&trace),
-            trace: Arc::new(trace),
-            stats,
-            mean_stats,
-            norms_all,
-            pattern_counts,
-            n_heads,
-        })
+        Ok(Summary::assemble(trace, stats, mean_stats, n_heads))
     }
 
     pub fn att(&self, layer: usize) -> Option<&Array3<f32>> {

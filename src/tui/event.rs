@@ -20,6 +20,8 @@ pub enum Event {
     Resize(u16, u16),
     /// A forward pass finished (or failed).
     Traced(Box<Outcome>),
+    /// An encoder–decoder run finished (or failed).
+    EncDecTraced(Box<crate::tui::encdec::EncDecOutcome>),
     /// A logit-lens computation finished.
     Lens(Box<LensOutcome>),
     /// The forward pass of `generation` has finished `done` of its `total` blocks.

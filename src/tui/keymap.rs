@@ -80,6 +80,10 @@ pub enum Action {
     Colors,
     DumpView,
     DumpAll,
+    /// Encoder–decoders: the next attention kind.
+    Kind,
+    /// Encoder–decoders: fill the target by greedy decoding and run.
+    Decode,
     Digit,
     GoLayer,
     // Moving.
@@ -204,7 +208,12 @@ pub const ROWS: &[Row] = &[
     row(
         Ctx::Input,
         &[(k(K::Down), A::FieldB), (k(K::Up), A::FieldA)],
-        "edit sentence B / back to A (models with sentence pairs only)",
+        "sentence B / back to A (sentence pairs); encoder–decoders: target / source",
+    ),
+    row(
+        Ctx::Input,
+        &[(ctrl('t'), A::Decode)],
+        "encoder–decoders: decode the target greedily and run",
     ),
     row(
         Ctx::Input,
@@ -344,6 +353,16 @@ pub const ROWS: &[Row] = &[
         Ctx::Explorer,
         &[(ch('D'), A::DumpAll)],
         "dump the whole trace (attn dump format)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('t'), A::Kind)],
+        "encoder–decoders: encoder self → decoder self → cross (target × source)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('T'), A::Decode)],
+        "encoder–decoders: decode the target greedily and run",
     ),
     row(
         Ctx::Explorer,
@@ -506,90 +525,8 @@ fn matches(k: &Key, e: &KeyEvent) -> bool {
     k.0 == e.code && k.1 == mods
 }
 
-fn key_name(k: &Key) -> String {
-    match k.0 {
-        K::Left => "←".into(),
-        K::Right => "→".into(),
-        K::Up => "↑".into(),
-        K::Down => "↓".into(),
-        K::PageUp => "PgUp".into(),
-        K::PageDown => "PgDn".into(),
-        K::Home => "Home".into(),
-        K::End => "End".into(),
-        K::Enter => "Enter".into(),
-        K::Esc => "Esc".into(),
-        K::Tab => "Tab".into(),
-        K::BackTab => "Shift-Tab".into(),
-        K::Backspace => "Backspace".into(),
-        K::Delete => "Del".into(),
-        K::F(n) => format!("F{n}"),
-        K::Char(c) if k.1.contains(C) => format!("Ctrl-{}", c.to_ascii_uppercase()),
-        K::Char(c) => c.to_string(),
-        _ => String::new(),
-    }
-}
-
-/// The keys of a row as shown: `← →`, `0-9`, `Ctrl-U Ctrl-K`.
-pub fn keys_label(r: &Row) -> String {
-    if r.keys.is_empty() {
-        return "type / paste".into();
-    }
-    if r.keys.iter().all(|(_, a)| *a == Action::Digit) {
-        return "0-9".into();
-    }
-    if r.keys.iter().all(|(_, a)| *a == Action::Select) {
-        return "Shift-drag".into();
-    }
-    let mut names: Vec<String> = vec![];
-    for (k, _) in r.keys {
-        let n = key_name(k);
-        if !n.is_empty() && !names.contains(&n) {
-            names.push(n);
-        }
-    }
-    names.join(" ")
-}
-
-/// The contexts in the order the help shows them.
-pub const ORDER: [Ctx; 8] = [
-    Ctx::Input,
-    Ctx::Explorer,
-    Ctx::Grid,
-    Ctx::Overview,
-    Ctx::Positions,
-    Ctx::Norms,
-    Ctx::Lens,
-    Ctx::Explain,
-];
-
-/// The help: per context, a heading (`None` keys) and its rows.
-pub fn help_lines() -> Vec<(Option<String>, String)> {
-    let mut out = vec![];
-    for c in ORDER {
-        out.push((None, c.title().to_string()));
-        for r in ROWS.iter().filter(|r| r.ctx == c) {
-            out.push((Some(keys_label(r)), r.help.to_string()));
-        }
-    }
-    out
-}
-
-/// README's key table, generated.
-pub fn markdown() -> String {
-    let mut s = String::new();
-    for (k, h) in help_lines() {
-        match k {
-            None => {
-                if !s.is_empty() {
-                    s.push('\n');
-                }
-                s.push_str(&format!("**{h}**\n\n| keys | what |\n|---|---|\n"));
-            }
-            Some(k) => s.push_str(&format!("| `{k}` | {} |\n", h.replace('|', "\\|"))),
-        }
-    }
-    s
-}
+mod help;
+pub use help::{ORDER, help_lines, keys_label, markdown};
 
 #[cfg(test)]
 mod tests;

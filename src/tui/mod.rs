@@ -6,6 +6,7 @@
 //! SIGTSTP (Ctrl-Z) restores it and stops; SIGCONT (`fg`) sets it up again and redraws the whole screen.
 
 pub mod app;
+pub mod encdec;
 pub mod event;
 pub mod explained;
 mod export_table;
@@ -17,6 +18,7 @@ pub mod ui;
 pub mod worker;
 
 use crate::export;
+use crate::model::encdec::EncoderDecoder;
 use crate::model::{Model, ModelInfo};
 use app::{App, Effect, Palette};
 use event::{Event, EventSource};
@@ -33,15 +35,73 @@ pub const DEFAULT_TEXT: &str = "The cat sat on the mat because it was tired.";
 
 /// What the run loop needs besides the app: the model (for dumps), the worker, where dumps go.
 pub struct Env {
-    pub model: Arc<dyn Model>,
+    pub model: Loaded,
     pub worker: Worker,
     pub dump_root: PathBuf,
 }
 
-/// The status-line hint for a model: the textbook model's weights are random.
+/// The model the explorer runs: an encoder or decoder, or an encoder–decoder.
+#[derive(Clone)]
+pub enum Loaded {
+    Model(Arc<dyn Model>),
+    EncDec(Arc<EncoderDecoder>),
+}
+
+impl From<Arc<dyn Model>> for Loaded {
+    fn from(m: Arc<dyn Model>) -> Self {
+        Loaded::Model(m)
+    }
+}
+
+impl Loaded {
+    pub fn info(&self) -> &ModelInfo {
+        match self {
+            Loaded::Model(m) => m.info(),
+            Loaded::EncDec(m) => &m.info,
+        }
+    }
+
+    /// The worker that runs this model (`budget`: bytes of attention a run may keep, for encoders and decoders).
+    pub fn worker(&self, events: std::sync::mpsc::Sender<event::Event>, budget: u64) -> Worker {
+        match self {
+            Loaded::Model(m) => Worker::spawn_with_budget(m.clone(), events, budget),
+            Loaded::EncDec(m) => Worker::spawn_encdec(m.clone(), events),
+        }
+    }
+}
+
+/// Write a dump into a fresh time-stamped directory under `root`; a failure leaves no directory behind.
+fn dump_fresh(
+    root: &std::path::Path,
+    write: impl FnOnce(&std::path::Path) -> crate::Result<Vec<PathBuf>>,
+) -> crate::Result<Vec<PathBuf>> {
+    fresh_dump_dir(root, &utc_stamp(SystemTime::now())).and_then(|dir| {
+        let r = write(&dir);
+        if r.is_err() {
+            let _ = std::fs::remove_dir(&dir);
+        }
+        r
+    })
+}
+
+/// The status-line hint for a model: the textbook model's weights are random; textbook-dates reads dates.
 pub fn hint_for(info: &ModelInfo) -> Option<String> {
-    (info.spec == "textbook")
-        .then(|| "textbook = random weights · real models: scripts/fetch-models".to_string())
+    match info.spec.as_str() {
+        "textbook" => Some("textbook = random weights · real models: scripts/fetch-models".to_string()),
+        "textbook-dates" => Some(
+            "type a date (22 November 2026 or November 22, 2026) · T decodes · t: encoder/decoder/cross".to_string(),
+        ),
+        _ => None,
+    }
+}
+
+/// The text the explorer starts with when none is given: a date for textbook-dates, else a sentence.
+pub fn default_text(info: &ModelInfo) -> &'static str {
+    if info.spec == "textbook-dates" {
+        encdec::DEFAULT_SOURCE
+    } else {
+        DEFAULT_TEXT
+    }
 }
 
 /// A new app for a model.
@@ -97,37 +157,50 @@ impl Env {
                     cols,
                     matrix,
                 } => {
-                    let r = fresh_dump_dir(&self.dump_root, &utc_stamp(SystemTime::now()))
-                        .and_then(|dir| {
-                            let t = export_table::Table {
-                                stem: &stem,
-                                corner: &corner,
-                                rows: &rows,
-                                cols: &cols,
-                            };
-                            let r = export_table::write(&dir, &t, &matrix.view());
-                            if r.is_err() {
-                                let _ = std::fs::remove_dir(&dir);
-                            }
-                            r
-                        });
+                    let r = dump_fresh(&self.dump_root, |dir| {
+                        let t = export_table::Table {
+                            stem: &stem,
+                            corner: &corner,
+                            rows: &rows,
+                            cols: &cols,
+                        };
+                        export_table::write(dir, &t, &matrix.view())
+                    });
                     app.dumped(r.map_err(|e| e.to_string()));
                 }
                 Effect::DumpAll { trace } => {
-                    let r = fresh_dump_dir(&self.dump_root, &utc_stamp(SystemTime::now()))
-                        .and_then(|dir| {
-                            let r = export::dump(
-                                self.model.as_ref(),
+                    let r = match &self.model {
+                        Loaded::Model(m) => dump_fresh(&self.dump_root, |dir| {
+                            export::dump(
+                                m.as_ref(),
                                 &trace,
-                                &dir,
+                                dir,
                                 &export::DumpOptions::new(export::Format::Npy, false),
-                            );
-                            if r.is_err() {
-                                let _ = std::fs::remove_dir(&dir);
-                            }
-                            r
-                        });
-                    app.dumped(r.map_err(|e| e.to_string()));
+                            )
+                        })
+                        .map_err(|e| e.to_string()),
+                        Loaded::EncDec(_) => {
+                            Err("an encoder–decoder run is dumped whole by D".into())
+                        }
+                    };
+                    app.dumped(r);
+                }
+                Effect::DumpEncDec(d) => {
+                    let r = match &self.model {
+                        Loaded::EncDec(m) => dump_fresh(&self.dump_root, |dir| {
+                            export::encdec::dump(
+                                m,
+                                &d.trace,
+                                &d.source,
+                                d.target.as_deref(),
+                                dir,
+                                false,
+                            )
+                        })
+                        .map_err(|e| e.to_string()),
+                        Loaded::Model(_) => Err("this model is not an encoder–decoder".into()),
+                    };
+                    app.dumped(r);
                 }
             }
         }

@@ -5,6 +5,7 @@
 use super::event::Event;
 pub use super::event::{Job, LensOutcome, Outcome};
 use crate::analysis::Summary;
+use crate::model::encdec::EncoderDecoder;
 use crate::model::{self, Model};
 use crate::trace::{Progress, TopToken, Trace};
 use std::sync::Arc;
@@ -38,18 +39,7 @@ pub fn run_job_within(
             text_b,
         } => {
             let start = Instant::now();
-            let progress = progress.map(|tx| {
-                let tx = std::sync::Mutex::new(tx.clone());
-                Progress(Arc::new(move |done, total| {
-                    if let Ok(tx) = tx.lock() {
-                        let _ = tx.send(Event::Progress {
-                            generation,
-                            done,
-                            total,
-                        });
-                    }
-                }))
-            });
+            let progress = progress.and_then(|tx| progress_to(tx, generation));
             let result = prepare_within(model, &text, text_b.as_deref(), budget, progress);
             Event::Traced(Box::new(Outcome {
                 generation,
@@ -73,6 +63,20 @@ pub fn run_job_within(
             Event::Explained(Box::new(super::explained::compute(model, trace, w_o, req)))
         }
     }
+}
+
+/// A [`Progress`] that sends (blocks done, all blocks) of run `generation` into the event channel.
+fn progress_to(tx: &Sender<Event>, generation: u64) -> Option<Progress> {
+    let tx = std::sync::Mutex::new(tx.clone());
+    Some(Progress(Arc::new(move |done, total| {
+        if let Ok(tx) = tx.lock() {
+            let _ = tx.send(Event::Progress {
+                generation,
+                done,
+                total,
+            });
+        }
+    })))
 }
 
 /// Tokenize, check the size, run the model and analyse the trace.
@@ -158,10 +162,46 @@ impl Worker {
 
     /// [`Worker::spawn`] with a memory budget in bytes for each run.
     pub fn spawn_with_budget(model: Arc<dyn Model>, events: Sender<Event>, budget: u64) -> Worker {
+        Self::spawn_runner(events, move |job, tx| {
+            run_job_within(model.as_ref(), job, budget, Some(tx))
+        })
+    }
+
+    /// A worker for an encoder–decoder: run jobs decode (when the target is empty) and run both stacks.
+    pub fn spawn_encdec(model: Arc<EncoderDecoder>, events: Sender<Event>) -> Worker {
+        Self::spawn_runner(events, move |job, tx| {
+            // The app asks an encoder–decoder for runs only.
+            let Job::Run {
+                generation,
+                text: source,
+                text_b: target,
+            } = job
+            else {
+                return Event::Tick;
+            };
+            let start = Instant::now();
+            let result = super::encdec::prepare(
+                &model,
+                &source,
+                target.as_deref(),
+                progress_to(tx, generation),
+            );
+            Event::EncDecTraced(Box::new(super::encdec::EncDecOutcome {
+                generation,
+                result,
+                total: start.elapsed(),
+            }))
+        })
+    }
+
+    fn spawn_runner(
+        events: Sender<Event>,
+        run: impl Fn(Job, &Sender<Event>) -> Event + Send + 'static,
+    ) -> Worker {
         let (jobs, rx) = channel::<Job>();
         std::thread::Builder::new()
             .name("attn-worker".into())
-            .spawn(move || worker_loop(model.as_ref(), rx, events, budget))
+            .spawn(move || worker_loop(rx, events, run))
             .unwrap_or_else(|e| panic!("cannot start the inference thread: {e}"));
         Worker { jobs }
     }
@@ -172,7 +212,11 @@ impl Worker {
     }
 }
 
-fn worker_loop(model: &dyn Model, rx: Receiver<Job>, events: Sender<Event>, budget: u64) {
+fn worker_loop(
+    rx: Receiver<Job>,
+    events: Sender<Event>,
+    run: impl Fn(Job, &Sender<Event>) -> Event,
+) {
     while let Ok(first) = rx.recv() {
         // Skip to the newest run job waiting (typing queues many); lens jobs behind it are kept in order.
         let mut queue = vec![first];
@@ -188,10 +232,7 @@ fn worker_loop(model: &dyn Model, rx: Receiver<Job>, events: Sender<Event>, budg
             if matches!(job, Job::Explain { .. }) && Some(i) != last_explain {
                 continue;
             }
-            if events
-                .send(run_job_within(model, job, budget, Some(&events)))
-                .is_err()
-            {
+            if events.send(run(job, &events)).is_err() {
                 return;
             }
         }

@@ -26,9 +26,10 @@ pub fn too_small(app: &App) -> bool {
 
 /// Whether the sentence B line is shown.
 pub fn show_b(app: &App) -> bool {
-    app.pairs()
-        && (!app.input.lines[1].text.is_empty()
-            || (app.input.field == 1 && app.focus == Focus::Input))
+    app.encdec.is_some()
+        || app.pairs()
+            && (!app.input.lines[1].text.is_empty()
+                || (app.input.field == 1 && app.focus == Focus::Input))
 }
 
 pub fn screen(app: &App) -> Screen {
@@ -71,7 +72,7 @@ pub fn grid_panes(app: &App) -> GridPanes {
     let mut info = None;
     if body.width >= 96 {
         // The side panel takes what the grid does not need (cells are at most 6 columns wide).
-        let n = app.grid.visible.len().max(1) as u16;
+        let n = app.grid.cols.len().max(1) as u16;
         let need = (max_label_w(app) as u16).clamp(4, 18) + 3 + n.saturating_mul(6);
         let side_w = body
             .width
@@ -146,6 +147,7 @@ pub fn grid_geom(app: &App, block: Rect) -> GridGeom {
         block.height.saturating_sub(2),
     );
     let n = app.grid.visible.len().max(1);
+    let nk = app.grid.cols.len().max(1);
     let legend = Rect::new(
         inner.x,
         inner.y + inner.height.saturating_sub(1),
@@ -167,22 +169,22 @@ pub fn grid_geom(app: &App, block: Rect) -> GridGeom {
             cells,
             rows: n,
             row_h: 1,
-            cols: n,
+            cols: nk,
             legend,
         };
     }
     let cap = (inner.width / 4).clamp(6, 18) as usize;
     let label_w = max_label_w(app).clamp(4, cap) as u16;
     let avail_w = inner.width.saturating_sub(label_w + 1);
-    let cell_w = (avail_w as usize / n).clamp(2, 6) as u16;
+    let cell_w = (avail_w as usize / nk).clamp(2, 6) as u16;
     let cols = (avail_w / cell_w.max(1)) as usize;
-    let fits_one = app.trace().is_none_or(|t| {
-        app.grid
-            .visible
-            .iter()
-            .filter_map(|&i| t.tokens.get(i))
-            .all(|tok| tok.label.width() < cell_w as usize)
-    });
+    let keys = app.key_tokens();
+    let fits_one = app
+        .grid
+        .cols
+        .iter()
+        .filter_map(|&i| keys.get(i))
+        .all(|tok| tok.label.width() < cell_w as usize);
     let header_rows = if fits_one || inner.height < 8 { 1 } else { 2 };
     let avail_h = inner.height.saturating_sub(header_rows + 1);
     let row_h: u16 = if avail_h as usize >= 2 * n && cell_w >= 4 {
@@ -191,7 +193,7 @@ pub fn grid_geom(app: &App, block: Rect) -> GridGeom {
         1
     };
     let rows = ((avail_h / row_h) as usize).min(n);
-    let cols = cols.min(n);
+    let cols = cols.min(nk);
     let cells = Rect::new(
         inner.x + label_w + 1,
         inner.y + header_rows,
@@ -222,12 +224,12 @@ pub fn grid_capacity(app: &App) -> (usize, usize) {
 
 /// In zoom mode: how many tokens one terminal cell covers along rows (two pixels per cell: half blocks) and
 /// columns, and the size of the picture in cells.
-pub fn zoom_blocks(n: usize, cells: Rect, halves: bool) -> (usize, usize, u16, u16) {
+pub fn zoom_blocks((n, nk): (usize, usize), cells: Rect, halves: bool) -> (usize, usize, u16, u16) {
     let px_h = cells.height as usize * if halves { 2 } else { 1 };
     let px_w = cells.width as usize;
     let by_r = n.div_ceil(px_h.max(1)).max(1);
-    let by_c = n.div_ceil(px_w.max(1)).max(1);
-    let pic_w = n.div_ceil(by_c) as u16;
+    let by_c = nk.div_ceil(px_w.max(1)).max(1);
+    let pic_w = nk.div_ceil(by_c) as u16;
     let pic_h = (n.div_ceil(by_r) as u16).div_ceil(if halves { 2 } else { 1 });
     (by_r, by_c, pic_w, pic_h)
 }
@@ -242,17 +244,17 @@ pub fn grid_cell_at(app: &App, x: u16, y: u16) -> Option<(usize, usize)> {
     if x < c.x || y < c.y || x >= c.x + c.width || y >= c.y + c.height {
         return None;
     }
-    let n = app.grid.visible.len();
+    let (n, nk) = (app.grid.visible.len(), app.grid.cols.len());
     if app.grid.zoom {
         let halves = app.color != Palette::Mono;
-        let (by_r, by_c, _, _) = zoom_blocks(n, c, halves);
+        let (by_r, by_c, _, _) = zoom_blocks((n, nk), c, halves);
         let r = (y - c.y) as usize * if halves { 2 } else { 1 } * by_r;
         let col = (x - c.x) as usize * by_c;
-        return (r < n && col < n).then_some((r, col));
+        return (r < n && col < nk).then_some((r, col));
     }
     let r = app.grid.scroll.0 + ((y - c.y) / g.row_h.max(1)) as usize;
     let col = app.grid.scroll.1 + ((x - c.x) / g.cell_w.max(1)) as usize;
-    (r < n && col < n).then_some((r, col))
+    (r < n && col < nk).then_some((r, col))
 }
 
 /// Which input line (0 = A, 1 = B) a click at a screen position edits: anywhere in the sentence box counts (the

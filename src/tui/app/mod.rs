@@ -3,6 +3,7 @@
 //! `state` holds the small parts, `update` the event and key handling (through the keymap), `layout` the screen
 //! geometry that drawing and mouse hit-testing share.
 
+mod encdec;
 mod explain;
 pub mod layout;
 mod state;
@@ -11,6 +12,7 @@ mod update;
 pub use crate::analysis::Summary;
 pub use crate::colormap::Palette;
 pub use crate::tui::line_edit::LineEdit;
+pub use encdec::EncDec;
 pub use state::{Focus, Grid, Help, Input, Jump, Lens, Panes, Runs, Selection, Status, View};
 
 use crate::analysis::{self, HeadStats};
@@ -43,6 +45,25 @@ pub enum Effect {
     },
     /// Write the whole trace in the `attn dump` format.
     DumpAll { trace: Arc<Trace> },
+    /// Write an encoder–decoder run in the `attn dump` encoder–decoder format.
+    DumpEncDec(Box<crate::tui::encdec::EncDecDump>),
+}
+
+/// The label of `tokens[i]` as lists show it (`#position` added when another token reads the same).
+fn position_tagged(tokens: &[crate::tokenize::TokenInfo], i: usize) -> String {
+    if i >= tokens.len() {
+        return String::new();
+    }
+    token_labels(tokens).swap_remove(i)
+}
+
+/// The labels of `tokens[i]` for `i` in `which`, `#position` added where two tokens read the same.
+fn tagged_subset(tokens: &[crate::tokenize::TokenInfo], which: &[usize]) -> Vec<String> {
+    let tagged = token_labels(tokens);
+    which
+        .iter()
+        .filter_map(|&i| tagged.get(i).cloned())
+        .collect()
 }
 
 /// The explorer's whole state.
@@ -74,6 +95,8 @@ pub struct App {
     pub quit: bool,
     /// Where dumps go (shown in help).
     pub dump_root: PathBuf,
+    /// Encoder–decoders: the attention kinds and the target line's state.
+    pub encdec: Option<EncDec>,
 }
 
 impl App {
@@ -110,6 +133,7 @@ impl App {
             now: Instant::now(),
             quit: false,
             dump_root: PathBuf::from("attn-dumps"),
+            encdec: None,
         }
     }
 
@@ -158,7 +182,7 @@ impl App {
 
     /// Whether the model reads sentence pairs (token types): only then is sentence B offered.
     pub fn pairs(&self) -> bool {
-        self.info.takes_sentence_pairs()
+        self.info.takes_sentence_pairs() || self.encdec.is_some()
     }
 
     /// Token index under the cursor's query row / key column.
@@ -166,7 +190,7 @@ impl App {
         self.grid.visible.get(self.grid.cur.0).copied()
     }
     pub fn key_token(&self) -> Option<usize> {
-        self.grid.visible.get(self.grid.cur.1).copied()
+        self.grid.cols.get(self.grid.cur.1).copied()
     }
 
     pub fn trace(&self) -> Option<&Trace> {
@@ -193,23 +217,14 @@ impl App {
     /// The labels of the visible tokens, with `#position` added where two are alike (`the#0`, `the#4`).
     pub fn visible_labels(&self) -> Vec<String> {
         let Some(t) = self.trace() else { return vec![] };
-        let tagged = token_labels(&t.tokens);
-        self.grid
-            .visible
-            .iter()
-            .filter_map(|&i| tagged.get(i).cloned())
-            .collect()
+        tagged_subset(&t.tokens, &self.grid.visible)
     }
 
     /// The label of token `i` as lists show it (`#position` added when another token reads the same).
     pub fn token_label(&self, i: usize) -> String {
-        let Some(t) = self.trace() else {
-            return String::new();
-        };
-        if i >= t.tokens.len() {
-            return String::new();
-        }
-        token_labels(&t.tokens).swap_remove(i)
+        self.trace()
+            .map(|t| position_tagged(&t.tokens, i))
+            .unwrap_or_default()
     }
 
     /// The full `n × n` matrix of the current layer and head (or mean), before hiding.
@@ -235,8 +250,12 @@ impl App {
     pub fn current_stats(&self) -> Option<HeadStats> {
         let d = self.data.as_ref()?;
         if self.grid.hide_special {
-            return (self.grid.matrix.nrows() > 0)
-                .then(|| analysis::head_stats(&self.grid.matrix.view()));
+            let stats = if self.is_cross() {
+                analysis::cross::cross_stats
+            } else {
+                analysis::head_stats
+            };
+            return (self.grid.matrix.nrows() > 0).then(|| stats(&self.grid.matrix.view()));
         }
         if self.sel.mean {
             d.mean_stats.get(self.sel.layer).copied()
@@ -261,9 +280,15 @@ impl App {
         let old_q = self.query_token();
         let old_k = self.key_token();
         let mask = self.hidden_mask();
-        self.grid.visible = (0..n)
-            .filter(|&i| !(self.grid.hide_special && mask[i]))
-            .collect();
+        let key_mask = self.key_hidden_mask();
+        let nk = key_mask.len();
+        let shown = |mask: &[bool]| -> Vec<usize> {
+            (0..mask.len())
+                .filter(|&i| !(self.grid.hide_special && mask[i]))
+                .collect()
+        };
+        self.grid.visible = shown(&mask);
+        self.grid.cols = shown(&key_mask);
         let find = |t: Option<usize>, vis: &[usize], keep: usize| -> usize {
             match t {
                 Some(t) => vis
@@ -275,17 +300,18 @@ impl App {
         };
         self.grid.cur = (
             find(old_q, &self.grid.visible, self.grid.cur.0),
-            find(old_k, &self.grid.visible, self.grid.cur.1),
+            find(old_k, &self.grid.cols, self.grid.cur.1),
         );
         let m = self.full_matrix().unwrap_or_else(|| Array2::zeros((0, 0)));
-        let m = if self.grid.hide_special && m.nrows() == n {
-            analysis::hide_and_renormalize(&m.view(), &mask)
+        let fits = m.nrows() == n && m.ncols() == nk;
+        let m = if self.grid.hide_special && fits {
+            analysis::hide_and_renormalize(&m.view(), &key_mask)
         } else {
             m
         };
-        self.grid.matrix = if m.nrows() == n {
+        self.grid.matrix = if fits {
             m.select(Axis(0), &self.grid.visible)
-                .select(Axis(1), &self.grid.visible)
+                .select(Axis(1), &self.grid.cols)
         } else {
             Array2::zeros((0, 0))
         };
@@ -299,12 +325,13 @@ impl App {
     /// Scroll so the cursor is on screen.
     pub fn ensure_visible(&mut self) {
         let n = self.grid.visible.len();
+        let nk = self.grid.cols.len();
         self.grid.cur = (
             self.grid.cur.0.min(n.saturating_sub(1)),
-            self.grid.cur.1.min(n.saturating_sub(1)),
+            self.grid.cur.1.min(nk.saturating_sub(1)),
         );
         let (rows, cols) = layout::grid_capacity(self);
-        let fit = |cur: usize, off: usize, cap: usize| -> usize {
+        let fit = |cur: usize, off: usize, cap: usize, n: usize| -> usize {
             let cap = cap.max(1);
             let off = if cur < off {
                 cur
@@ -316,8 +343,8 @@ impl App {
             off.min(n.saturating_sub(cap))
         };
         self.grid.scroll = (
-            fit(self.grid.cur.0, self.grid.scroll.0, rows),
-            fit(self.grid.cur.1, self.grid.scroll.1, cols),
+            fit(self.grid.cur.0, self.grid.scroll.0, rows, n),
+            fit(self.grid.cur.1, self.grid.scroll.1, cols, nk),
         );
         // Overview: keep the selected layer on screen.
         let ov_rows = layout::overview_layers(self).max(1);
@@ -346,6 +373,7 @@ impl App {
     /// Ask for a run of the current text right away.
     fn run_now(&mut self) -> Option<Effect> {
         self.runs.run_at = None;
+        self.drop_stale_target();
         let text = self.input.lines[0].text.clone();
         if text.trim().is_empty() {
             self.say("type a sentence (Tab switches between the input and the explorer)");
@@ -374,7 +402,11 @@ impl App {
             (true, true) => "_nospecial",
             (true, false) => "_nofirst",
         };
-        format!("layer{:02}_{what}{hidden}", self.sel.layer)
+        let kind = self
+            .kind()
+            .map(|k| format!("{}_", k.stem()))
+            .unwrap_or_default();
+        format!("{kind}layer{:02}_{what}{hidden}", self.sel.layer)
     }
 
     /// What `d` writes: the table the current view shows.
@@ -392,16 +424,17 @@ impl App {
             | View::Weight
             | View::Writes
             | View::Embedding
-            | View::Walk => {
-                let labels = self.visible_labels();
-                Some(Effect::DumpTable {
-                    stem: self.head_stem(),
-                    corner: "query\\key".into(),
-                    rows: labels.clone(),
-                    cols: labels,
-                    matrix: self.grid.matrix.clone(),
-                })
-            }
+            | View::Walk => Some(Effect::DumpTable {
+                stem: self.head_stem(),
+                corner: if self.is_cross() {
+                    "target\\source".into()
+                } else {
+                    "query\\key".into()
+                },
+                rows: self.visible_labels(),
+                cols: self.visible_key_labels(),
+                matrix: self.grid.matrix.clone(),
+            }),
             View::Positional => {
                 let m = trace.positional.matrix().clone();
                 Some(Effect::DumpTable {
@@ -436,6 +469,29 @@ impl App {
                 })
             }
         }
+    }
+
+    /// Put a finished run's summary on screen.
+    fn show(&mut self, p: Summary, generation: u64, total: Duration) -> Vec<Effect> {
+        self.runs.busy_since = None;
+        self.runs.progress = None;
+        let first = self.data.is_none();
+        self.data = Some(p);
+        if first {
+            self.grid.cur = (1, 1);
+        }
+        self.runs.shown = generation;
+        self.runs.total = total;
+        self.lens = None;
+        self.explain.reset();
+        if self.status.as_ref().is_some_and(|s| s.error) {
+            self.status = None;
+        }
+        self.refresh();
+        if self.view == View::Lens {
+            return self.want_lens().into_iter().collect();
+        }
+        vec![]
     }
 
     /// Report a finished dump.

@@ -67,8 +67,10 @@ pub struct Grid {
     pub zoom: bool,
     /// Weights as numbers in the cells (when they are wide enough).
     pub numbers: bool,
-    /// Token indices shown (all, or all but the hidden ones).
+    /// Token indices shown as rows (all, or all but the hidden ones).
     pub visible: Vec<usize>,
+    /// Token indices shown as columns: `visible` for self-attention, source tokens for cross-attention.
+    pub cols: Vec<usize>,
     /// Cell cursor in `visible` coordinates: (query row, key column).
     pub cur: (usize, usize),
     /// First visible (row, column).
@@ -87,6 +89,7 @@ impl Default for Grid {
             zoom: false,
             numbers: true,
             visible: vec![],
+            cols: vec![],
             cur: (0, 0),
             scroll: (0, 0),
             matrix: Array2::zeros((0, 0)),

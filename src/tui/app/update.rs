@@ -12,6 +12,7 @@ use std::time::Instant;
 
 impl App {
     fn edited(&mut self) {
+        self.target_typed();
         self.runs.run_at = Some(self.now + DEBOUNCE);
     }
 
@@ -47,31 +48,17 @@ impl App {
             }
             Event::Traced(o) => {
                 if o.generation == self.runs.generation {
-                    self.runs.busy_since = None;
-                    self.runs.progress = None;
                     match o.result {
-                        Ok(p) => {
-                            let first = self.data.is_none();
-                            self.data = Some(p);
-                            if first {
-                                self.grid.cur = (1, 1);
-                            }
-                            self.runs.shown = o.generation;
-                            self.runs.total = o.total;
-                            self.lens = None;
-                            self.explain.reset();
-                            if self.status.as_ref().is_some_and(|s| s.error) {
-                                self.status = None;
-                            }
-                            self.refresh();
-                            if self.view == View::Lens {
-                                fx.extend(self.want_lens());
-                            }
+                        Ok(p) => fx.extend(self.show(p, o.generation, o.total)),
+                        Err(e) => {
+                            self.runs.busy_since = None;
+                            self.runs.progress = None;
+                            self.fail(format!("error: {e}"))
                         }
-                        Err(e) => self.fail(format!("error: {e}")),
                     }
                 }
             }
+            Event::EncDecTraced(o) => fx.extend(self.encdec_traced(*o)),
             Event::Lens(o) => {
                 if let Some(l) = &mut self.lens
                     && l.generation == o.generation
@@ -186,6 +173,7 @@ impl App {
                 self.focus = Focus::Explorer;
                 return self.run_now().into_iter().collect();
             }
+            Action::Decode => return self.decode_now(),
             Action::ToExplorer => self.focus = Focus::Explorer,
             Action::FieldB => {
                 if self.pairs() {
@@ -250,6 +238,10 @@ impl App {
             }
         }
         let Some(a) = action else { return fx };
+        if let Some(why) = self.encdec_refuses(a) {
+            self.say(why);
+            return fx;
+        }
         let nl = self.n_layers().max(1);
         let nh = self.n_heads().max(1);
         match a {
@@ -331,6 +323,9 @@ impl App {
                 self.say(format!("colours: {}", self.color.name()));
             }
             Action::DumpView => fx.extend(self.dump_view()),
+            Action::Kind => self.cycle_kind(),
+            Action::Decode => fx.extend(self.decode_now()),
+            Action::DumpAll if self.encdec.is_some() => fx.extend(self.encdec_dump()),
             Action::DumpAll => match &self.data {
                 Some(d) => fx.push(Effect::DumpAll {
                     trace: d.trace.clone(),
@@ -366,7 +361,7 @@ impl App {
     fn move_key(&mut self, a: Action, fx: &mut Vec<Effect>) {
         let nl = self.n_layers().max(1);
         let nh = self.n_heads().max(1);
-        let n = self.grid.visible.len() as isize;
+        let n = self.grid.visible.len().max(self.grid.cols.len()) as isize;
         if self.view == View::Overview {
             match a {
                 Action::Right => self.set_head((self.sel.head + 1) % nh),
@@ -467,14 +462,15 @@ impl App {
 
     /// Move the cell cursor by (rows, cols), clamped.
     pub fn move_cur(&mut self, dr: isize, dc: isize) {
-        let n = self.grid.visible.len();
-        if n == 0 {
+        let (n, nk) = (self.grid.visible.len(), self.grid.cols.len());
+        if n == 0 || nk == 0 {
             return;
         }
-        let mv =
-            |v: usize, d: isize| -> usize { (v as isize + d).clamp(0, n as isize - 1) as usize };
+        let mv = |v: usize, d: isize, n: usize| -> usize {
+            (v as isize + d).clamp(0, n as isize - 1) as usize
+        };
         let old_row = self.grid.cur.0;
-        self.grid.cur = (mv(self.grid.cur.0, dr), mv(self.grid.cur.1, dc));
+        self.grid.cur = (mv(self.grid.cur.0, dr, n), mv(self.grid.cur.1, dc, nk));
         if self.grid.cur.0 != old_row
             && let (Some(d), Some(t)) = (&self.data, self.query_token())
         {
@@ -483,7 +479,7 @@ impl App {
         self.ensure_visible();
     }
 
-    fn want_lens(&mut self) -> Option<Effect> {
+    pub(super) fn want_lens(&mut self) -> Option<Effect> {
         let d = self.data.as_ref()?;
         let pos = self.query_token()?;
         if self

@@ -3,6 +3,7 @@
 use super::widgets::{Theme, half_block_picture, pct, put, put_str};
 use crate::colormap::{self, Scale};
 use crate::show::fit_right;
+use crate::tokenize::TokenInfo;
 use crate::tui::app::layout::{self, GridGeom};
 use crate::tui::app::{App, Focus};
 use ratatui::buffer::Buffer;
@@ -13,72 +14,82 @@ use ratatui::widgets::{Block, BorderType, Widget};
 
 /// The grid block's title: what is shown.
 pub fn title(app: &App) -> String {
+    use crate::tui::encdec::AttnKind;
+    let what = match app.kind() {
+        None => "Attention",
+        Some(AttnKind::EncoderSelf) => "Encoder self-attention",
+        Some(AttnKind::DecoderSelf) => "Decoder self-attention",
+        Some(AttnKind::Cross) => "Cross-attention (target × source)",
+    };
     if app.sel.mean {
         format!(
-            " Attention · layer {} · mean of {} heads ",
+            " {what} · layer {} · mean of {} heads ",
             app.sel.layer,
             app.n_heads()
         )
     } else {
-        format!(
-            " Attention · layer {} · head {} ",
-            app.sel.layer, app.sel.head
-        )
+        format!(" {what} · layer {} · head {} ", app.sel.layer, app.sel.head)
     }
 }
 
 /// Which rows/columns are on screen, when not everything is.
 pub fn position_note(app: &App, g: &GridGeom) -> Option<String> {
-    let n = app.grid.visible.len();
-    if n == 0 {
+    let (n, nk) = (app.grid.visible.len(), app.grid.cols.len());
+    if n == 0 || nk == 0 {
         return None;
     }
     if app.grid.zoom {
-        let (by_r, by_c, _, _) =
-            layout::zoom_blocks(n, g.cells, app.color != crate::colormap::Palette::Mono);
+        let (by_r, by_c, _, _) = layout::zoom_blocks(
+            (n, nk),
+            g.cells,
+            app.color != crate::colormap::Palette::Mono,
+        );
         return Some(format!(
-            " zoomed out · {n}×{n} · {by_r}×{by_c} tokens per dot · z: back "
+            " zoomed out · {n}×{nk} · {by_r}×{by_c} tokens per dot · z: back "
         ));
     }
-    if g.rows >= n && g.cols >= n {
+    if g.rows >= n && g.cols >= nk {
         return None;
     }
     let compact = g.inner.width < 60;
+    // Non-square (cross-attention): rows × columns.
+    let size = if n == nk {
+        n.to_string()
+    } else {
+        format!("{n}×{nk}")
+    };
     let (r0, c0) = app.grid.scroll;
     let r1 = (r0 + g.rows).min(n);
-    let c1 = (c0 + g.cols).min(n);
+    let c1 = (c0 + g.cols).min(nk);
     Some(if compact {
         format!(
-            " r{r0}–{} c{c0}–{} /{n} ",
+            " r{r0}–{} c{c0}–{} /{size} ",
             r1.saturating_sub(1),
             c1.saturating_sub(1)
         )
     } else {
         format!(
-            " rows {r0}–{} · cols {c0}–{} of {n} · z: zoom out ",
+            " rows {r0}–{} · cols {c0}–{} of {size} · z: zoom out ",
             r1.saturating_sub(1),
             c1.saturating_sub(1)
         )
     })
 }
 
-/// Style of a token label on an axis.
-fn label_style(app: &App, theme: &Theme, tok: usize, selected: bool) -> Style {
+/// Style of a token label on an axis (`toks`: the axis's tokens).
+fn label_style(toks: &[TokenInfo], theme: &Theme, tok: usize, selected: bool) -> Style {
     if selected {
         return theme.selected();
     }
-    match app.trace().and_then(|t| t.tokens.get(tok)) {
+    match toks.get(tok) {
         Some(t) if t.special => theme.special(),
         Some(t) if t.type_id == 1 => theme.segment_b(),
         _ => theme.label(),
     }
 }
 
-fn label(app: &App, tok: usize) -> &str {
-    app.trace()
-        .and_then(|t| t.tokens.get(tok))
-        .map(|t| t.label.as_str())
-        .unwrap_or("")
+fn label(toks: &[TokenInfo], tok: usize) -> &str {
+    toks.get(tok).map(|t| t.label.as_str()).unwrap_or("")
 }
 
 /// Draw the grid block into `area`.
@@ -140,42 +151,44 @@ fn render_cells(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
     let inner = g.inner;
     let cw = g.cell_w;
     let (r0, c0) = app.grid.scroll;
-    let n = app.grid.visible.len();
+    let (n, nk) = (app.grid.visible.len(), app.grid.cols.len());
     let m = &app.grid.matrix;
-    if m.nrows() != n || m.ncols() != n {
+    if m.nrows() != n || m.ncols() != nk {
         return;
     }
+    let rows_t = app.trace().map(|t| t.tokens.as_slice()).unwrap_or(&[]);
+    let cols_t = app.key_tokens();
     // Corner caption.
     put(
         buf,
         inner.x,
         inner.y + g.header_rows - 1,
         g.label_w,
-        "q╲k",
+        if app.is_cross() { "t╲s" } else { "q╲k" },
         theme.dim(),
     );
     // Column labels (staggered over two rows when they do not fit one cell).
     for vc in 0..g.cols {
         let j = c0 + vc;
-        let Some(&tok) = app.grid.visible.get(j) else {
+        let Some(&tok) = app.grid.cols.get(j) else {
             break;
         };
         let x = g.cells.x + vc as u16 * cw;
-        let style = label_style(app, theme, tok, j == app.grid.cur.1);
+        let style = label_style(cols_t, theme, tok, j == app.grid.cur.1);
         if g.header_rows == 1 {
             put(
                 buf,
                 x,
                 inner.y,
                 cw.saturating_sub(1).max(1),
-                label(app, tok),
+                label(cols_t, tok),
                 style,
             );
         } else {
             let y = if vc % 2 == 0 { inner.y + 1 } else { inner.y };
             let room = (inner.x + inner.width).saturating_sub(x);
             let w = (2 * cw - 1).min(room);
-            let text = label(app, tok);
+            let text = label(cols_t, tok);
             let shown = unicode_width::UnicodeWidthStr::width(text).min(w as usize) as u16;
             put(buf, x, y, shown.max(1), text, style);
         }
@@ -192,19 +205,19 @@ fn render_cells(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
         }
         let y = g.cells.y + vr as u16 * g.row_h;
         let tok = app.grid.visible[i];
-        let row_label = format!("{:>idx_w$} {}", tok, label(app, tok));
+        let row_label = format!("{:>idx_w$} {}", tok, label(rows_t, tok));
         put(
             buf,
             inner.x,
             y,
             g.label_w,
             &row_label,
-            label_style(app, theme, tok, i == app.grid.cur.0),
+            label_style(rows_t, theme, tok, i == app.grid.cur.0),
         );
         let rmax = row_max(m, i);
         for vc in 0..g.cols {
             let j = c0 + vc;
-            if j >= n {
+            if j >= nk {
                 break;
             }
             let w = m[[i, j]];
@@ -274,13 +287,13 @@ fn render_cells(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
 }
 
 fn render_zoom(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
-    let n = app.grid.visible.len();
+    let (n, nk) = (app.grid.visible.len(), app.grid.cols.len());
     let m = &app.grid.matrix;
-    if m.nrows() != n || m.ncols() != n {
+    if m.nrows() != n || m.ncols() != nk {
         return;
     }
     let halves = !theme.mono();
-    let (by_r, by_c, pic_w, pic_h) = layout::zoom_blocks(n, g.cells, halves);
+    let (by_r, by_c, pic_w, pic_h) = layout::zoom_blocks((n, nk), g.cells, halves);
     let maxes: Vec<f32> = (0..n).map(|i| row_max(m, i)).collect();
     let scale = app.grid.scale;
     let value = |r: usize, c: usize| scale.apply(m[[r, c]], maxes[r]);
@@ -290,7 +303,7 @@ fn render_zoom(app: &App, g: &GridGeom, buf: &mut Buffer, theme: &Theme) {
         pic_w.min(g.cells.width),
         pic_h.min(g.cells.height),
     );
-    half_block_picture(buf, pic, n, n, (by_r, by_c), &value, theme);
+    half_block_picture(buf, pic, n, nk, (by_r, by_c), &value, theme);
     // Mark the cursor's dot.
     let cy = (app.grid.cur.0 / by_r) as u16 / if halves { 2 } else { 1 };
     let cx = (app.grid.cur.1 / by_c) as u16;

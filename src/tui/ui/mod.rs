@@ -2,6 +2,7 @@
 
 pub mod block_walk;
 pub mod embedding;
+pub mod encdec;
 pub mod explain;
 pub mod explain_views;
 pub mod grid;
@@ -158,9 +159,11 @@ fn header(app: &App, area: Rect, buf: &mut Buffer) {
     let right = format!(" {name} · ? help ");
     let pos = format!(" {} ", position_text(app));
     let w = area.width as usize;
-    let name_w = w.saturating_sub(6 + pos.width() + right.width() + 2);
+    let selector = encdec::selector(app, bar, &theme, w < 150);
+    let sel_w: usize = selector.iter().map(|s| s.width()).sum();
+    let name_w = w.saturating_sub(6 + pos.width() + right.width() + 2 + sel_w);
     let name = fit(&app.info.name, name_w.min(app.info.name.width() + 1));
-    let spans = vec![
+    let mut spans = vec![
         Span::styled(" attn ", theme.accent().add_modifier(Modifier::REVERSED)),
         Span::styled(
             format!(" {}", name.trim_end()),
@@ -169,6 +172,7 @@ fn header(app: &App, area: Rect, buf: &mut Buffer) {
         Span::styled(" │", bar),
         Span::styled(pos.clone(), bar.patch(theme.title())),
     ];
+    spans.extend(selector);
     let used: usize = spans.iter().map(|s| s.width()).sum();
     Line::from(spans).render(area, buf);
     if used + right.width() <= w {
@@ -256,7 +260,9 @@ fn input(app: &App, s: layout::Screen, buf: &mut Buffer) {
     let focused = app.focus == Focus::Input;
     let mut inner = s.input;
     if s.input_border {
-        let hint = if focused && app.pairs() {
+        let hint = if let Some(t) = encdec::input_title(app, focused) {
+            t
+        } else if focused && app.pairs() {
             " Sentence · Enter runs · Tab: explorer · ↓/↑: sentence B/A · Ctrl-U clears "
         } else if focused {
             " Sentence · Enter runs · Tab: explorer · Ctrl-U clears "
@@ -277,14 +283,21 @@ fn input(app: &App, s: layout::Screen, buf: &mut Buffer) {
     for f in 0..lines.min(inner.height as usize) {
         let y = inner.y + f as u16;
         let active = focused && app.input.field == f;
-        let tag = if f == 0 { "A ❯ " } else { "B ❯ " };
+        let names = encdec::line_names(app, f);
+        let tag = match names {
+            Some((t, _)) => t,
+            None if f == 0 => "A ❯ ",
+            None => "B ❯ ",
+        };
         let tag_style = if active { theme.accent() } else { theme.dim() };
         buf.set_stringn(inner.x, y, tag, PREFIX_W as usize, tag_style);
         let tw = inner.width.saturating_sub(PREFIX_W + 1);
         let e = &app.input.lines[f];
         let x = inner.x + PREFIX_W;
         if e.text.is_empty() {
-            let ph = if f == 0 {
+            let ph = if let Some((_, ph)) = names {
+                ph
+            } else if f == 0 {
                 "type a sentence, Enter runs it"
             } else {
                 "optional second sentence (BERT sentence pairs: token type 1)"

@@ -44,8 +44,8 @@ pub fn render(app: &App, buf: &mut Buffer) {
         };
         put(buf, x, oy - 2, g.pic_w.clamp(2, 4), &format!("h{h}"), st);
     }
-    let hidden: Vec<bool> = app.hidden_mask();
-    let n = d.trace.n_tokens();
+    let hidden: Vec<bool> = app.key_hidden_mask();
+    let (n, nk) = (d.trace.n_tokens(), hidden.len());
     for vl in 0..g.layers {
         let l = app.ov_scroll + vl;
         if l >= nl {
@@ -75,9 +75,9 @@ pub fn render(app: &App, buf: &mut Buffer) {
             let scale = app.grid.scale;
             let value = |r: usize, c: usize| scale.apply(m[[r, c]], maxes[r]);
             let area = ratatui::layout::Rect::new(x, y, g.pic_w, g.pic_h);
-            let (by_r, by_c, pw, ph) = layout::zoom_blocks(n, area, !theme.mono());
+            let (by_r, by_c, pw, ph) = layout::zoom_blocks((n, nk), area, !theme.mono());
             let pic = ratatui::layout::Rect::new(x, y, pw.min(g.pic_w), ph.min(g.pic_h));
-            half_block_picture(buf, pic, n, n, (by_r, by_c), &value, &theme);
+            half_block_picture(buf, pic, n, nk, (by_r, by_c), &value, &theme);
             // The head's kind, when one pattern dominates, in the gap under its thumbnail.
             if let Some(tag) = d
                 .stats
@@ -125,14 +125,20 @@ pub fn render(app: &App, buf: &mut Buffer) {
             }
             None => String::new(),
         };
+        let positional = if app.is_cross() {
+            " · cross-attention: no sink/prev/self (rows and columns are different sentences)"
+                .to_string()
+        } else {
+            format!(
+                " · sink {:.2} · prev {:.2} · self {:.2}",
+                s.sink, s.prev, s.self_
+            )
+        };
         let line1 = format!(
-            "layer {l} · head {h}{tag}{kv} · entropy {:.2} ({:.0}%) · row max {:.2} · sink {:.2} · prev {:.2} · self {:.2}",
+            "layer {l} · head {h}{tag}{kv} · entropy {:.2} ({:.0}%) · row max {:.2}{positional}",
             s.entropy,
             s.entropy_norm * 100.0,
             s.max_weight,
-            s.sink,
-            s.prev,
-            s.self_
         );
         put_str(
             buf,
@@ -149,7 +155,10 @@ pub fn render(app: &App, buf: &mut Buffer) {
                 .enumerate()
                 .map(|(l, c)| format!("L{l}:{c}"))
                 .collect();
-            let line2 = if d.pattern_counts.iter().all(|c| *c == 0) {
+            let line2 = if app.is_cross() {
+                "the positional tags (previous-token/sink/self) do not apply to cross-attention"
+                    .to_string()
+            } else if d.pattern_counts.iter().all(|c| *c == 0) {
                 "no head is clearly previous-token, sink or self".to_string()
             } else {
                 format!(

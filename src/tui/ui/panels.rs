@@ -14,6 +14,11 @@ fn tok_label(app: &App, i: usize) -> String {
     app.token_label(i)
 }
 
+/// The label of a key (column) token: a source token in cross-attention.
+fn key_label(app: &App, j: usize) -> String {
+    app.key_label(j)
+}
+
 fn quoted(s: &str) -> String {
     format!("«{s}»")
 }
@@ -47,7 +52,7 @@ pub fn cell_lines(app: &App, width: u16) -> Vec<Line<'static>> {
         Span::styled("weight ", theme.dim()),
         Span::styled(format!("{w:.4}"), theme.accent()),
         Span::styled(
-            format!("  rank {rank} of {}", app.grid.visible.len()),
+            format!("  rank {rank} of {}", app.grid.cols.len()),
             theme.dim(),
         ),
     ];
@@ -64,7 +69,7 @@ pub fn cell_lines(app: &App, width: u16) -> Vec<Line<'static>> {
         ]),
         Line::from(vec![
             Span::styled("key    ", theme.dim()),
-            Span::raw(fit(&format!("{k} {}", quoted(&tok_label(app, k))), lw)),
+            Span::raw(fit(&format!("{k} {}", quoted(&key_label(app, k))), lw)),
         ]),
         Line::from(weight),
     ]
@@ -93,7 +98,7 @@ pub fn focus_lines(app: &App, width: u16, k: usize) -> Vec<Line<'static>> {
     let q = app.query_token().unwrap_or(0);
     let seen: Vec<usize> = app
         .grid
-        .visible
+        .cols
         .iter()
         .map(|&t| {
             if app.info.causal && t > q {
@@ -115,7 +120,7 @@ pub fn focus_lines(app: &App, width: u16, k: usize) -> Vec<Line<'static>> {
             let sel = Some(t) == app.key_token();
             Line::from(vec![
                 Span::styled(
-                    fit(&tok_label(app, t), lw as usize),
+                    fit(&key_label(app, t), lw as usize),
                     if sel { theme.selected() } else { theme.label() },
                 ),
                 Span::raw(" "),
@@ -138,7 +143,7 @@ pub fn heads_lines(app: &App, width: u16, max_lines: usize) -> Vec<Line<'static>
     };
     let nh = a.dim().0;
     let mask: Vec<bool> = app
-        .hidden_mask()
+        .key_hidden_mask()
         .into_iter()
         .map(|m| app.grid.hide_special && m)
         .collect();
@@ -185,7 +190,7 @@ pub fn heads_lines(app: &App, width: u16, max_lines: usize) -> Vec<Line<'static>
                 Span::styled(hbar(w.max(0.0), bw), theme.bar_alt()),
                 Span::raw(" "),
                 Span::raw(format!("{:>5} ", w3(w.max(0.0)))),
-                Span::styled(fit(&tok_label(app, best), lw as usize), theme.label()),
+                Span::styled(fit(&key_label(app, best), lw as usize), theme.label()),
             ])
         })
         .collect()
@@ -267,6 +272,15 @@ pub fn stats_lines(app: &App, width: u16) -> Vec<Line<'static>> {
         ),
         Line::from(kv("distance", format!("{:.2} tokens (mean)", s.distance))),
     ];
+    if app.is_cross() {
+        // Rows and columns are different sentences: the positional scores mean nothing here.
+        lines.truncate(1);
+        lines.push(Line::from(kv("row max", w3(s.max_weight))));
+        lines.push(Line::styled(
+            "sink, previous, self, distance: — (cross)",
+            theme.dim(),
+        ));
+    }
     let tag = analysis::head_tag(&s);
     lines.push(Line::from(vec![
         Span::styled(format!("{:<9}", "kind"), theme.dim()),
@@ -305,7 +319,7 @@ pub fn render_side(app: &App, area: Rect, buf: &mut Buffer) {
     let stats_h = (stats.len() as u16 + 2).min(area.height.saturating_sub(cell_h));
     let rest = area.height.saturating_sub(cell_h + stats_h);
     let nh = app.n_heads() as u16;
-    let n = app.grid.visible.len() as u16;
+    let n = app.grid.cols.len() as u16;
     let focus_h = (n + 2).min((rest / 2).max(rest.saturating_sub(nh + 2)));
     let heads_h = rest.saturating_sub(focus_h);
     let mut y = area.y;
@@ -376,17 +390,14 @@ pub fn render_info(app: &App, area: Rect, buf: &mut Buffer) {
                     &format!(
                         "{q} {} → {k} {} ",
                         quoted(&tok_label(app, q)),
-                        quoted(&tok_label(app, k))
+                        quoted(&key_label(app, k))
                     ),
                     (w as usize).saturating_sub(22).min(50),
                 ),
                 theme.label(),
             ),
             Span::styled(format!("{wt:.4}"), theme.accent()),
-            Span::styled(
-                format!(" rank {rank}/{}", app.grid.visible.len()),
-                theme.dim(),
-            ),
+            Span::styled(format!(" rank {rank}/{}", app.grid.cols.len()), theme.dim()),
         ]));
     }
     if let Some(s) = current_stats(app) {
@@ -402,6 +413,10 @@ pub fn render_info(app: &App, area: Rect, buf: &mut Buffer) {
             w3(s.prev),
             w3(s.self_),
             s.distance
+        )
+        .replace(
+            " · sink — · prev — · self — · dist NaN",
+            " · cross: no positional scores",
         );
         if !app.sel.mean
             && let Some((g, heads)) = kv_sharing(app, app.sel.head)
@@ -414,12 +429,12 @@ pub fn render_info(app: &App, area: Rect, buf: &mut Buffer) {
         if let Some(l) = next_line(app, w) {
             lines.push(l);
         } else if let Some(row) = app.grid.matrix.rows().into_iter().nth(app.grid.cur.0) {
-            let top = top_keys(&row.to_vec(), &app.grid.visible, 4);
+            let top = top_keys(&row.to_vec(), &app.grid.cols, 4);
             let mut spans = vec![Span::styled("looks at ", theme.dim())];
             for (t, wt) in top {
                 spans.push(Span::raw(format!(
                     "{} {} ",
-                    quoted(&tok_label(app, t)),
+                    quoted(&key_label(app, t)),
                     w3(wt)
                 )));
             }

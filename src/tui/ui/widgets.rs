@@ -283,7 +283,10 @@ pub fn pct(w: f32) -> String {
 
 /// A weight with three decimals: `.421`, `1.000`.
 pub fn w3(w: f32) -> String {
-    if w >= 0.9995 {
+    if w.is_nan() {
+        // A score that does not apply (the positional ones of cross-attention).
+        "—".to_string()
+    } else if w >= 0.9995 {
         format!("{w:.3}")
     } else {
         format!("{w:.3}").trim_start_matches('0').to_string()
