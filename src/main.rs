@@ -154,34 +154,33 @@ fn load(m: &attn::cli::ModelArgs) -> Result<Box<dyn Model>> {
 /// was fetched; a default that fails to load falls back to the textbook model (with a note in the status line)
 /// rather than refusing to start.
 fn load_for_explorer(m: &attn::cli::ModelArgs) -> Result<(attn::tui::Loaded, Option<String>)> {
+    use attn::tui::Loaded;
     let mut args = m.clone();
-    if args.model.is_none() && args.textbook_flags().is_empty() && args.spec() == "textbook" {
+    // With nothing fetched and no textbook flags, the trained textbook-dates model opens first.
+    let default_dates =
+        args.model.is_none() && args.textbook_flags().is_empty() && args.spec() == "textbook";
+    if default_dates {
         args.model = Some("textbook-dates".into());
     }
-    if let Some(ed) = commands::load_encdec(&args)? {
-        return Ok((attn::tui::Loaded::EncDec(std::sync::Arc::new(ed)), None));
-    }
-    let m = &args;
-    if m.model.is_some() {
-        return Ok((attn::tui::Loaded::Model(load(m)?.into()), None));
-    }
-    let spec = m.spec();
-    match model::load(&spec, &m.textbook()) {
-        Ok(x) => {
-            m.check_applies(x.info())?;
-            Ok((attn::tui::Loaded::Model(x.into()), None))
-        }
-        Err(e) if spec != "textbook" => {
+    let into = |l: model::Loaded| match l {
+        model::Loaded::EncoderDecoder(ed) => Loaded::EncDec(std::sync::Arc::from(ed)),
+        model::Loaded::Single(x) => Loaded::Model(x.into()),
+    };
+    match commands::load_either(&args) {
+        Ok(l) => Ok((into(l), None)),
+        // A default model that fails to load falls back to the textbook model, with a note in the status line.
+        Err(e) if m.model.is_none() && !default_dates => {
             let tb =
                 model::load("textbook", &m.textbook()).context("cannot load the textbook model")?;
             Ok((
-                attn::tui::Loaded::Model(tb.into()),
+                Loaded::Model(tb.into()),
                 Some(format!(
-                    "could not open the default model `{spec}` ({e}); using textbook (random weights)"
+                    "could not open the default model `{}` ({e:#}); using textbook (random weights)",
+                    args.spec()
                 )),
             ))
         }
-        Err(e) => Err(e).context("cannot load the textbook model"),
+        Err(e) => Err(e),
     }
 }
 
@@ -191,23 +190,6 @@ fn explore(a: ExploreArgs) -> Result<()> {
         bail!(
             "the explorer needs a terminal; without one use `attn show --text \"...\"` or `attn dump --text \"...\" --out DIR`"
         );
-    }
-    // Loading a real model takes a moment (seconds for a large GGUF): say so until the explorer opens.
-    let tty_err = std::io::stderr().is_terminal();
-    if tty_err {
-        eprint!(
-            "attn: loading {}…",
-            attn::tokenize::escape_text(&a.model.spec())
-        );
-    }
-    let loaded = load_for_explorer(&a.model);
-    if tty_err {
-        eprint!("\r\x1b[K");
-    }
-    let (model, note) = loaded?;
-    let encdec = matches!(model, attn::tui::Loaded::EncDec(_));
-    if !encdec {
-        attn::cli::check_text_b(model.info(), a.text_b.as_deref())?;
     }
     let color = a.color.palette(true);
 
@@ -227,6 +209,14 @@ fn explore(a: ExploreArgs) -> Result<()> {
     let result = (|| -> Result<()> {
         let backend = ratatui::backend::CrosstermBackend::new(std::io::stdout());
         let mut terminal = ratatui::Terminal::new(backend)?;
+        // Loading a real model takes a moment (seconds for a large GGUF): the explorer says so while it loads.
+        let what = attn::tokenize::escape_text(&a.model.spec());
+        let (model, note) =
+            tui::loading::show_while(&mut terminal, &what, color, || load_for_explorer(&a.model))?;
+        let encdec = matches!(model, attn::tui::Loaded::EncDec(_));
+        if !encdec {
+            attn::cli::check_text_b(model.info(), a.text_b.as_deref())?;
+        }
         let size = terminal.size()?;
         let text = a.text.as_deref().unwrap_or(tui::default_text(model.info()));
         let mut app = tui::new_app(
