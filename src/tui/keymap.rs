@@ -31,7 +31,7 @@ impl Ctx {
             Ctx::Input => "Input (the sentence line)",
             Ctx::Explorer => "Explorer (every view)",
             Ctx::Grid => "Attention grid",
-            Ctx::Overview => "Overview (m)",
+            Ctx::Overview => "Overview (m), sweep (S), attribution (T)",
             Ctx::Positions => "Positions (p)",
             Ctx::Norms => "Residual norms (n)",
             Ctx::Lens => "Logit lens (e)",
@@ -109,6 +109,20 @@ pub enum Action {
     DimsLeft,
     DimsRight,
     ThroughWo,
+    // What a head does (app/interp.rs).
+    Ablate,
+    AblateMode,
+    FlipAblated,
+    ClearAblation,
+    Sweep,
+    Rollout,
+    Attribution,
+    GenNext,
+    GenBack,
+    TempDown,
+    TempUp,
+    TopKDown,
+    TopKUp,
     /// Documentation only: the terminal's own selection.
     Select,
 }
@@ -334,6 +348,56 @@ pub const ROWS: &[Row] = &[
         Ctx::Explorer,
         &[(ch('B'), A::Walk)],
         "the cursor's token through the selected block (toggles)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('A'), A::Ablate)],
+        "ablate / restore the selected head (several can be off); every view then shows the ablated run",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('M'), A::AblateMode)],
+        "ablation: zero ↔ mean (the head's z replaced by its mean over positions)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('f'), A::FlipAblated)],
+        "flip between the ablated and the clean run",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('U'), A::ClearAblation)],
+        "restore every ablated head",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('S'), A::Sweep)],
+        "sweep: ablate every head in turn, ranked by Δ logit at the cursor's position (decoders; S or Esc cancels)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('R'), A::Rollout)],
+        "rollout: the grid shows R_l, attention followed through layers 0..l (on/off)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('T'), A::Attribution)],
+        "direct logit attribution of the top prediction at the cursor's position (decoders; toggles)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('+'), A::GenNext), (ch('-'), A::GenBack)],
+        "generate: append the next token / remove the last generated one (decoders)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('{'), A::TempDown), (ch('}'), A::TempUp)],
+        "generation temperature down / up (0 = greedy)",
+    ),
+    row(
+        Ctx::Explorer,
+        &[(ch('<'), A::TopKDown), (ch('>'), A::TopKUp)],
+        "generation top-k down / up (0 = every token)",
     ),
     row(
         Ctx::Explorer,

@@ -9,6 +9,7 @@ pub mod app;
 pub mod event;
 pub mod explained;
 mod export_table;
+pub mod interp;
 pub mod keymap;
 pub mod line_edit;
 pub mod synthetic;

@@ -4,6 +4,7 @@
 //! geometry that drawing and mouse hit-testing share.
 
 mod explain;
+pub mod interp;
 pub mod layout;
 mod state;
 mod update;
@@ -64,6 +65,8 @@ pub struct App {
     pub lens: Option<Lens>,
     /// The explanation views and the value-weighted grid mode.
     pub explain: crate::tui::explained::ExplainState,
+    /// Ablation, sweep, rollout, attribution, generation.
+    pub interp: interp::Interp,
     pub runs: Runs,
     pub status: Option<Status>,
     pub jump: Option<Jump>,
@@ -102,6 +105,7 @@ impl App {
             ov_scroll: 0,
             lens: None,
             explain: Default::default(),
+            interp: Default::default(),
             runs: Runs::default(),
             status: None,
             jump: None,
@@ -120,7 +124,7 @@ impl App {
     }
 
     pub fn busy(&self) -> bool {
-        self.runs.busy_since.is_some()
+        self.runs.busy_since.is_some() || self.interp.busy()
     }
 
     /// A debounced run or a number jump is waiting for time to pass.
@@ -219,6 +223,9 @@ impl App {
 
     /// The full `n × n` matrix of the current layer and head (or mean), before hiding.
     pub fn full_matrix(&self) -> Option<Array2<f32>> {
+        if self.interp.rollout {
+            return self.interp.rollout_matrix(self.sel.layer);
+        }
         if !self.sel.mean
             && let Some(m) = self
                 .explain
@@ -252,6 +259,9 @@ impl App {
 
     /// Recompute everything derived from the selection.
     pub fn refresh(&mut self) {
+        if let Some(d) = &self.data {
+            self.interp.prepare(d);
+        }
         let Some(d) = &self.data else {
             self.grid.visible.clear();
             self.grid.matrix = Array2::zeros((0, 0));
@@ -360,6 +370,7 @@ impl App {
         self.runs.generation += 1;
         self.runs.busy_since = Some(self.now);
         self.runs.progress = None;
+        self.interp.cancel_sweep();
         Some(Effect::Job(Job::Run {
             generation: self.runs.generation,
             text,
@@ -369,7 +380,9 @@ impl App {
 
     /// The file stem of the matrix on screen: `layer02_head03`, `layer02_mean`, `…_nospecial`.
     pub fn head_stem(&self) -> String {
-        let what = if self.sel.mean {
+        let what = if self.interp.rollout {
+            "rollout".to_string()
+        } else if self.sel.mean {
             "mean".to_string()
         } else {
             format!("head{:02}", self.sel.head)
@@ -403,7 +416,9 @@ impl App {
             | View::Weight
             | View::Writes
             | View::Embedding
-            | View::Walk => {
+            | View::Walk
+            | View::Sweep
+            | View::Attribution => {
                 let labels = self.visible_labels();
                 Some(Effect::DumpTable {
                     stem: self.head_stem(),

@@ -51,27 +51,14 @@ impl App {
                     self.runs.progress = None;
                     match o.result {
                         Ok(p) => {
-                            let first = self.data.is_none();
-                            self.data = Some(p);
-                            if first {
-                                self.grid.cur = (1, 1);
-                            }
-                            self.runs.shown = o.generation;
-                            self.runs.total = o.total;
-                            self.lens = None;
-                            self.explain.reset();
-                            if self.status.as_ref().is_some_and(|s| s.error) {
-                                self.status = None;
-                            }
-                            self.refresh();
-                            if self.view == View::Lens {
-                                fx.extend(self.want_lens());
-                            }
+                            self.interp_text_run();
+                            fx.extend(self.accept_run(p, o.generation, o.total));
                         }
                         Err(e) => self.fail(format!("error: {e}")),
                     }
                 }
             }
+            Event::Interp(o) => fx.extend(self.interp_outcome(*o)),
             Event::Lens(o) => {
                 if let Some(l) = &mut self.lens
                     && l.generation == o.generation
@@ -98,6 +85,34 @@ impl App {
             .is_some_and(|j| now >= j.since + JUMP_TIMEOUT)
         {
             self.jump = None;
+        }
+        fx
+    }
+
+    /// Put a finished clean run on screen.
+    pub(super) fn accept_run(
+        &mut self,
+        p: super::Summary,
+        generation: u64,
+        total: std::time::Duration,
+    ) -> Vec<Effect> {
+        let mut fx = vec![];
+        let first = self.data.is_none();
+        self.data = Some(p);
+        if first {
+            self.grid.cur = (1, 1);
+        }
+        self.runs.shown = generation;
+        self.runs.total = total;
+        self.lens = None;
+        self.explain.reset();
+        if self.status.as_ref().is_some_and(|s| s.error) {
+            self.status = None;
+        }
+        fx.extend(self.interp_new_clean());
+        self.refresh();
+        if self.view == View::Lens {
+            fx.extend(self.want_lens());
         }
         fx
     }
@@ -223,6 +238,7 @@ impl App {
             View::Norms => Ctx::Norms,
             View::Lens => Ctx::Lens,
             View::Weight | View::Writes | View::Embedding | View::Walk => Ctx::Explain,
+            View::Sweep | View::Attribution => Ctx::Overview,
         }
     }
 
@@ -250,6 +266,13 @@ impl App {
             }
         }
         let Some(a) = action else { return fx };
+        if a == Action::Back && self.interp.cancel_sweep() {
+            self.say("sweep cancelled");
+            return fx;
+        }
+        if let Some(more) = self.interp_key(a) {
+            return more;
+        }
         let nl = self.n_layers().max(1);
         let nh = self.n_heads().max(1);
         match a {
@@ -367,7 +390,7 @@ impl App {
         let nl = self.n_layers().max(1);
         let nh = self.n_heads().max(1);
         let n = self.grid.visible.len() as isize;
-        if self.view == View::Overview {
+        if matches!(self.view, View::Overview | View::Sweep | View::Attribution) {
             match a {
                 Action::Right => self.set_head((self.sel.head + 1) % nh),
                 Action::Left => self.set_head((self.sel.head + nh - 1) % nh),
@@ -406,6 +429,7 @@ impl App {
         if self.view == View::Lens {
             fx.extend(self.want_lens());
         }
+        fx.extend(self.interp_cursor_moved());
     }
 
     fn toggle_view(&mut self, v: View) {
