@@ -351,56 +351,6 @@ pub const ROWS: &[Row] = &[
     ),
     row(
         Ctx::Explorer,
-        &[(ch('A'), A::Ablate)],
-        "ablate / restore the selected head (several can be off); every view then shows the ablated run",
-    ),
-    row(
-        Ctx::Explorer,
-        &[(ch('M'), A::AblateMode)],
-        "ablation: zero ↔ mean (the head's z replaced by its mean over positions)",
-    ),
-    row(
-        Ctx::Explorer,
-        &[(ch('f'), A::FlipAblated)],
-        "flip between the ablated and the clean run",
-    ),
-    row(
-        Ctx::Explorer,
-        &[(ch('U'), A::ClearAblation)],
-        "restore every ablated head",
-    ),
-    row(
-        Ctx::Explorer,
-        &[(ch('S'), A::Sweep)],
-        "sweep: ablate every head in turn, ranked by Δ logit at the cursor's position (decoders; S or Esc cancels)",
-    ),
-    row(
-        Ctx::Explorer,
-        &[(ch('R'), A::Rollout)],
-        "rollout: the grid shows R_l, attention followed through layers 0..l (on/off)",
-    ),
-    row(
-        Ctx::Explorer,
-        &[(ch('T'), A::Attribution)],
-        "direct logit attribution of the top prediction at the cursor's position (decoders; toggles)",
-    ),
-    row(
-        Ctx::Explorer,
-        &[(ch('+'), A::GenNext), (ch('-'), A::GenBack)],
-        "generate: append the next token / remove the last generated one (decoders)",
-    ),
-    row(
-        Ctx::Explorer,
-        &[(ch('{'), A::TempDown), (ch('}'), A::TempUp)],
-        "generation temperature down / up (0 = greedy)",
-    ),
-    row(
-        Ctx::Explorer,
-        &[(ch('<'), A::TopKDown), (ch('>'), A::TopKUp)],
-        "generation top-k down / up (0 = every token)",
-    ),
-    row(
-        Ctx::Explorer,
         &[(ch('d'), A::DumpView)],
         "dump what is on screen (.npy + .csv): the head, the positions or the norms",
     ),
@@ -540,6 +490,11 @@ pub const ROWS: &[Row] = &[
     ),
 ];
 
+/// Every row: [`ROWS`], then the ablation, sweep, attribution and generation keys ([`interp::ROWS`]).
+pub fn rows() -> impl Iterator<Item = &'static Row> {
+    ROWS.iter().chain(interp::ROWS)
+}
+
 /// The action of a key pressed in `ctx` (the view's own keys first, then the explorer's).
 pub fn action(ctx: Ctx, key: &KeyEvent) -> Option<Action> {
     let ctxs: &[Ctx] = match ctx {
@@ -549,7 +504,7 @@ pub fn action(ctx: Ctx, key: &KeyEvent) -> Option<Action> {
         c => &[c, Ctx::Explorer],
     };
     for c in ctxs {
-        for r in ROWS.iter().filter(|r| r.ctx == *c) {
+        for r in rows().filter(|r| r.ctx == *c) {
             for (k, a) in r.keys {
                 if matches(k, key) {
                     return Some(*a);
@@ -631,7 +586,7 @@ pub fn help_lines() -> Vec<(Option<String>, String)> {
     let mut out = vec![];
     for c in ORDER {
         out.push((None, c.title().to_string()));
-        for r in ROWS.iter().filter(|r| r.ctx == c) {
+        for r in rows().filter(|r| r.ctx == c) {
             out.push((Some(keys_label(r)), r.help.to_string()));
         }
     }
@@ -655,5 +610,6 @@ pub fn markdown() -> String {
     s
 }
 
+mod interp;
 #[cfg(test)]
 mod tests;

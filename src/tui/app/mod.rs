@@ -5,6 +5,7 @@
 
 mod explain;
 pub mod interp;
+mod interp_results;
 pub mod layout;
 mod state;
 mod update;

@@ -151,7 +151,7 @@ impl App {
             self.help.scroll = self
                 .help
                 .scroll
-                .min(2 * (keymap::ROWS.len() + keymap::ORDER.len()) + 8);
+                .min(2 * (keymap::rows().count() + keymap::ORDER.len()) + 8);
             return vec![];
         }
         if k.code == KeyCode::F(1) {
