@@ -13,7 +13,12 @@ use ratatui::widgets::{Block, BorderType, Widget};
 
 /// The grid block's title: what is shown.
 pub fn title(app: &App) -> String {
-    if app.sel.mean {
+    if app.interp.rollout {
+        format!(
+            " Rollout R_{} · attention followed through layers 0–{} (all heads) ",
+            app.sel.layer, app.sel.layer
+        )
+    } else if app.sel.mean {
         format!(
             " Attention · layer {} · mean of {} heads ",
             app.sel.layer,

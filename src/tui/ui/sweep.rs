@@ -229,9 +229,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             y0 + 1 + i as u16,
             w,
             &format!(
-                "L{}.H{:<3} {} → top {top}",
-                e.layer,
-                e.head,
+                "{:<8}{} → top {top}",
+                format!("L{}.H{}", e.layer, e.head),
                 signed(e.delta)
             ),
             st,
