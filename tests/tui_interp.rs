@@ -154,7 +154,9 @@ fn ablating_a_head_shows_the_effect_and_every_view_the_ablated_run() {
     opts.hooks.ablate(&[(1, 2)], 2, 4, false).unwrap();
     let want = model::run(m.as_ref(), TEXT, None, &opts).unwrap();
     let shown = app.data.as_ref().unwrap().trace.clone();
-    let d = (&shown.hidden[2] - &want.hidden[2]).mapv(f32::abs).fold(0f32, |a, b| a.max(*b));
+    let d = (&shown.hidden[2] - &want.hidden[2])
+        .mapv(f32::abs)
+        .fold(0f32, |a, b| a.max(*b));
     assert!(d < 1e-4, "ablated hidden differs by {d}");
     // The effect's Δ logit is the library's.
     let e = m.engine();
@@ -194,13 +196,19 @@ fn encoders_show_the_cosine_to_the_clean_states() {
     let mut app = app_for(m.as_ref(), "the cat sat on the mat", (160, 45));
     press(&mut app, m.as_ref(), KeyCode::Char('A'));
     let s = screen(&app);
-    assert!(s.contains("cosine of each final state to the clean one"), "{s}");
+    assert!(
+        s.contains("cosine of each final state to the clean one"),
+        "{s}"
+    );
     let Some(attn::tui::interp::Effect::Cosine(c)) = app.ablation_effect() else {
         panic!("no cosine effect")
     };
     assert_eq!(c.len(), app.trace().unwrap().n_tokens());
     assert!(c.iter().all(|v| (-1.0..=1.0001).contains(v)));
-    assert!(c.iter().any(|v| *v < 0.9999), "ablating a head changed nothing: {c:?}");
+    assert!(
+        c.iter().any(|v| *v < 0.9999),
+        "ablating a head changed nothing: {c:?}"
+    );
     snap_both("ablation_encoder", &mut app);
 }
 
@@ -240,7 +248,11 @@ fn rollout_mode_shows_r_l_of_the_layer() {
     press(&mut app, m.as_ref(), KeyCode::Down);
     press(&mut app, m.as_ref(), KeyCode::Char('R'));
     let t = app.data.as_ref().unwrap().trace.clone();
-    let r = rollout::rollout(t.layers.iter().map(|l| l.attention.as_ref().unwrap().view()));
+    let r = rollout::rollout(
+        t.layers
+            .iter()
+            .map(|l| l.attention.as_ref().unwrap().view()),
+    );
     assert_eq!(app.grid.matrix, r[1]);
     assert!(screen(&app).contains("Rollout R_1"));
     snap_both("rollout", &mut app);
@@ -257,11 +269,7 @@ fn attribution_view_sums_to_the_logit() {
     assert_eq!(app.view, View::Attribution);
     let want = attribution::attribute(m.as_ref(), TEXT, None, None).unwrap();
     let s = screen(&app);
-    let line = format!(
-        "logit {:.3} = Σ components {:.3}",
-        want.logit,
-        want.total()
-    );
+    let line = format!("logit {:.3} = Σ components {:.3}", want.logit, want.total());
     assert!(s.contains(&line), "{line} not in\n{s}");
     snap_both("attribution", &mut app);
     // Moving the cursor's position asks again (k moves the query row up, in the grid's terms).

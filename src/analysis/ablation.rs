@@ -134,50 +134,33 @@ pub fn sweep(
     mean: bool,
     progress: &dyn Fn(usize, usize),
 ) -> Result<Sweep> {
+    let all = sweep_until(model, clean, position, mean, &|d, t| {
+        progress(d, t);
+        true
+    })?;
+    all.ok_or_else(|| Error::Input("the sweep stopped".into()))
+}
+
+/// [`sweep`], cancellable: `progress(done, total)` returning `false` stops it (`Ok(None)`). One head after another:
+/// spreading the heads over the cores was slower (each forward pass already splits its matrix products over them;
+/// docs/performance.md).
+pub fn sweep_until(
+    model: &dyn Model,
+    clean: &Trace,
+    position: Option<usize>,
+    mean: bool,
+    progress: &dyn Fn(usize, usize) -> bool,
+) -> Result<Option<Sweep>> {
     let target = clean_target(model, clean, position)?;
     let (nl, nh) = (clean.n_layers(), model.info().n_heads);
     let mut heads = Vec::with_capacity(nl * nh);
     for layer in 0..nl {
         for head in 0..nh {
             heads.push(ablate_one(model, clean, (layer, head), mean, target)?);
-            progress(heads.len(), nl * nh);
-        }
-    }
-    Ok(finish(model, target, mean, heads))
-}
-
-/// [`sweep`] with the heads spread over the threads of the pool (short inputs leave cores idle inside one forward
-/// pass), and cancellable: `progress(done, total)` returning `false` stops it (`Ok(None)`). The result is the same
-/// as [`sweep`]'s, in the same order.
-pub fn sweep_until(
-    model: &dyn Model,
-    clean: &Trace,
-    position: Option<usize>,
-    mean: bool,
-    progress: &(dyn Fn(usize, usize) -> bool + Sync),
-) -> Result<Option<Sweep>> {
-    use rayon::prelude::*;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let target = clean_target(model, clean, position)?;
-    let (nl, nh) = (clean.n_layers(), model.info().n_heads);
-    let (done, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
-    let all: Vec<(usize, usize)> = (0..nl).flat_map(|l| (0..nh).map(move |h| (l, h))).collect();
-    let heads: Vec<Option<HeadEffect>> = all
-        .into_par_iter()
-        .map(|lh| {
-            if stop.load(Ordering::Relaxed) {
+            if !progress(heads.len(), nl * nh) {
                 return Ok(None);
             }
-            let e = ablate_one(model, clean, lh, mean, target)?;
-            if !progress(done.fetch_add(1, Ordering::Relaxed) + 1, nl * nh) {
-                stop.store(true, Ordering::Relaxed);
-            }
-            Ok(Some(e))
-        })
-        .collect::<Result<_>>()?;
-    if stop.load(Ordering::Relaxed) {
-        return Ok(None);
+        }
     }
-    let heads = heads.into_iter().flatten().collect();
     Ok(Some(finish(model, target, mean, heads)))
 }
