@@ -10,7 +10,7 @@ use attn::model::generate::{Sampling, generate};
 use attn::model::{self, Model, TextbookConfig};
 use attn::trace::ForwardOptions;
 use attn::tui::app::{App, Effect, Focus, Palette, Summary, View};
-use attn::tui::event::{Event, Job};
+use attn::tui::event::Event;
 use attn::tui::interp::InterpOutcome;
 use attn::tui::worker::{Outcome, run_job};
 use attn::tui::{self, ui};

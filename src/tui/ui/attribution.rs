@@ -2,14 +2,12 @@
 //! the cursor's position — a layers × (heads, MLP, output-projection bias) heatmap, the embeddings and biases
 //! below it, the largest components listed, and the check that they sum to the logit.
 
-use super::sweep::{Heatmap, signed};
+use super::sweep::{Heatmap, boxed, signed};
 use super::widgets::{Theme, put};
 use crate::analysis::attribution::Attribution;
 use crate::tui::app::App;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
-use ratatui::text::Line;
-use ratatui::widgets::{Block, BorderType, Widget};
 
 /// Where a component goes: `(layer, column)` in the heatmap (heads, then `MLP`, then `bias`), or `None` for the
 /// components outside the layers (embeddings, final biases).
@@ -39,42 +37,20 @@ pub fn grid(a: &Attribution, layers: usize, n_heads: usize) -> Vec<Vec<Option<f3
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let theme = Theme::new(app.color);
-    let boxed = |title: String, buf: &mut Buffer| {
-        let b = Block::bordered()
-            .border_type(BorderType::Rounded)
-            .border_style(theme.border(true))
-            .title(Line::styled(title, theme.title()));
-        let inner = b.inner(area);
-        b.render(area, buf);
-        inner
+    let (text, style) = match app.interp.dla.as_ref().map(|d| &d.result) {
+        Some(Some(Ok(a))) => return render_result(app, a, area, buf),
+        Some(Some(Err(e))) => (format!("attribution failed: {e}"), theme.error()),
+        _ => (
+            "computing (one forward pass, z and MLP outputs captured)…".to_string(),
+            theme.dim(),
+        ),
     };
-    let a = match app.interp.dla.as_ref().map(|d| &d.result) {
-        Some(Some(Ok(a))) => a,
-        Some(Some(Err(e))) => {
-            let inner = boxed(" Direct logit attribution ".into(), buf);
-            put(
-                buf,
-                inner.x,
-                inner.y,
-                inner.width,
-                &format!("attribution failed: {e}"),
-                theme.error(),
-            );
-            return;
-        }
-        _ => {
-            let inner = boxed(" Direct logit attribution ".into(), buf);
-            put(
-                buf,
-                inner.x,
-                inner.y,
-                inner.width,
-                "computing (one forward pass, z and MLP outputs captured)…",
-                theme.dim(),
-            );
-            return;
-        }
-    };
+    let inner = boxed(app, " Direct logit attribution ".into(), area, buf);
+    put(buf, inner.x, inner.y, inner.width, &text, style);
+}
+
+fn render_result(app: &App, a: &Attribution, area: Rect, buf: &mut Buffer) {
+    let theme = Theme::new(app.color);
     let title = format!(
         " Direct logit attribution · {} after {} (pos {}) · logit {:.3} = Σ components {:.3} ",
         a.text,
@@ -83,7 +59,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         a.logit,
         a.total()
     );
-    let inner = boxed(title, buf);
+    let inner = boxed(app, title, area, buf);
     let nh = app.n_heads();
     let g = grid(a, app.n_layers(), nh);
     let has_bias = g.iter().any(|r| r.get(nh + 1).is_some_and(|v| v.is_some()));

@@ -101,7 +101,8 @@ impl Heatmap<'_> {
     }
 }
 
-fn boxed(app: &App, title: String, area: Rect, buf: &mut Buffer) -> Rect {
+/// A rounded box titled `title` over `area`; returns its inside.
+pub fn boxed(app: &App, title: String, area: Rect, buf: &mut Buffer) -> Rect {
     let theme = Theme::new(app.color);
     let b = Block::bordered()
         .border_type(BorderType::Rounded)
