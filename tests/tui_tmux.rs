@@ -3,6 +3,8 @@
 //!
 //! Without tmux the test prints a note and passes, unless ATTN_REQUIRE_TMUX=1 (then it fails).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -401,4 +403,38 @@ fn without_fetched_models_attn_opens_textbook_dates() {
     drop(s);
     let s = attn_in(dir.path(), "ATTN_MODELS_DIR=no-models", "--model textbook");
     s.wait_for(&["random weights", "A ❯ The cat sat on the mat"], 60);
+}
+
+// Issue 13: ablate L23.H4 of SmolLM2 in a real terminal and watch " Paris" lose its lead (docs/interpretability.md).
+#[test]
+fn ablating_a_head_in_smollm2_changes_the_next_token() {
+    if !tmux_ok() {
+        return;
+    }
+    let Some(model) = common::real_model("smollm2.gguf") else {
+        return;
+    };
+    let bin = env!("CARGO_BIN_EXE_attn");
+    let cmd = format!(
+        "{} --model {} --text 'The capital of France is'",
+        quote(Path::new(bin)),
+        quote(&model)
+    );
+    let s = Session::start(160, 45, &cmd);
+    s.wait_for(&["Q4_1", "next after «"], 120);
+    s.send(&["Tab", "g", "2", "3"]);
+    s.send(&["4", "End"]);
+    s.wait_for(&["Layer 23 of 0–29 · Head 4 of 0–8"], 20);
+    let before = s.capture();
+    assert!(before.contains("«␣Paris» .773"), "{before}");
+    s.send(&["A"]);
+    let screen = s.wait_for(&["1 head ablated (zero, shown)", "Ablation effect"], 60);
+    assert!(screen.contains("␣Paris 0.773"), "{screen}");
+    assert!(screen.contains("␣Paris 0.141"), "{screen}");
+    assert!(screen.contains("Δ -4.06"), "{screen}");
+    // Every view shows the ablated run: the grid's next-token line too; f flips back to the clean run.
+    assert!(screen.contains("«␣Paris» .141"), "{screen}");
+    s.send(&["f"]);
+    s.wait_for(&["clean shown", "«␣Paris» .773"], 20);
+    s.send(&["q"]);
 }

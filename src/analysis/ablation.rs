@@ -60,6 +60,71 @@ fn row_logits(model: &dyn Model, trace: &Trace, pos: usize) -> Result<Array2<f32
         })
 }
 
+/// The watched position, the clean top token there and its logit.
+fn clean_target(
+    model: &dyn Model,
+    clean: &Trace,
+    position: Option<usize>,
+) -> Result<(usize, usize, f32)> {
+    let n = clean.n_tokens();
+    let pos = position.unwrap_or(n.saturating_sub(1));
+    if pos >= n {
+        return Err(Error::Input(format!(
+            "--position {pos} is out of range: the text has tokens 0..={}",
+            n.saturating_sub(1)
+        )));
+    }
+    let base = row_logits(model, clean, pos)?;
+    let token = crate::model::generate::argmax(&base.row(0));
+    Ok((pos, token, base[[0, token]]))
+}
+
+/// Ablate one head, resuming from the clean stream at its layer; its effect on `token`'s logit at `pos`.
+fn ablate_one(
+    model: &dyn Model,
+    clean: &Trace,
+    (layer, head): (usize, usize),
+    mean: bool,
+    (pos, token, logit): (usize, usize, f32),
+) -> Result<HeadEffect> {
+    let mut opts = ForwardOptions {
+        keep_attention: false,
+        top_k: 0,
+        ..Default::default()
+    };
+    opts.hooks.edits.push(if mean {
+        Intervention::mean_heads(layer, vec![head])
+    } else {
+        Intervention::zero_heads(layer, vec![head])
+    });
+    let t = model.resume(clean, layer, &opts)?;
+    let l = row_logits(model, &t, pos)?;
+    Ok(HeadEffect {
+        layer,
+        head,
+        logit: l[[0, token]],
+        delta: l[[0, token]] - logit,
+        top: crate::model::generate::argmax(&l.row(0)) as u32,
+    })
+}
+
+fn finish(
+    model: &dyn Model,
+    target: (usize, usize, f32),
+    mean: bool,
+    heads: Vec<HeadEffect>,
+) -> Sweep {
+    let (position, token, logit) = target;
+    Sweep {
+        position,
+        token: token as u32,
+        token_text: model.tokenizer().token_label(token as u32),
+        logit,
+        mean,
+        heads,
+    }
+}
+
 /// Ablate every head of the model in turn on the clean trace `clean` (its hidden states are reused); `progress`
 /// is told `(done, total)` after each head.
 pub fn sweep(
@@ -69,49 +134,33 @@ pub fn sweep(
     mean: bool,
     progress: &dyn Fn(usize, usize),
 ) -> Result<Sweep> {
-    let n = clean.n_tokens();
-    let pos = position.unwrap_or(n.saturating_sub(1));
-    if pos >= n {
-        return Err(Error::Input(format!(
-            "--position {pos} is out of range: the text has tokens 0..={}",
-            n - 1
-        )));
-    }
-    let base = row_logits(model, clean, pos)?;
-    let token = crate::model::generate::argmax(&base.row(0));
-    let logit = base[[0, token]];
+    let all = sweep_until(model, clean, position, mean, &|d, t| {
+        progress(d, t);
+        true
+    })?;
+    all.ok_or_else(|| Error::Input("the sweep stopped".into()))
+}
+
+/// [`sweep`], cancellable: `progress(done, total)` returning `false` stops it (`Ok(None)`). One head after another:
+/// spreading the heads over the cores was slower (each forward pass already splits its matrix products over them;
+/// docs/performance.md).
+pub fn sweep_until(
+    model: &dyn Model,
+    clean: &Trace,
+    position: Option<usize>,
+    mean: bool,
+    progress: &dyn Fn(usize, usize) -> bool,
+) -> Result<Option<Sweep>> {
+    let target = clean_target(model, clean, position)?;
     let (nl, nh) = (clean.n_layers(), model.info().n_heads);
     let mut heads = Vec::with_capacity(nl * nh);
     for layer in 0..nl {
         for head in 0..nh {
-            let mut opts = ForwardOptions {
-                keep_attention: false,
-                top_k: 0,
-                ..Default::default()
-            };
-            opts.hooks.edits.push(if mean {
-                Intervention::mean_heads(layer, vec![head])
-            } else {
-                Intervention::zero_heads(layer, vec![head])
-            });
-            let t = model.resume(clean, layer, &opts)?;
-            let l = row_logits(model, &t, pos)?;
-            heads.push(HeadEffect {
-                layer,
-                head,
-                logit: l[[0, token]],
-                delta: l[[0, token]] - logit,
-                top: crate::model::generate::argmax(&l.row(0)) as u32,
-            });
-            progress(heads.len(), nl * nh);
+            heads.push(ablate_one(model, clean, (layer, head), mean, target)?);
+            if !progress(heads.len(), nl * nh) {
+                return Ok(None);
+            }
         }
     }
-    Ok(Sweep {
-        position: pos,
-        token: token as u32,
-        token_text: model.tokenizer().token_label(token as u32),
-        logit,
-        mean,
-        heads,
-    })
+    Ok(Some(finish(model, target, mean, heads)))
 }

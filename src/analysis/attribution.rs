@@ -7,7 +7,7 @@
 
 use crate::hooks::HookPoint;
 use crate::model::block::{NormKind, Placement};
-use crate::model::{Model, run};
+use crate::model::{Model, run, run_ids};
 use crate::trace::ForwardOptions;
 use crate::{Error, Result};
 use ndarray::{Array1, Array2, s};
@@ -47,6 +47,25 @@ pub fn attribute(
     position: Option<usize>,
     token: Option<u32>,
 ) -> Result<Attribution> {
+    attribute_run(model, |o| run(model, text, None, o), position, token)
+}
+
+/// [`attribute`] for exactly these token ids (nothing added), e.g. a sequence the explorer generated.
+pub fn attribute_ids(
+    model: &dyn Model,
+    ids: &[u32],
+    position: Option<usize>,
+    token: Option<u32>,
+) -> Result<Attribution> {
+    attribute_run(model, |o| run_ids(model, ids, o), position, token)
+}
+
+fn attribute_run(
+    model: &dyn Model,
+    forward: impl FnOnce(&ForwardOptions) -> Result<crate::trace::Trace>,
+    position: Option<usize>,
+    token: Option<u32>,
+) -> Result<Attribution> {
     let t = model.engine();
     let head = t.head.as_ref().ok_or_else(|| {
         Error::Input(format!(
@@ -68,7 +87,7 @@ pub fn attribute(
     };
     opts.hooks.capture_all(HookPoint::AttnZ, nl);
     opts.hooks.capture_all(HookPoint::MlpOut, nl);
-    let trace = run(model, text, None, &opts)?;
+    let trace = forward(&opts)?;
     let n = trace.n_tokens();
     let pos = position.unwrap_or(n - 1);
     if pos >= n {

@@ -32,6 +32,8 @@ pub enum Event {
     },
     /// An explanation (one layer captured, the cursor's cell computed) finished.
     Explained(Box<crate::tui::explained::Explained>),
+    /// Ablation, sweep, attribution or generation ([`crate::tui::interp`]) progressed or finished.
+    Interp(Box<crate::tui::interp::InterpOutcome>),
     /// Time passed (debounce deadlines, spinner).
     Tick,
     /// Leave (SIGTERM, SIGHUP, end of a script).
@@ -59,6 +61,8 @@ pub enum Job {
         trace: Arc<Trace>,
         w_o: Option<Arc<ndarray::Array2<f32>>>,
     },
+    /// Ablation, sweep, attribution, generation (see [`crate::tui::interp`]).
+    Interp(crate::tui::interp::InterpJob),
 }
 
 /// The result of a [`Job::Run`].

@@ -31,7 +31,7 @@ impl Ctx {
             Ctx::Input => "Input (the sentence line)",
             Ctx::Explorer => "Explorer (every view)",
             Ctx::Grid => "Attention grid",
-            Ctx::Overview => "Overview (m)",
+            Ctx::Overview => "Overview (m), sweep (S), attribution (C)",
             Ctx::Positions => "Positions (p)",
             Ctx::Norms => "Residual norms (n)",
             Ctx::Lens => "Logit lens (e)",
@@ -113,6 +113,20 @@ pub enum Action {
     DimsLeft,
     DimsRight,
     ThroughWo,
+    // What a head does (app/interp.rs).
+    Ablate,
+    AblateMode,
+    FlipAblated,
+    ClearAblation,
+    Sweep,
+    Rollout,
+    Attribution,
+    GenNext,
+    GenBack,
+    TempDown,
+    TempUp,
+    TopKDown,
+    TopKUp,
     /// Documentation only: the terminal's own selection.
     Select,
 }
@@ -495,6 +509,11 @@ pub const ROWS: &[Row] = &[
     ),
 ];
 
+/// Every row: [`ROWS`], then the ablation, sweep, attribution and generation keys ([`interp::ROWS`]).
+pub fn rows() -> impl Iterator<Item = &'static Row> {
+    ROWS.iter().chain(interp::ROWS)
+}
+
 /// The action of a key pressed in `ctx` (the view's own keys first, then the explorer's).
 pub fn action(ctx: Ctx, key: &KeyEvent) -> Option<Action> {
     let ctxs: &[Ctx] = match ctx {
@@ -504,7 +523,7 @@ pub fn action(ctx: Ctx, key: &KeyEvent) -> Option<Action> {
         c => &[c, Ctx::Explorer],
     };
     for c in ctxs {
-        for r in ROWS.iter().filter(|r| r.ctx == *c) {
+        for r in rows().filter(|r| r.ctx == *c) {
             for (k, a) in r.keys {
                 if matches(k, key) {
                     return Some(*a);
@@ -526,6 +545,7 @@ fn matches(k: &Key, e: &KeyEvent) -> bool {
 }
 
 mod help;
+mod interp;
 pub use help::{ORDER, help_lines, keys_label, markdown};
 
 #[cfg(test)]

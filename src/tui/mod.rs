@@ -10,6 +10,7 @@ pub mod encdec;
 pub mod event;
 pub mod explained;
 mod export_table;
+pub mod interp;
 pub mod keymap;
 pub mod line_edit;
 pub mod loading;

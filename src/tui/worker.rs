@@ -62,6 +62,15 @@ pub fn run_job_within(
         Job::Explain { req, trace, w_o } => {
             Event::Explained(Box::new(super::explained::compute(model, trace, w_o, req)))
         }
+        Job::Interp(job) => {
+            let tx = progress.map(|tx| std::sync::Mutex::new(tx.clone()));
+            let tell = |o: super::interp::InterpOutcome| {
+                if let Some(Ok(tx)) = tx.as_ref().map(|t| t.lock()) {
+                    let _ = tx.send(Event::Interp(Box::new(o)));
+                }
+            };
+            Event::Interp(Box::new(super::interp::compute(model, job, budget, &tell)))
+        }
     }
 }
 

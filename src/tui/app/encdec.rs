@@ -188,7 +188,7 @@ impl App {
             self.input.lines[1] = LineEdit::new(text);
         }
         let fx = match active {
-            Some(s) => self.show(s, o.generation, o.total),
+            Some(s) => self.accept_run(s, o.generation, o.total),
             None => vec![],
         };
         if let Some(text) = decoded {

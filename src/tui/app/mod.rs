@@ -5,6 +5,8 @@
 
 mod encdec;
 mod explain;
+pub mod interp;
+mod interp_results;
 pub mod layout;
 mod state;
 mod update;
@@ -85,6 +87,8 @@ pub struct App {
     pub lens: Option<Lens>,
     /// The explanation views and the value-weighted grid mode.
     pub explain: crate::tui::explained::ExplainState,
+    /// Ablation, sweep, rollout, attribution, generation.
+    pub interp: interp::Interp,
     pub runs: Runs,
     pub status: Option<Status>,
     pub jump: Option<Jump>,
@@ -125,6 +129,7 @@ impl App {
             ov_scroll: 0,
             lens: None,
             explain: Default::default(),
+            interp: Default::default(),
             runs: Runs::default(),
             status: None,
             jump: None,
@@ -144,7 +149,7 @@ impl App {
     }
 
     pub fn busy(&self) -> bool {
-        self.runs.busy_since.is_some()
+        self.runs.busy_since.is_some() || self.interp.busy()
     }
 
     /// A debounced run or a number jump is waiting for time to pass.
@@ -229,6 +234,9 @@ impl App {
 
     /// The full `n × n` matrix of the current layer and head (or mean), before hiding.
     pub fn full_matrix(&self) -> Option<Array2<f32>> {
+        if self.interp.rollout {
+            return self.interp.rollout_matrix(self.sel.layer);
+        }
         if !self.sel.mean
             && let Some(m) = self
                 .explain
@@ -266,6 +274,9 @@ impl App {
 
     /// Recompute everything derived from the selection.
     pub fn refresh(&mut self) {
+        if let Some(d) = &self.data {
+            self.interp.prepare(d);
+        }
         let Some(d) = &self.data else {
             self.grid.visible.clear();
             self.grid.matrix = Array2::zeros((0, 0));
@@ -383,6 +394,7 @@ impl App {
         self.runs.generation += 1;
         self.runs.busy_since = Some(self.now);
         self.runs.progress = None;
+        self.interp.cancel_sweep();
         Some(Effect::Job(Job::Run {
             generation: self.runs.generation,
             text,
@@ -392,7 +404,9 @@ impl App {
 
     /// The file stem of the matrix on screen: `layer02_head03`, `layer02_mean`, `…_nospecial`.
     pub fn head_stem(&self) -> String {
-        let what = if self.sel.mean {
+        let what = if self.interp.rollout {
+            "rollout".to_string()
+        } else if self.sel.mean {
             "mean".to_string()
         } else {
             format!("head{:02}", self.sel.head)
@@ -424,7 +438,9 @@ impl App {
             | View::Weight
             | View::Writes
             | View::Embedding
-            | View::Walk => Some(Effect::DumpTable {
+            | View::Walk
+            | View::Sweep
+            | View::Attribution => Some(Effect::DumpTable {
                 stem: self.head_stem(),
                 corner: if self.is_cross() {
                     "target\\source".into()
@@ -469,29 +485,6 @@ impl App {
                 })
             }
         }
-    }
-
-    /// Put a finished run's summary on screen.
-    fn show(&mut self, p: Summary, generation: u64, total: Duration) -> Vec<Effect> {
-        self.runs.busy_since = None;
-        self.runs.progress = None;
-        let first = self.data.is_none();
-        self.data = Some(p);
-        if first {
-            self.grid.cur = (1, 1);
-        }
-        self.runs.shown = generation;
-        self.runs.total = total;
-        self.lens = None;
-        self.explain.reset();
-        if self.status.as_ref().is_some_and(|s| s.error) {
-            self.status = None;
-        }
-        self.refresh();
-        if self.view == View::Lens {
-            return self.want_lens().into_iter().collect();
-        }
-        vec![]
     }
 
     /// Report a finished dump.

@@ -36,6 +36,10 @@ pub enum View {
     Embedding,
     /// The cursor's query token through the selected block (`B`).
     Walk,
+    /// Every head ablated in turn, ranked by Δ logit (`S`).
+    Sweep,
+    /// Direct logit attribution at the cursor's position (`T`).
+    Attribution,
 }
 
 impl View {

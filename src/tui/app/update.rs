@@ -49,7 +49,10 @@ impl App {
             Event::Traced(o) => {
                 if o.generation == self.runs.generation {
                     match o.result {
-                        Ok(p) => fx.extend(self.show(p, o.generation, o.total)),
+                        Ok(p) => {
+                            self.interp_text_run();
+                            fx.extend(self.accept_run(p, o.generation, o.total));
+                        }
                         Err(e) => {
                             self.runs.busy_since = None;
                             self.runs.progress = None;
@@ -59,6 +62,7 @@ impl App {
                 }
             }
             Event::EncDecTraced(o) => fx.extend(self.encdec_traced(*o)),
+            Event::Interp(o) => fx.extend(self.interp_outcome(*o)),
             Event::Lens(o) => {
                 if let Some(l) = &mut self.lens
                     && l.generation == o.generation
@@ -85,6 +89,36 @@ impl App {
             .is_some_and(|j| now >= j.since + JUMP_TIMEOUT)
         {
             self.jump = None;
+        }
+        fx
+    }
+
+    /// Put a finished clean run on screen.
+    pub(super) fn accept_run(
+        &mut self,
+        p: super::Summary,
+        generation: u64,
+        total: std::time::Duration,
+    ) -> Vec<Effect> {
+        let mut fx = vec![];
+        self.runs.busy_since = None;
+        self.runs.progress = None;
+        let first = self.data.is_none();
+        self.data = Some(p);
+        if first {
+            self.grid.cur = (1, 1);
+        }
+        self.runs.shown = generation;
+        self.runs.total = total;
+        self.lens = None;
+        self.explain.reset();
+        if self.status.as_ref().is_some_and(|s| s.error) {
+            self.status = None;
+        }
+        fx.extend(self.interp_new_clean());
+        self.refresh();
+        if self.view == View::Lens {
+            fx.extend(self.want_lens());
         }
         fx
     }
@@ -123,7 +157,7 @@ impl App {
             self.help.scroll = self
                 .help
                 .scroll
-                .min(2 * (keymap::ROWS.len() + keymap::ORDER.len()) + 8);
+                .min(2 * (keymap::rows().count() + keymap::ORDER.len()) + 8);
             return vec![];
         }
         if k.code == KeyCode::F(1) {
@@ -211,6 +245,7 @@ impl App {
             View::Norms => Ctx::Norms,
             View::Lens => Ctx::Lens,
             View::Weight | View::Writes | View::Embedding | View::Walk => Ctx::Explain,
+            View::Sweep | View::Attribution => Ctx::Overview,
         }
     }
 
@@ -241,6 +276,13 @@ impl App {
         if let Some(why) = self.encdec_refuses(a) {
             self.say(why);
             return fx;
+        }
+        if a == Action::Back && self.interp.cancel_sweep() {
+            self.say("sweep cancelled");
+            return fx;
+        }
+        if let Some(more) = self.interp_key(a) {
+            return more;
         }
         let nl = self.n_layers().max(1);
         let nh = self.n_heads().max(1);
@@ -362,7 +404,7 @@ impl App {
         let nl = self.n_layers().max(1);
         let nh = self.n_heads().max(1);
         let n = self.grid.visible.len().max(self.grid.cols.len()) as isize;
-        if self.view == View::Overview {
+        if matches!(self.view, View::Overview | View::Sweep | View::Attribution) {
             match a {
                 Action::Right => self.set_head((self.sel.head + 1) % nh),
                 Action::Left => self.set_head((self.sel.head + nh - 1) % nh),
@@ -401,6 +443,7 @@ impl App {
         if self.view == View::Lens {
             fx.extend(self.want_lens());
         }
+        fx.extend(self.interp_cursor_moved());
     }
 
     fn toggle_view(&mut self, v: View) {

@@ -1,6 +1,6 @@
-//! The help screen and README's key table, generated from [`super::ROWS`].
+//! The help screen and README's key table, generated from the keymap ([`super::rows`]).
 
-use super::{Action, C, Ctx, K, Key, ROWS, Row};
+use super::{Action, C, Ctx, K, Key, Row, rows};
 
 fn key_name(k: &Key) -> String {
     match k.0 {
@@ -63,7 +63,7 @@ pub fn help_lines() -> Vec<(Option<String>, String)> {
     let mut out = vec![];
     for c in ORDER {
         out.push((None, c.title().to_string()));
-        for r in ROWS.iter().filter(|r| r.ctx == c) {
+        for r in rows().filter(|r| r.ctx == c) {
             out.push((Some(keys_label(r)), r.help.to_string()));
         }
     }

@@ -34,8 +34,7 @@ fn views_see_their_own_keys_first() {
 fn no_key_means_two_things_in_one_place() {
     for c in ORDER {
         let mut seen: Vec<Key> = vec![];
-        let own: Vec<&Row> = ROWS
-            .iter()
+        let own: Vec<&Row> = rows()
             .filter(|r| r.ctx == c || (c != Ctx::Input && r.ctx == Ctx::Explorer))
             .collect();
         for r in own.iter().filter(|r| r.ctx == c) {

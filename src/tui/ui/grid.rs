@@ -21,7 +21,12 @@ pub fn title(app: &App) -> String {
         Some(AttnKind::DecoderSelf) => "Decoder self-attention",
         Some(AttnKind::Cross) => "Cross-attention (target × source)",
     };
-    if app.sel.mean {
+    if app.interp.rollout {
+        format!(
+            " Rollout R_{} · attention followed through layers 0–{} (all heads) ",
+            app.sel.layer, app.sel.layer
+        )
+    } else if app.sel.mean {
         format!(
             " {what} · layer {} · mean of {} heads ",
             app.sel.layer,

@@ -1,5 +1,7 @@
 //! Drawing: pure functions of the app state. `draw(&mut Frame, &App)` is all the run loop calls.
 
+pub mod ablation;
+pub mod attribution;
 pub mod block_walk;
 pub mod embedding;
 pub mod encdec;
@@ -11,6 +13,7 @@ pub mod norms;
 pub mod overview;
 pub mod panels;
 pub mod positional;
+pub mod sweep;
 pub mod widgets;
 
 /// The text of a drawn buffer, one string per row (for the views' tests).
@@ -69,11 +72,26 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         View::Grid => {
             let p = layout::grid_panes(app);
             grid::render(app, p.grid, buf);
-            if let Some(r) = p.side {
+            if let Some(mut r) = p.side {
+                if ablation::active(app) {
+                    let used = ablation::render_panel(
+                        app,
+                        Rect {
+                            height: r.height / 2,
+                            ..r
+                        },
+                        buf,
+                    );
+                    r = Rect::new(r.x, r.y + used, r.width, r.height - used);
+                }
                 panels::render_side(app, r, buf);
             }
             if let Some(r) = p.info {
-                panels::render_info(app, r, buf);
+                if ablation::active(app) {
+                    ablation::render_compact(app, r, buf);
+                } else {
+                    panels::render_info(app, r, buf);
+                }
             }
             if let Some(r) = p.bottom {
                 let lw = r.width * 11 / 20;
@@ -88,6 +106,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         View::Weight | View::Writes | View::Embedding | View::Walk => {
             explain_views::render(app, s.body, buf)
         }
+        View::Sweep => sweep::render(app, s.body, buf),
+        View::Attribution => attribution::render(app, s.body, buf),
     }
     status(app, s.status, buf);
     if app.help.open {
@@ -138,6 +158,8 @@ fn view_name(v: View) -> &'static str {
         View::Writes => "head output",
         View::Embedding => "embedding",
         View::Walk => "block walk",
+        View::Sweep => "sweep",
+        View::Attribution => "logit attribution",
     }
 }
 
@@ -156,7 +178,12 @@ fn header(app: &App, area: Rect, buf: &mut Buffer) {
     } else {
         view_name(app.view)
     };
-    let right = format!(" {name} · ? help ");
+    let note = ablation::header_note(app);
+    let right = if note.is_empty() {
+        format!(" {name} · ? help ")
+    } else {
+        format!(" {note} · {name} · ? help ")
+    };
     let pos = format!(" {} ", position_text(app));
     let w = area.width as usize;
     let selector = encdec::selector(app, bar, &theme, w < 150);
@@ -357,6 +384,10 @@ pub fn view_hint(v: View) -> &'static str {
         View::Weight | View::Writes | View::Embedding | View::Walk => {
             "hjkl cell · ←→ head · ↑↓ layer · J/K scroll · [ ] dimensions · t W_O · Esc back · ? help"
         }
+        View::Sweep => {
+            "←→↑↓/hjkl select head · A ablates it · Enter opens it · S back (cancels) · ? help"
+        }
+        View::Attribution => "←→↑↓/hjkl select head · Enter opens it · T back · ? help",
     }
 }
 
@@ -396,6 +427,23 @@ fn status(app: &App, area: Rect, buf: &mut Buffer) {
                 "{frame} running {}…{layer} {:.1} s",
                 app.info.spec,
                 el.as_secs_f64()
+            ),
+            theme.accent(),
+        )
+    } else if let Some(sw) = app.interp.sweep.as_ref().filter(|s| s.result.is_none()) {
+        (
+            format!(
+                "sweep: ablated {} of {} heads · S or Esc cancels",
+                sw.progress.0, sw.progress.1
+            ),
+            theme.accent(),
+        )
+    } else if let Some(since) = app.interp.ablation.since {
+        (
+            format!(
+                "ablating {}… {:.1} s",
+                ablation::heads_list(app, 4),
+                app.now.saturating_duration_since(since).as_secs_f64()
             ),
             theme.accent(),
         )

@@ -78,18 +78,27 @@ pub fn render(app: &App, buf: &mut Buffer) {
             let (by_r, by_c, pw, ph) = layout::zoom_blocks((n, nk), area, !theme.mono());
             let pic = ratatui::layout::Rect::new(x, y, pw.min(g.pic_w), ph.min(g.pic_h));
             half_block_picture(buf, pic, n, nk, (by_r, by_c), &value, &theme);
-            // The head's kind, when one pattern dominates, in the gap under its thumbnail.
-            if let Some(tag) = d
-                .stats
-                .get(l)
-                .and_then(|v| v.get(h))
-                .and_then(analysis::head_tag)
-            {
+            // The head's kind, when one pattern dominates, in the gap under its thumbnail; ablated heads say so.
+            let ablated = app.interp.ablation.heads.contains(&(l, h));
+            let tag = if ablated {
+                Some("✗ off")
+            } else if !app.is_cross() && app.interp.induction_clear(l, h) {
+                Some("induction")
+            } else {
+                d.stats
+                    .get(l)
+                    .and_then(|v| v.get(h))
+                    .and_then(analysis::head_tag)
+            };
+            if let Some(tag) = tag {
                 let short = match tag {
                     "previous-token" => "prev",
+                    "induction" => "induct",
                     t => t,
                 };
-                let st = if tag == "broad" {
+                let st = if ablated {
+                    theme.error()
+                } else if tag == "broad" {
                     theme.dim()
                 } else {
                     theme.bar_alt()
@@ -115,9 +124,18 @@ pub fn render(app: &App, buf: &mut Buffer) {
     // The selected head's summary.
     let (l, h) = (app.sel.layer, app.sel.head);
     if let Some(s) = d.stats.get(l).and_then(|v| v.get(h)) {
-        let tag = analysis::head_tag(s)
+        let mut tag = analysis::head_tag(s)
             .map(|t| format!(" · {t} head"))
             .unwrap_or_default();
+        // Induction compares a sequence with itself: it has no meaning between target and source.
+        if let Some(v) = app.interp.induction(l, h).filter(|_| !app.is_cross()) {
+            let clear = if v >= crate::analysis::scans::INDUCTION_CLEAR {
+                " (clear)"
+            } else {
+                ""
+            };
+            tag.push_str(&format!(" · induction {v:.2}{clear}"));
+        }
         let kv = match analysis::kv_sharing(&d.trace.kv_group, h) {
             Some((g, shared)) => {
                 let shared: Vec<String> = shared.iter().map(|i| i.to_string()).collect();
@@ -155,7 +173,13 @@ pub fn render(app: &App, buf: &mut Buffer) {
                 .enumerate()
                 .map(|(l, c)| format!("L{l}:{c}"))
                 .collect();
-            let line2 = if app.is_cross() {
+            let line2 = if super::ablation::active(app) {
+                format!(
+                    "{} · {}",
+                    super::ablation::header_note(app),
+                    super::ablation::effect_line(app)
+                )
+            } else if app.is_cross() {
                 "the positional tags (previous-token/sink/self) do not apply to cross-attention"
                     .to_string()
             } else if d.pattern_counts.iter().all(|c| *c == 0) {
