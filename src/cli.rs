@@ -282,10 +282,9 @@ pub struct ExploreArgs {
     pub color: ColorChoice,
 }
 
+/// The input of `show` and `dump`: a text (with a second sentence for sentence-pair models) or raw token ids.
 #[derive(Debug, Clone, Args)]
-pub struct DumpArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
+pub struct InputArgs {
     /// The input text.
     #[arg(
         long,
@@ -297,12 +296,20 @@ pub struct DumpArgs {
     /// Token ids instead of text (`12,345,678`), fed exactly as given: no special tokens are added.
     #[arg(long, value_name = "ID,ID,...")]
     pub ids: Option<String>,
-    /// Also write `rollout.npy`: attention rollout float32 [layers, n, n] (see docs/dump-format.md).
-    #[arg(long)]
-    pub rollout: bool,
     /// A second sentence (BERT sentence pairs: token type 1).
     #[arg(long)]
     pub text_b: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Also write `rollout.npy`: attention rollout float32 [layers, n, n] (see docs/dump-format.md).
+    #[arg(long)]
+    pub rollout: bool,
     /// Encoder–decoder models: the target text; the decoder input is its ids shifted right behind the decoder start
     /// id. Without it the decoder input is the greedy output.
     #[arg(long)]
@@ -351,20 +358,8 @@ pub struct RunArgs {
 pub struct ShowArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// The input text.
-    #[arg(
-        long,
-        short = 't',
-        required_unless_present = "ids",
-        conflicts_with = "ids"
-    )]
-    pub text: Option<String>,
-    /// Token ids instead of text (`12,345,678`), fed exactly as given: no special tokens are added.
-    #[arg(long, value_name = "ID,ID,...")]
-    pub ids: Option<String>,
-    /// A second sentence (BERT sentence pairs: token type 1).
-    #[arg(long)]
-    pub text_b: Option<String>,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Layer, from 0.
     #[arg(long, short = 'l', default_value_t = 0)]
     pub layer: usize,

@@ -38,7 +38,7 @@ pub(crate) const DUMP_MAX_NEW: usize = 32;
 
 /// `attn dump` for an encoder–decoder: the decoder input is the shifted target, else the greedy output.
 pub(crate) fn dump_encdec(m: &model::encdec::EncoderDecoder, a: &DumpArgs) -> Result<()> {
-    let Some(text) = a.text.as_deref() else {
+    let Some(text) = a.input.text.as_deref() else {
         bail!(
             "an encoder–decoder dump needs --text (the source); --ids is for decoder-only and encoder models"
         );
@@ -46,7 +46,7 @@ pub(crate) fn dump_encdec(m: &model::encdec::EncoderDecoder, a: &DumpArgs) -> Re
     if attn::export::Format::from(a.format) != attn::export::Format::Npy
         || a.qkv
         || a.run.ablate.is_some()
-        || a.text_b.is_some()
+        || a.input.text_b.is_some()
     {
         bail!("encoder–decoder dumps write .npy only, without --qkv, --ablate or --text-b");
     }
@@ -68,12 +68,12 @@ pub(crate) fn dump_encdec(m: &model::encdec::EncoderDecoder, a: &DumpArgs) -> Re
     let files = attn::export::encdec::dump(m, &trace, text, a.target.as_deref(), &a.out, a.force)?;
     let mut out = format!(
         "{}: {} source tokens, {} decoder tokens\n",
-        m.info.name,
+        attn::tokenize::escape_text(&m.info.name),
         trace.source.n_tokens(),
         trace.target.n_tokens()
     );
-    for f in files {
-        let _ = writeln!(out, "wrote {}", f.display());
+    for line in attn::export::written_summary(&a.out, &files) {
+        let _ = writeln!(out, "{line}");
     }
     emit(&out)
 }

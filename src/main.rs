@@ -68,27 +68,69 @@ fn check_finite(trace: &attn::trace::Trace, strict: bool) -> Result<()> {
 
 /// Refuse texts whose length alone is over the model's limit, then count tokens and plan the forward pass within the
 /// memory budget.
+/// The input of `show`/`dump`, tokenized once: the budget is planned on it and the same tokens run.
+struct Input {
+    enc: attn::tokenize::Encoded,
+    /// The trace's text: the input text, or the ids' decoding.
+    text: String,
+    text_b: Option<String>,
+}
+
+fn encode_input(m: &dyn Model, a: &attn::cli::InputArgs) -> Result<Input> {
+    attn::cli::check_text_b(m.info(), a.text_b.as_deref())?;
+    match (&a.text, &a.ids) {
+        (_, Some(ids)) => {
+            if a.text_b.is_some() {
+                bail!("--text-b needs --text; with --ids give every id of both segments");
+            }
+            let ids = attn::tokenize::parse_ids(ids)?;
+            Ok(Input {
+                enc: m.tokenizer().encode_ids(&ids)?,
+                text: m.tokenizer().decode(&ids),
+                text_b: None,
+            })
+        }
+        (Some(text), None) => {
+            let bytes = text.len() + a.text_b.as_ref().map_or(0, String::len);
+            model::budget::check_text_bytes(m.info(), bytes)?;
+            Ok(Input {
+                enc: m.tokenizer().encode(text, a.text_b.as_deref())?,
+                text: text.clone(),
+                text_b: a.text_b.clone(),
+            })
+        }
+        (None, None) => bail!("give --text or --ids"),
+    }
+}
+
+/// The forward options for `input` within the budget, with what `hooks` capture counted.
 fn plan_run(
     m: &dyn Model,
-    input: (Option<&str>, Option<&str>, Option<&str>),
+    input: &Input,
     attention: model::budget::AttentionUse,
+    hooks: attn::trace::Hooks,
     budget: u64,
     what: &str,
 ) -> Result<ForwardOptions> {
     let info = m.info();
-    let (text, ids, text_b) = input;
-    let n = match (text, ids) {
-        (_, Some(ids)) => attn::tokenize::parse_ids(ids)?.len(),
-        (Some(text), None) => {
-            model::budget::check_text_bytes(info, text.len() + text_b.map_or(0, str::len))?;
-            m.tokenizer().encode(text, text_b)?.ids.len()
-        }
-        (None, None) => bail!("give --text or --ids"),
-    };
     let top_k = if info.causal { 5 } else { 0 };
-    Ok(model::budget::plan(
-        info, n, attention, top_k, budget, what,
+    Ok(model::budget::plan_with(
+        info,
+        input.enc.ids.len(),
+        attention,
+        top_k,
+        hooks,
+        budget,
+        what,
     )?)
+}
+
+/// Run the tokenized input.
+fn run_input(m: &dyn Model, input: Input, opts: &ForwardOptions) -> Result<attn::trace::Trace> {
+    let mut trace = model::run_encoded(m, input.enc, opts)?;
+    trace.text = input.text;
+    trace.text_b = input.text_b;
+    Ok(trace)
 }
 
 /// Print to stdout; a closed pipe (`attn show ... | head`) ends the program quietly instead of panicking.
@@ -251,13 +293,23 @@ fn dump(a: DumpArgs) -> Result<()> {
     if a.target.is_some() {
         bail!("--target is for encoder–decoder models (e.g. --model textbook-dates)");
     }
-    attn::cli::check_text_b(m.info(), a.text_b.as_deref())?;
     let info = m.info();
     let show_progress = !a.quiet && std::io::stderr().is_terminal();
+    let input = encode_input(m.as_ref(), &a.input)?;
+    let mut hooks = attn::trace::Hooks::default();
+    if a.qkv {
+        for p in attn::export::QKV_POINTS {
+            hooks.capture_all(p, info.n_layers);
+        }
+    }
+    if a.mlp {
+        hooks.capture_all(attn::trace::HookPoint::MlpPost, info.n_layers);
+    }
     let mut opts = plan_run(
         m.as_ref(),
-        (a.text.as_deref(), a.ids.as_deref(), a.text_b.as_deref()),
+        &input,
         model::budget::AttentionUse::KeepIfFits,
+        hooks,
         a.budget.mem_budget,
         "attn dump",
     )?;
@@ -267,19 +319,10 @@ fn dump(a: DumpArgs) -> Result<()> {
         )));
     }
     apply_run_args(&mut opts, &a.run, info)?;
-    if a.qkv {
-        for p in attn::export::QKV_POINTS {
-            opts.hooks.capture_all(p, info.n_layers);
-        }
-    }
-    if a.mlp {
-        opts.hooks
-            .capture_all(attn::trace::HookPoint::MlpPost, info.n_layers);
-    }
     if a.value_weighted {
         attn::explain::run::value_weighted_hooks(&mut opts, info.n_layers);
     }
-    let mut trace = run_input(m.as_ref(), &a.text, &a.ids, &a.text_b, &opts)?;
+    let mut trace = run_input(m.as_ref(), input, &opts)?;
     check_finite(&trace, a.strict)?;
     if a.rollout && !a.force && a.out.join("rollout.npy").exists() {
         bail!(
@@ -318,12 +361,8 @@ fn dump(a: DumpArgs) -> Result<()> {
         info.n_heads,
         trace.elapsed.as_secs_f64() * 1e3
     );
-    for f in files {
-        let _ = writeln!(
-            out,
-            "wrote {}",
-            attn::tokenize::escape_text(&f.display().to_string())
-        );
+    for line in attn::export::written_summary(&a.out, &files) {
+        let _ = writeln!(out, "{line}");
     }
     emit(&out)
 }
@@ -381,7 +420,6 @@ fn explain(a: ExplainArgs) -> Result<()> {
 
 fn show_cmd(a: ShowArgs) -> Result<()> {
     let m = load(&a.model)?;
-    attn::cli::check_text_b(m.info(), a.text_b.as_deref())?;
     let info = &show::escaped_info(m.info());
     let mut out = String::new();
     if a.layer >= info.n_layers {
@@ -400,15 +438,17 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
             info.n_heads - 1
         );
     }
+    let input = encode_input(m.as_ref(), &a.input)?;
     let mut opts = plan_run(
         m.as_ref(),
-        (a.text.as_deref(), a.ids.as_deref(), a.text_b.as_deref()),
+        &input,
         model::budget::AttentionUse::Recompute,
+        Default::default(),
         a.budget.mem_budget,
         "attn show",
     )?;
     apply_run_args(&mut opts, &a.run, info)?;
-    let trace = run_input(m.as_ref(), &a.text, &a.ids, &a.text_b, &opts)?;
+    let trace = run_input(m.as_ref(), input, &opts)?;
     check_finite(&trace, a.strict)?;
     let att = layer_attention(m.as_ref(), &trace, a.layer)?;
 
@@ -481,27 +521,6 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
     let _ = writeln!(out);
     out.push_str(&show::render_norm_table(&trace));
     emit(&out)
-}
-
-/// Run `--text` (with `--text-b`) or exactly the `--ids`.
-fn run_input(
-    m: &dyn Model,
-    text: &Option<String>,
-    ids: &Option<String>,
-    text_b: &Option<String>,
-    opts: &ForwardOptions,
-) -> Result<attn::trace::Trace> {
-    match (text, ids) {
-        (_, Some(ids)) => {
-            if text_b.is_some() {
-                bail!("--text-b needs --text; with --ids give every id of both segments");
-            }
-            let ids = attn::tokenize::parse_ids(ids)?;
-            Ok(model::run_ids(m, &ids, opts)?)
-        }
-        (Some(t), None) => Ok(model::run(m, t, text_b.as_deref(), opts)?),
-        (None, None) => bail!("give --text or --ids"),
-    }
 }
 
 fn info(a: InfoArgs) -> Result<()> {

@@ -334,7 +334,7 @@ pub fn escaped_info(info: &ModelInfo) -> ModelInfo {
     ModelInfo {
         spec: esc(&info.spec),
         name: esc(&info.name),
-        positional: esc(&info.positional),
+        positional: info.positional,
         tokenizer: esc(&info.tokenizer),
         source: esc(&info.source),
         notes: info.notes.iter().map(|n| esc(n)).collect(),

@@ -36,12 +36,43 @@ impl Positional {
             Positional::Rotary { angles, .. } => angles,
         }
     }
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> PositionalKind {
         match self {
-            Positional::Sinusoidal(_) => "sinusoidal",
-            Positional::Learned(_) => "learned",
-            Positional::Rotary { .. } => "rotary",
+            Positional::Sinusoidal(_) => PositionalKind::Sinusoidal,
+            Positional::Learned(_) => PositionalKind::Learned,
+            Positional::Rotary { .. } => PositionalKind::Rotary,
         }
+    }
+}
+
+/// How a model knows where a token is: the one name of it in `attn info`, meta.json and file names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PositionalKind {
+    /// The paper's fixed sin/cos vectors, added to the embeddings.
+    Sinusoidal,
+    /// Learned absolute position vectors, added to the embeddings.
+    Learned,
+    /// Rotary: queries and keys rotated inside attention; nothing added.
+    Rotary,
+    /// A learned bias on the attention scores by relative distance (T5); nothing added.
+    Relative,
+}
+
+impl PositionalKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PositionalKind::Sinusoidal => "sinusoidal",
+            PositionalKind::Learned => "learned",
+            PositionalKind::Rotary => "rotary",
+            PositionalKind::Relative => "relative",
+        }
+    }
+}
+
+impl std::fmt::Display for PositionalKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -72,11 +72,11 @@ fn dump_writes_every_file_with_the_right_shape_and_content() {
     assert_eq!(toks.len(), 5);
     assert_eq!(
         toks[0],
-        serde_json::json!({"index": 0, "id": 101, "text": "[CLS]", "start": 0, "end": 0})
+        serde_json::json!({"index": 0, "id": 101, "text": "[CLS]", "label": "[CLS]", "segment": 0, "start": 0, "end": 0})
     );
     assert_eq!(
         toks[2],
-        serde_json::json!({"index": 2, "id": 2293, "text": "love", "start": 2, "end": 6})
+        serde_json::json!({"index": 2, "id": 2293, "text": "love", "label": "love", "segment": 0, "start": 2, "end": 6})
     );
     let n = 5;
 
@@ -165,6 +165,53 @@ fn dump_writes_every_file_with_the_right_shape_and_content() {
             "tokens.json"
         ]
     );
+}
+
+#[test]
+fn captured_tensors_count_against_the_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = vec!["cat"; 198].join(" ");
+    let (plain, qkv) = (dir.path().join("plain"), dir.path().join("qkv"));
+    let o = dump(&plain, &text, &["--mem-budget", "2000K"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // q, k, v and z of every layer need ~0.4 MiB more: the same budget refuses, naming them, and writes nothing.
+    let o = dump(&qkv, &text, &["--mem-budget", "2000K", "--qkv"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("captured tensors"), "{err}");
+    assert!(!qkv.exists());
+}
+
+#[test]
+fn csv_dump_prints_a_summary_and_labels_tell_duplicates_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("csv");
+    let o = dump(&out, "the cat saw the cat", &["--format", "csv"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    // One line for the folder of 8 CSV files, not one per file.
+    assert_eq!(stdout.matches("wrote ").count(), 6, "{stdout}");
+    assert!(
+        stdout.contains("attention/ (8 files: layer00_head00.csv … layer01_head03.csv)"),
+        "{stdout}"
+    );
+    // Repeated labels carry their position, in the CSV header and in tokens.json.
+    let csv = std::fs::read_to_string(out.join("attention/layer00_head00.csv")).unwrap();
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "query\\key,[CLS],the#1,cat#2,saw,the#4,cat#5,[SEP]"
+    );
+    let toks: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("tokens.json")).unwrap()).unwrap();
+    let field = |f: &str| -> Vec<serde_json::Value> {
+        toks.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t[f].clone())
+            .collect()
+    };
+    assert_eq!(field("label")[5], "cat#5");
+    assert_eq!(field("text")[5], "cat");
 }
 
 #[test]

@@ -67,6 +67,16 @@ fn dump_and_show_a_sentence_pair_and_a_decoder() {
     assert_eq!(npy_shape(&out.join("attention.npy")), vec![2, 4, 9, 9]);
     assert_eq!(npy_shape(&out.join("hidden.npy")), vec![3, 9, 32]);
     assert_eq!(npy_shape(&out.join("positional.npy")), vec![9, 32]);
+    // tokens.json says which sentence each token belongs to: [CLS] the cat sat [SEP] | on the mat [SEP].
+    let toks: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("tokens.json")).unwrap()).unwrap();
+    let segments: Vec<u64> = toks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["segment"].as_u64().unwrap())
+        .collect();
+    assert_eq!(segments, [0, 0, 0, 0, 0, 1, 1, 1, 1]);
 
     let shown = ok(&[
         "show",

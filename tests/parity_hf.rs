@@ -102,7 +102,7 @@ fn compare(label: &str, t: &Trace, golden: &Path, case: &Case, decoder: bool) ->
         );
     }
     // The positional signal is the learned rows that were added: one per token.
-    assert_eq!(t.positional.kind(), "learned");
+    assert_eq!(t.positional.kind(), attn::trace::PositionalKind::Learned);
     assert_eq!(t.positional.matrix().dim(), (t.n_tokens(), t.d_model()));
     (att_err, worst)
 }

@@ -209,37 +209,7 @@ mod tests {
 
     #[test]
     fn a_post_ln_walk_by_hand() {
-        // d_model 2, two heads of 1 dim: W_O = I, z = (3, 4): the heads write (3, 0) and (0, 4); attn_out adds a
-        // bias (1, 1): (4, 5). ReLU MLP with 4 neurons, two of them 0.
-        let x = array![1.0f32, 0.0];
-        let z = array![[3.0f32], [4.0]];
-        let w_o = array![[1.0f32, 0.0], [0.0, 1.0]];
-        let attn = array![4.0f32, 5.0];
-        let mid = array![0.6f32, 0.8];
-        let pre = array![-1.0f32, 2.0, -3.0, 0.5];
-        let post = array![0.0f32, 2.0, 0.0, 0.5];
-        let mlp_out = array![0.4f32, 0.2];
-        let out = array![1.0f32, 0.0];
-        let w = BlockWalk::compute(&BlockInputs {
-            layer: 2,
-            token: 1,
-            post_ln: true,
-            resid_pre: x.view(),
-            ln_attn: None,
-            z: z.view(),
-            w_o: w_o.view(),
-            attn_out: attn.view(),
-            resid_mid: mid.view(),
-            ln_mlp: None,
-            mlp_pre: pre.view(),
-            mlp_pre_linear: None,
-            mlp_post: post.view(),
-            activation: "relu",
-            mlp_out: mlp_out.view(),
-            resid_post: out.view(),
-            norm_name: "LayerNorm",
-        })
-        .unwrap();
+        let w = crate::explain::examples::post_ln_walk();
         let labels: Vec<&str> = w.steps.iter().map(|s| s.label.as_str()).collect();
         assert_eq!(
             labels,

@@ -157,19 +157,7 @@ mod tests {
     #[test]
     fn the_textbook_sum_scaled_plus_sinusoidal() {
         // (1, 0, 0, 1) · √4 = (2, 0, 0, 2); position 0 of a sinusoidal table is (0, 1, 0, 1): sum (2, 1, 0, 3).
-        let tok = array![1.0f32, 0.0, 0.0, 1.0];
-        let pos = array![0.0f32, 1.0, 0.0, 1.0];
-        let e = EmbeddingParts::compute(&EmbeddingInputs {
-            token: 0,
-            token_embedding: tok.view(),
-            scale: Some(2.0),
-            positional: PositionalInput::Added {
-                kind: "sinusoidal",
-                vector: pos.view(),
-            },
-            segment: None,
-            norm: None,
-        });
+        let e = crate::explain::examples::textbook_embedding(0);
         let ops: Vec<Op> = e.parts.iter().map(|p| p.op).collect();
         assert_eq!(ops, [Op::Start, Op::Scale, Op::Plus, Op::Sum]);
         assert_eq!(e.parts[1].values, vec![2.0, 0.0, 0.0, 2.0]);
@@ -213,15 +201,7 @@ mod tests {
 
     #[test]
     fn rotary_models_add_nothing_and_say_so() {
-        let tok = array![3.0f32, 4.0];
-        let e = EmbeddingParts::compute(&EmbeddingInputs {
-            token: 0,
-            token_embedding: tok.view(),
-            scale: None,
-            positional: PositionalInput::Rotary,
-            segment: None,
-            norm: None,
-        });
+        let e = crate::explain::examples::rotary_embedding(vec![3.0, 4.0]);
         assert_eq!(e.parts.len(), 1);
         assert_eq!(e.parts[0].norm, 5.0);
         assert_eq!(e.output(), &[3.0, 4.0]);

@@ -11,6 +11,8 @@
 
 pub mod block_walk;
 pub mod embedding;
+#[cfg(test)]
+pub(crate) mod examples;
 pub mod run;
 pub mod text;
 

@@ -9,75 +9,57 @@ fn close(a: f32, b: f32) -> bool {
 fn a_weight_step_by_step_on_hand_checkable_numbers() {
     // q = (1, 2); keys (1, 0), (0, 1), (1, 1): q·k = 1, 2, 3; scale ½: 0.5, 1.0, 1.5. Query 1 of a decoder: key 2
     // is masked. exp(x − 1.0) = e^−½, 1, 0; sum 1.60653; weights 0.37754, 0.62246, 0.
-    let q = array![1.0f32, 2.0];
-    let k = array![[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]];
-    let v = array![[2.0f32, 0.0], [0.0, 4.0], [10.0, 10.0]];
-    let w_o = array![[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]];
-    let mask = causal_mask(1, 3, true);
-    let inp = HeadInputs {
-        query: 1,
-        key: None,
-        head: 3,
-        kv_head: Some(1),
-        q: q.view(),
-        k: k.view(),
-        v: v.view(),
-        scale: 0.5,
-        bias: None,
-        mask: &mask,
-        w_o: Some(w_o.view()),
-        rotary: None,
-    };
-    let c = WeightComputation::compute(&inp).unwrap();
-    assert_eq!(c.key, 1, "the heaviest key");
-    assert_eq!(c.qk, vec![0.0, 2.0]);
-    assert_eq!(c.top_dims, vec![1, 0]);
-    assert_eq!((c.score, c.scale, c.scaled), (2.0, 0.5, 1.0));
-    assert!(!c.masked);
-    assert_eq!(c.row_scaled, vec![Some(0.5), Some(1.0), None]);
-    assert_eq!(c.row_max, 1.0);
-    assert!(close(c.row_exp[0], (-0.5f32).exp()) && c.row_exp[1] == 1.0 && c.row_exp[2] == 0.0);
-    assert!(close(c.exp_sum, 1.606_531));
-    assert!(close(c.weight, 0.622_459));
-    assert!(close(c.row_weights[0], 0.377_541) && c.row_weights[2] == 0.0);
-    assert_eq!(c.v, vec![0.0, 4.0]);
-    assert!(close(c.weighted_v[1], 4.0 * 0.622_459));
-    // z = .37754·(2, 0) + .62246·(0, 4); the masked key's (10, 10) contributes nothing.
-    assert!(close(c.z[0], 0.755_082) && close(c.z[1], 2.489_836));
-    let ho = c.head_out.as_ref().unwrap();
-    assert!(close(ho[2], 0.755_082 + 2.489_836));
-    assert!(close(c.head_out_norm.unwrap(), norm(ho)));
-    assert_eq!(c.kv_head, Some(1));
+    super::examples::with_head_inputs(None, false, |inp| {
+        let c = WeightComputation::compute(&inp).unwrap();
+        assert_eq!(c.key, 1, "the heaviest key");
+        assert_eq!(c.qk, vec![0.0, 2.0]);
+        assert_eq!(c.top_dims, vec![1, 0]);
+        assert_eq!((c.score, c.scale, c.scaled), (2.0, 0.5, 1.0));
+        assert!(!c.masked);
+        assert_eq!(c.row_scaled, vec![Some(0.5), Some(1.0), None]);
+        assert_eq!(c.row_max, 1.0);
+        assert!(close(c.row_exp[0], (-0.5f32).exp()) && c.row_exp[1] == 1.0 && c.row_exp[2] == 0.0);
+        assert!(close(c.exp_sum, 1.606_531));
+        assert!(close(c.weight, 0.622_459));
+        assert!(close(c.row_weights[0], 0.377_541) && c.row_weights[2] == 0.0);
+        assert_eq!(c.v, vec![0.0, 4.0]);
+        assert!(close(c.weighted_v[1], 4.0 * 0.622_459));
+        // z = .37754·(2, 0) + .62246·(0, 4); the masked key's (10, 10) contributes nothing.
+        assert!(close(c.z[0], 0.755_082) && close(c.z[1], 2.489_836));
+        let ho = c.head_out.as_ref().unwrap();
+        assert!(close(ho[2], 0.755_082 + 2.489_836));
+        assert!(close(c.head_out_norm.unwrap(), norm(ho)));
+        assert_eq!(c.kv_head, Some(1));
 
-    // The masked cell: weight exactly 0, marked masked, its raw score still shown.
-    let c2 = WeightComputation::compute(&HeadInputs {
-        key: Some(2),
-        ..inp
-    })
-    .unwrap();
-    assert!(c2.masked);
-    assert_eq!((c2.score, c2.weight, c2.exp), (3.0, 0.0, 0.0));
-    assert_eq!(
-        c2.z, c.z,
-        "the row's output does not depend on the key explained"
-    );
-
-    // Out of range and mismatched shapes are errors, not panics.
-    assert!(
-        WeightComputation::compute(&HeadInputs {
-            key: Some(3),
+        // The masked cell: weight exactly 0, marked masked, its raw score still shown.
+        let c2 = WeightComputation::compute(&HeadInputs {
+            key: Some(2),
             ..inp
         })
-        .is_err()
-    );
-    let short = [false];
-    assert!(
-        WeightComputation::compute(&HeadInputs {
-            mask: &short,
-            ..inp
-        })
-        .is_err()
-    );
+        .unwrap();
+        assert!(c2.masked);
+        assert_eq!((c2.score, c2.weight, c2.exp), (3.0, 0.0, 0.0));
+        assert_eq!(
+            c2.z, c.z,
+            "the row's output does not depend on the key explained"
+        );
+
+        // Out of range and mismatched shapes are errors, not panics.
+        assert!(
+            WeightComputation::compute(&HeadInputs {
+                key: Some(3),
+                ..inp
+            })
+            .is_err()
+        );
+        assert!(
+            WeightComputation::compute(&HeadInputs {
+                mask: &[false],
+                ..inp
+            })
+            .is_err()
+        );
+    });
 }
 
 #[test]

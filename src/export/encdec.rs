@@ -2,7 +2,7 @@
 //!
 //! | file | content |
 //! |---|---|
-//! | `tokens.json` | the source tokens (index, id, text, start, end) |
+//! | `tokens.json` | the source tokens (index, id, text, label, segment, start, end) |
 //! | `target_tokens.json` | the decoder input tokens (same fields; offsets 0) |
 //! | `attention.npy` | encoder self-attention `[enc_layers, heads, n_src, n_src]` |
 //! | `decoder_attention.npy` | decoder masked self-attention `[dec_layers, heads, n_tgt, n_tgt]` |

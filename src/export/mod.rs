@@ -4,7 +4,9 @@
 //! (the `files` manifest in its `meta.json`). Attention is streamed one layer at a time in every format.
 
 pub mod staged;
+mod summary;
 pub use staged::Staged;
+pub use summary::written_summary;
 
 pub mod encdec;
 
@@ -290,6 +292,21 @@ pub fn dump(
     dump_with(model, trace, out, opts, &[])
 }
 
+/// The records of `tokens.json`: per token its index, vocabulary id, vocabulary string (`text`), the label the
+/// explorer and the CSV headers show (`label`: readable, escaped, `#position` added when two tokens read the same),
+/// its segment (token type: 0 for sentence A, 1 for B) and its byte offsets in the input.
+pub(crate) fn tokens_json(tokens: &[crate::tokenize::TokenInfo]) -> serde_json::Value {
+    tokens
+        .iter()
+        .zip(crate::tokenize::token_labels(tokens))
+        .enumerate()
+        .map(|(i, (t, label))| {
+            json!({"index": i, "id": t.id, "text": t.text, "label": label, "segment": t.type_id,
+                   "start": t.start, "end": t.end})
+        })
+        .collect()
+}
+
 /// [`dump`] plus extra `.npy` arrays computed from the trace (`value_weighted.npy`), staged with the rest.
 pub fn dump_with(
     model: &dyn Model,
@@ -318,7 +335,7 @@ pub fn dump_with(
         for (name, a) in extra {
             st.write(name, |w| write_npy(w, a.shape(), a.iter().copied()))?;
         }
-        let labels: Vec<String> = trace.tokens.iter().map(|t| t.label.clone()).collect();
+        let labels = crate::tokenize::token_labels(&trace.tokens);
 
         st.write_json("tokens.json", &tokens_json(&trace.tokens))?;
 
@@ -440,15 +457,6 @@ pub(crate) fn object(v: serde_json::Value) -> serde_json::Map<String, serde_json
         serde_json::Value::Object(m) => m,
         other => serde_json::Map::from_iter([("value".to_string(), other)]),
     }
-}
-
-/// `tokens.json`: index, id, text and character offsets of every token.
-pub fn tokens_json(tokens: &[crate::tokenize::TokenInfo]) -> serde_json::Value {
-    tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| json!({"index": i, "id": t.id, "text": t.text, "start": t.start, "end": t.end}))
-        .collect()
 }
 
 /// Write `rollout.npy` into `out`: attention rollout float32 `[layers, n, n]` ([`analysis::rollout`]), computed

@@ -6,11 +6,16 @@
 //! - the residual stream at every layer boundary, `(L+1)·n·d`, and the mid-block stream, `L·n·d` (always kept);
 //! - one block's transient work: its scores and probabilities `2·H·n²`, and its activations `n·(4d + 2f)`;
 //! - every layer's attention `L·H·n²` when the caller keeps it (the explorer does; dumps stream it);
-//! - the logits `n·V` when next tokens are asked for.
+//! - the logits `n·V` when next tokens are asked for;
+//! - every tensor a hook captures (`--qkv`, `--mlp`, …): per captured point and layer `n·d` for residual streams
+//!   and sub-layer outputs, `H·n·d/H` for queries and head outputs, `H_kv·n·d/H` for keys and values, `H·n²` for
+//!   scores and patterns (cross-attention: the same with the encoder's length taken as `n`), `n·f` for MLP
+//!   activations.
 //!
 //! The default budget is [`DEFAULT_BUDGET`] (4 GiB); `--mem-budget` raises or lowers it.
 
 use super::ModelInfo;
+use crate::hooks::{HookPoint, Hooks};
 use crate::trace::ForwardOptions;
 use crate::{Error, Result};
 
@@ -24,6 +29,7 @@ pub struct Estimate {
     pub transient: u64,
     pub attention: u64,
     pub logits: u64,
+    pub captures: u64,
 }
 
 impl Estimate {
@@ -32,6 +38,7 @@ impl Estimate {
             .saturating_add(self.transient)
             .saturating_add(self.attention)
             .saturating_add(self.logits)
+            .saturating_add(self.captures)
     }
 }
 
@@ -64,7 +71,33 @@ pub fn estimate(info: &ModelInfo, n: usize, keep_attention: bool, top_k: usize) 
         } else {
             0
         },
+        captures: 0,
     }
+}
+
+/// The bytes the hooks' captures hold after a forward pass on `n` tokens (see the module docs).
+pub fn capture_bytes(info: &ModelInfo, n: usize, hooks: &Hooks) -> u64 {
+    let (n, d, f) = (n as u64, info.d_model as u64, info.d_ff as u64);
+    let (h, kv) = (info.n_heads.max(1) as u64, info.n_kv_heads as u64);
+    let d_head = d / h;
+    let mul = |xs: &[u64]| xs.iter().fold(1u64, |a, &b| a.saturating_mul(b));
+    hooks
+        .capture
+        .iter()
+        .map(|(p, _)| {
+            use HookPoint::*;
+            let elements = match p {
+                AttnQ | AttnZ | CrossQ | CrossZ => mul(&[h, n, d_head]),
+                AttnK | AttnV | CrossK | CrossV => mul(&[kv, n, d_head]),
+                AttnScores | AttnPattern | CrossScores | CrossPattern => mul(&[h, n, n]),
+                MlpPre | MlpPreLinear | MlpPost => mul(&[n, f]),
+                ResidPre | AttnOut | ResidMid | CrossOut | ResidCross | MlpOut | ResidPost => {
+                    mul(&[n, d])
+                }
+            };
+            mul(&[elements, 4])
+        })
+        .fold(0u64, u64::saturating_add)
 }
 
 /// A byte count for people: `1.5 GiB`, `300 MiB`.
@@ -142,12 +175,30 @@ pub fn plan(
     budget: u64,
     what: &str,
 ) -> Result<ForwardOptions> {
+    plan_with(info, n, attention, top_k, Hooks::default(), budget, what)
+}
+
+/// [`plan`] for a run with hooks: what they capture counts against the budget, and the options carry them.
+pub fn plan_with(
+    info: &ModelInfo,
+    n: usize,
+    attention: AttentionUse,
+    top_k: usize,
+    hooks: Hooks,
+    budget: u64,
+    what: &str,
+) -> Result<ForwardOptions> {
+    let captures = capture_bytes(info, n, &hooks);
+    let needs = |keep| Estimate {
+        captures,
+        ..estimate(info, n, keep, top_k)
+    };
     let keep = match attention {
         AttentionUse::Keep => true,
         AttentionUse::Recompute => false,
-        AttentionUse::KeepIfFits => estimate(info, n, true, top_k).total() <= budget,
+        AttentionUse::KeepIfFits => needs(true).total() <= budget,
     };
-    let e = estimate(info, n, keep, top_k);
+    let e = needs(keep);
     if e.total() > budget {
         let mut parts = vec![
             format!("residual streams {}", human(e.streams)),
@@ -158,6 +209,9 @@ pub fn plan(
         }
         if e.logits > 0 {
             parts.push(format!("logits {}", human(e.logits)));
+        }
+        if e.captures > 0 {
+            parts.push(format!("captured tensors {}", human(e.captures)));
         }
         return Err(Error::Input(format!(
             "{what} on {n} tokens of {} needs about {} ({}), over the memory budget of {}; \
@@ -172,6 +226,7 @@ pub fn plan(
     Ok(ForwardOptions {
         keep_attention: keep,
         top_k,
+        hooks,
         ..Default::default()
     })
 }
@@ -195,7 +250,7 @@ mod tests {
             max_len: 1 << 20,
             n_params: 0,
             causal: false,
-            positional: "sinusoidal".into(),
+            positional: crate::trace::PositionalKind::Sinusoidal,
             tokenizer: String::new(),
             source: String::new(),
             notes: vec![],
@@ -215,6 +270,37 @@ mod tests {
         assert_eq!(estimate(&info(), 100, false, 5).attention, 0);
         let big = estimate(&info(), usize::MAX, true, 5);
         assert_eq!(big.total(), u64::MAX, "saturates instead of overflowing");
+    }
+
+    #[test]
+    fn captured_tensors_count_against_the_budget() {
+        let i = info();
+        let mut hooks = Hooks::default();
+        hooks.capture_all(HookPoint::AttnQ, 6);
+        hooks.capture.insert((HookPoint::MlpPost, 0));
+        assert_eq!(
+            capture_bytes(&i, 100, &hooks),
+            6 * (8 * 100 * 64 * 4) + 100 * 2048 * 4
+        );
+        // Streaming attention fits 1 GiB at 2000 tokens, but not with every layer's scores captured as well.
+        let plain = plan(&i, 2000, AttentionUse::Recompute, 0, 1 << 30, "x").unwrap();
+        assert!(plain.hooks.is_empty());
+        let mut scores = Hooks::default();
+        scores.capture_all(HookPoint::AttnScores, 6);
+        let e = plan_with(
+            &i,
+            2000,
+            AttentionUse::Recompute,
+            0,
+            scores.clone(),
+            1 << 30,
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("captured tensors 732 MiB"), "{e}");
+        let o = plan_with(&i, 2000, AttentionUse::Recompute, 0, scores, 2 << 30, "x").unwrap();
+        assert_eq!(o.hooks.capture.len(), 6, "the options carry the hooks");
     }
 
     #[test]

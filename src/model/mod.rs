@@ -73,8 +73,8 @@ pub struct ModelInfo {
     pub n_params: u64,
     /// Decoder (causal mask).
     pub causal: bool,
-    /// `sinusoidal`, `learned`, `rotary`.
-    pub positional: String,
+    /// How positions enter: sinusoidal, learned, rotary or relative.
+    pub positional: crate::trace::PositionalKind,
     /// Tokenizer description.
     pub tokenizer: String,
     /// Where it was loaded from (`built-in`, a path).

@@ -38,6 +38,13 @@ pub struct TokenInfo {
     pub type_id: u32,
 }
 
+/// The tokens' display labels made unambiguous (`the#0`, `the#4` where two read the same): what every list, grid
+/// axis, CSV header and `tokens.json` shows.
+pub fn token_labels(tokens: &[TokenInfo]) -> Vec<String> {
+    let labels: Vec<String> = tokens.iter().map(|t| t.label.clone()).collect();
+    tagged_labels(&labels)
+}
+
 /// How display labels are made from tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LabelStyle {

@@ -24,10 +24,11 @@ pub const D: usize = 16;
 
 /// Model information matching [`trace`].
 pub fn info(kind: Kind) -> ModelInfo {
+    use crate::trace::PositionalKind as P;
     let (name, arch, kv, causal, pos) = match kind {
-        Kind::Encoder => ("synthetic encoder", Arch::Bert, HEADS, false, "sinusoidal"),
-        Kind::Gpt2 => ("synthetic gpt2", Arch::Gpt2, HEADS, true, "learned"),
-        Kind::Llama => ("synthetic llama", Arch::Llama, HEADS / 2, true, "rotary"),
+        Kind::Encoder => ("synthetic encoder", Arch::Bert, HEADS, false, P::Sinusoidal),
+        Kind::Gpt2 => ("synthetic gpt2", Arch::Gpt2, HEADS, true, P::Learned),
+        Kind::Llama => ("synthetic llama", Arch::Llama, HEADS / 2, true, P::Rotary),
     };
     ModelInfo {
         spec: name.replace(' ', "-"),
@@ -42,7 +43,7 @@ pub fn info(kind: Kind) -> ModelInfo {
         max_len: 64,
         n_params: 1234,
         causal,
-        positional: pos.into(),
+        positional: pos,
         tokenizer: "synthetic".into(),
         source: "test".into(),
         notes: vec![],

@@ -14,6 +14,7 @@ use crate::model::head::LmHead;
 use crate::model::{Arch, ModelInfo};
 use crate::numeric::packed::PackedMatrix;
 use crate::tokenize::Tokenizer;
+use crate::trace::PositionalKind;
 use crate::weights::safetensors::SafeTensors;
 use crate::weights::source::Vb;
 use crate::{Error, Result};
@@ -178,11 +179,10 @@ pub fn load_family(
         n_params: crate::model::config::count_params(st),
         causal: false,
         positional: if family.learned_positions {
-            "learned"
+            PositionalKind::Learned
         } else {
-            "sinusoidal"
-        }
-        .into(),
+            PositionalKind::Sinusoidal
+        },
         tokenizer: tokenizer.description().to_string(),
         source: origin.source,
         notes: vec![format!(

@@ -168,7 +168,7 @@ pub fn load(
         max_len: cfg.max_position_embeddings,
         n_params: crate::model::count_params(weights),
         causal: false,
-        positional: "learned".into(),
+        positional: crate::trace::PositionalKind::Learned,
         tokenizer: tokenizer.description().to_string(),
         source: origin.source,
         notes,

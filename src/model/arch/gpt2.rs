@@ -206,7 +206,7 @@ pub fn load(
         max_len: cfg.n_positions,
         n_params: crate::model::count_params(weights),
         causal: true,
-        positional: "learned".into(),
+        positional: crate::trace::PositionalKind::Learned,
         tokenizer: tokenizer.description().to_string(),
         source: origin.source,
         notes,

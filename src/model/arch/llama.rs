@@ -276,7 +276,7 @@ pub fn from_gguf(g: &Gguf, spec: &str) -> Result<Transformer> {
         max_len,
         n_params,
         causal: true,
-        positional: "rotary".into(),
+        positional: crate::trace::PositionalKind::Rotary,
         tokenizer: tokenizer.description().to_string(),
         source: g.file_name().to_string(),
         notes: vec![

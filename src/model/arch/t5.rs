@@ -287,7 +287,7 @@ pub fn load(
         max_len: cfg.n_positions,
         n_params: crate::model::config::count_params(st),
         causal: false,
-        positional: "relative".into(),
+        positional: crate::trace::PositionalKind::Relative,
         tokenizer: tokenizer.description().to_string(),
         source: origin.source,
         notes: vec![

@@ -132,7 +132,7 @@ pub fn new(cfg: TextbookConfig) -> Result<Transformer> {
         max_len: cfg.max_len,
         n_params,
         causal: cfg.causal,
-        positional: "sinusoidal".into(),
+        positional: crate::trace::PositionalKind::Sinusoidal,
         tokenizer: tokenizer.description().to_string(),
         source: "built-in".into(),
         notes: vec![

@@ -149,7 +149,7 @@ pub fn from_weights(
         max_len: cfg.max_len,
         n_params,
         causal: false,
-        positional: "sinusoidal".into(),
+        positional: crate::trace::PositionalKind::Sinusoidal,
         tokenizer: format!(
             "source: {}; target: {}",
             source_tokenizer.description(),

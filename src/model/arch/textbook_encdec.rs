@@ -130,7 +130,7 @@ pub fn new(cfg: TextbookConfig, enc_layers: usize, dec_layers: usize) -> Result<
         max_len: cfg.max_len,
         n_params,
         causal: false,
-        positional: "sinusoidal".into(),
+        positional: crate::trace::PositionalKind::Sinusoidal,
         tokenizer: tokenizer.description().to_string(),
         source: "built-in".into(),
         notes: vec![

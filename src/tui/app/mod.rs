@@ -15,7 +15,7 @@ pub use state::{Focus, Grid, Help, Input, Jump, Lens, Panes, Runs, Selection, St
 
 use crate::analysis::{self, HeadStats};
 use crate::model::ModelInfo;
-use crate::tokenize::tagged_labels;
+use crate::tokenize::token_labels;
 use crate::trace::Trace;
 use crate::tui::event::Job;
 use ndarray::{Array2, Axis};
@@ -193,8 +193,7 @@ impl App {
     /// The labels of the visible tokens, with `#position` added where two are alike (`the#0`, `the#4`).
     pub fn visible_labels(&self) -> Vec<String> {
         let Some(t) = self.trace() else { return vec![] };
-        let all: Vec<String> = t.tokens.iter().map(|tok| tok.label.clone()).collect();
-        let tagged = tagged_labels(&all);
+        let tagged = token_labels(&t.tokens);
         self.grid
             .visible
             .iter()
@@ -207,14 +206,10 @@ impl App {
         let Some(t) = self.trace() else {
             return String::new();
         };
-        let Some(tok) = t.tokens.get(i) else {
+        if i >= t.tokens.len() {
             return String::new();
-        };
-        if t.tokens.iter().filter(|o| o.label == tok.label).count() > 1 {
-            format!("{}#{i}", tok.label)
-        } else {
-            tok.label.clone()
         }
+        token_labels(&t.tokens).swap_remove(i)
     }
 
     /// The full `n × n` matrix of the current layer and head (or mean), before hiding.
@@ -389,13 +384,7 @@ impl App {
             return None;
         };
         let trace = d.trace.clone();
-        let tokens: Vec<String> = tagged_labels(
-            &trace
-                .tokens
-                .iter()
-                .map(|t| t.label.clone())
-                .collect::<Vec<_>>(),
-        );
+        let tokens = token_labels(&trace.tokens);
         match self.view {
             View::Grid
             | View::Overview

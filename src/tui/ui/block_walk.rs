@@ -124,52 +124,13 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::explain::block_walk::BlockInputs;
     use crate::tui::app::Palette;
-    use ndarray::array;
 
-    fn rows(buf: &Buffer) -> Vec<String> {
-        let a = buf.area;
-        (0..a.height)
-            .map(|y| {
-                (0..a.width)
-                    .map(|x| buf[(x, y)].symbol())
-                    .collect::<String>()
-            })
-            .collect()
-    }
+    use crate::tui::ui::buffer_rows as rows;
 
     #[test]
     fn a_post_ln_block_step_by_step() {
-        let x = array![1.0f32, 0.0];
-        let z = array![[3.0f32], [4.0]];
-        let w_o = array![[1.0f32, 0.0], [0.0, 1.0]];
-        let attn = array![4.0f32, 5.0];
-        let mid = array![0.6f32, 0.8];
-        let pre = array![-1.0f32, 2.0, -3.0, 0.5];
-        let post = array![0.0f32, 2.0, 0.0, 0.5];
-        let mlp_out = array![0.4f32, 0.2];
-        let out = array![1.0f32, 0.0];
-        let w = BlockWalk::compute(&BlockInputs {
-            layer: 2,
-            token: 1,
-            post_ln: true,
-            resid_pre: x.view(),
-            ln_attn: None,
-            z: z.view(),
-            w_o: w_o.view(),
-            attn_out: attn.view(),
-            resid_mid: mid.view(),
-            ln_mlp: None,
-            mlp_pre: pre.view(),
-            mlp_pre_linear: None,
-            mlp_post: post.view(),
-            activation: "relu",
-            mlp_out: mlp_out.view(),
-            resid_post: out.view(),
-            norm_name: "LayerNorm",
-        })
-        .unwrap();
+        let w = crate::explain::examples::post_ln_walk();
         let mut buf = Buffer::empty(Rect::new(0, 0, 64, 12));
         let area = buf.area;
         render(&mut buf, area, &w, &[], (0, 0), &Theme::new(Palette::Mono));

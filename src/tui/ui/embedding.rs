@@ -60,36 +60,13 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::explain::embedding::{EmbeddingInputs, PositionalInput};
     use crate::tui::app::Palette;
-    use ndarray::array;
 
-    fn rows(buf: &Buffer) -> Vec<String> {
-        let a = buf.area;
-        (0..a.height)
-            .map(|y| {
-                (0..a.width)
-                    .map(|x| buf[(x, y)].symbol())
-                    .collect::<String>()
-            })
-            .collect()
-    }
+    use crate::tui::ui::buffer_rows as rows;
 
     #[test]
     fn the_textbook_embedding_shows_every_number() {
-        let tok_e = array![1.0f32, 0.0, 0.0, 1.0];
-        let pos = array![0.0f32, 1.0, 0.0, 1.0];
-        let e = EmbeddingParts::compute(&EmbeddingInputs {
-            token: 1,
-            token_embedding: tok_e.view(),
-            scale: Some(2.0),
-            positional: PositionalInput::Added {
-                kind: "sinusoidal",
-                vector: pos.view(),
-            },
-            segment: None,
-            norm: None,
-        });
+        let e = crate::explain::examples::textbook_embedding(1);
         let mut buf = Buffer::empty(Rect::new(0, 0, 42, 15));
         let area = buf.area;
         let labels = vec!["I".to_string(), "love".to_string()];
@@ -128,15 +105,7 @@ mod tests {
         let v: Vec<f32> = (0..64)
             .map(|i| if i % 2 == 0 { 1.0 } else { -0.5 })
             .collect();
-        let tok_e = ndarray::Array1::from(v);
-        let e = EmbeddingParts::compute(&EmbeddingInputs {
-            token: 0,
-            token_embedding: tok_e.view(),
-            scale: None,
-            positional: PositionalInput::Rotary,
-            segment: None,
-            norm: None,
-        });
+        let e = crate::explain::examples::rotary_embedding(v);
         let mut buf = Buffer::empty(Rect::new(0, 0, 30, 8));
         let area = buf.area;
         render(&mut buf, area, &e, &[], (0, 0), &Theme::new(Palette::Mono));

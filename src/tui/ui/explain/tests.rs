@@ -1,52 +1,12 @@
 use super::*;
-use crate::explain::{HeadInputs, RotaryInputs, causal_mask};
+use crate::explain::HeadInputs;
 use crate::tui::app::Palette;
-use ndarray::array;
 
-fn rows(buf: &Buffer) -> Vec<String> {
-    let a = buf.area;
-    (0..a.height)
-        .map(|y| {
-            (0..a.width)
-                .map(|x| buf[(x, y)].symbol())
-                .collect::<String>()
-        })
-        .collect()
-}
+use crate::tui::ui::buffer_rows as rows;
 
 /// The hand-checked example of `explain::tests`: query 1 of a decoder, key 2 masked.
 fn example(key: Option<usize>, rotary: bool) -> WeightComputation {
-    let q = array![1.0f32, 2.0];
-    let k = array![[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]];
-    let v = array![[2.0f32, 0.0], [0.0, 4.0], [10.0, 10.0]];
-    let w_o = array![[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]];
-    let (qp, kp, aq, ak) = (
-        array![2.0f32, 1.0],
-        array![1.0f32, 1.0],
-        array![1.0f32],
-        array![0.5f32],
-    );
-    let mask = causal_mask(1, 3, true);
-    WeightComputation::compute(&HeadInputs {
-        query: 1,
-        key,
-        head: 3,
-        kv_head: Some(1),
-        q: q.view(),
-        k: k.view(),
-        v: v.view(),
-        scale: 0.5,
-        bias: None,
-        mask: &mask,
-        w_o: Some(w_o.view()),
-        rotary: rotary.then(|| RotaryInputs {
-            q_pre: qp.view(),
-            k_pre: kp.view(),
-            angles_q: aq.view(),
-            angles_k: ak.view(),
-        }),
-    })
-    .unwrap()
+    crate::explain::examples::weight(key, rotary)
 }
 
 /// A row without its borders and trailing blanks.
