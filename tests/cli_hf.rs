@@ -101,11 +101,14 @@ fn dump_and_show_a_sentence_pair_and_a_decoder() {
 #[test]
 fn a_folder_of_an_unknown_type_fails_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("config.json"), r#"{"model_type": "t5"}"#).unwrap();
+    std::fs::write(tmp.path().join("config.json"), r#"{"model_type": "mamba"}"#).unwrap();
     let out = attn(&["info", "--model", tmp.path().to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("`t5`") && err.contains("bert, gpt2"), "{err}");
+    assert!(
+        err.contains("`mamba`") && err.contains("bert, gpt2, bart, t5, marian"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
