@@ -102,8 +102,6 @@ impl NormStat {
 
 /// Per-layer norms over every token, summed up by `stat`.
 pub fn layer_norms_by(trace: &Trace, stat: NormStat) -> Vec<LayerNorms> {
-    let rows = residual_rows(trace);
-    let n = trace.n_tokens();
     let pick = |vals: Vec<f32>| -> f32 {
         let vals: Vec<f32> = match stat {
             NormStat::MeanSkipFirst if vals.len() > 1 => vals[1..].to_vec(),
@@ -126,38 +124,33 @@ pub fn layer_norms_by(trace: &Trace, stat: NormStat) -> Vec<LayerNorms> {
             _ => vals.iter().sum::<f32>() / vals.len() as f32,
         }
     };
+    per_layer(trace, |sel, f| pick(sel.iter().map(f).collect()))
+}
+
+/// Per-layer norms: every token's mean, or one token's own.
+pub fn layer_norms(trace: &Trace, token: Option<usize>) -> Vec<LayerNorms> {
+    match token {
+        None => layer_norms_by(trace, NormStat::Mean),
+        Some(t) => per_layer(trace, |sel, f| sel.get(t).map_or(0.0, f)),
+    }
+}
+
+/// One [`LayerNorms`] per layer, each figure made by `value` from the layer's rows (one per token, in order).
+fn per_layer(
+    trace: &Trace,
+    value: impl Fn(&[ResidualRow], fn(&ResidualRow) -> f32) -> f32,
+) -> Vec<LayerNorms> {
+    let rows = residual_rows(trace);
+    let n = trace.n_tokens();
     (0..trace.n_layers())
         .map(|l| {
             let sel = &rows[l * n..(l + 1) * n];
-            let col = |f: fn(&ResidualRow) -> f32| pick(sel.iter().map(f).collect());
             LayerNorms {
                 layer: l,
-                resid_in: col(|r| r.resid_in),
-                resid_out: col(|r| r.resid_out),
-                attn_update: col(|r| r.attn_update),
-                ffn_update: col(|r| r.ffn_update),
-            }
-        })
-        .collect()
-}
-
-pub fn layer_norms(trace: &Trace, token: Option<usize>) -> Vec<LayerNorms> {
-    let rows = residual_rows(trace);
-    let n = trace.n_tokens().max(1);
-    (0..trace.n_layers())
-        .map(|l| {
-            let sel: Vec<&ResidualRow> = rows
-                .iter()
-                .filter(|r| r.layer == l && token.is_none_or(|t| r.token == t))
-                .collect();
-            let k = if token.is_some() { 1.0 } else { n as f32 };
-            let sum = |f: fn(&ResidualRow) -> f32| sel.iter().map(|r| f(r)).sum::<f32>() / k;
-            LayerNorms {
-                layer: l,
-                resid_in: sum(|r| r.resid_in),
-                resid_out: sum(|r| r.resid_out),
-                attn_update: sum(|r| r.attn_update),
-                ffn_update: sum(|r| r.ffn_update),
+                resid_in: value(sel, |r| r.resid_in),
+                resid_out: value(sel, |r| r.resid_out),
+                attn_update: value(sel, |r| r.attn_update),
+                ffn_update: value(sel, |r| r.ffn_update),
             }
         })
         .collect()
@@ -185,17 +178,20 @@ pub struct HeadStats {
 
 /// What a head clearly does, if one kind dominates.
 pub fn head_tag(s: &HeadStats) -> Option<&'static str> {
-    if s.prev >= 0.5 {
-        Some("previous-token")
-    } else if s.sink >= 0.5 {
-        Some("sink")
-    } else if s.self_ >= 0.5 {
-        Some("self")
-    } else if s.entropy_norm >= 0.9 {
-        Some("broad")
-    } else {
-        None
-    }
+    role_tag(s.prev, s.sink, s.self_).or((s.entropy_norm >= 0.9).then_some("broad"))
+}
+
+/// The positional role a head's mean weights show: half or more of each query's weight on the previous token, on
+/// the first token, or on itself.
+pub fn role_tag(previous: f32, sink: f32, self_: f32) -> Option<&'static str> {
+    [
+        (previous, "previous-token"),
+        (sink, "sink"),
+        (self_, "self"),
+    ]
+    .into_iter()
+    .find(|(v, _)| *v >= 0.5)
+    .map(|(_, tag)| tag)
 }
 
 pub fn head_stats(a: &ArrayView2<f32>) -> HeadStats {

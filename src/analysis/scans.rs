@@ -52,14 +52,8 @@ impl HeadScores {
     pub fn tag(&self) -> Option<&'static str> {
         if self.induction.is_some_and(|v| v >= INDUCTION_CLEAR) {
             Some("induction")
-        } else if self.previous >= 0.5 {
-            Some("previous-token")
-        } else if self.sink >= 0.5 {
-            Some("sink")
-        } else if self.self_ >= 0.5 {
-            Some("self")
         } else {
-            None
+            super::role_tag(self.previous, self.sink, self.self_)
         }
     }
 }

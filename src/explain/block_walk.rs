@@ -134,40 +134,24 @@ impl BlockWalk {
             .collect();
         let heads_residual = norm(&diff);
         steps.push(Step::new("attention output", inp.attn_out.to_vec()));
-        if inp.post_ln {
-            steps.push(Step::new(
-                "resid_pre + attention",
-                add(&inp.resid_pre, &inp.attn_out),
-            ));
-            steps.push(Step::new(
-                format!("{} → resid_mid", inp.norm_name),
-                inp.resid_mid.to_vec(),
-            ));
-        } else {
-            steps.push(Step::new(
-                "resid_mid = resid_pre + attention",
-                inp.resid_mid.to_vec(),
-            ));
-        }
+        residual_steps(
+            &mut steps,
+            inp,
+            ("resid_pre", &inp.resid_pre),
+            ("attention", &inp.attn_out),
+            ("resid_mid", &inp.resid_mid),
+        );
         if let Some(ln) = inp.ln_mlp {
             steps.push(Step::new(inp.norm_name, ln.to_vec()));
         }
         steps.push(Step::new("MLP output", inp.mlp_out.to_vec()));
-        if inp.post_ln {
-            steps.push(Step::new(
-                "resid_mid + MLP",
-                add(&inp.resid_mid, &inp.mlp_out),
-            ));
-            steps.push(Step::new(
-                format!("{} → resid_post", inp.norm_name),
-                inp.resid_post.to_vec(),
-            ));
-        } else {
-            steps.push(Step::new(
-                "resid_post = resid_mid + MLP",
-                inp.resid_post.to_vec(),
-            ));
-        }
+        residual_steps(
+            &mut steps,
+            inp,
+            ("resid_mid", &inp.resid_mid),
+            ("MLP", &inp.mlp_out),
+            ("resid_post", &inp.resid_post),
+        );
         let post = inp.mlp_post.to_vec();
         let d_ff = post.len();
         let gated = inp.mlp_pre_linear.is_some();
@@ -199,6 +183,23 @@ impl BlockWalk {
                 top,
             },
         })
+    }
+}
+
+/// The steps of one residual addition: post-LN shows the sum, then the norm that makes the next stream; pre-LN's
+/// sum is the next stream itself.
+fn residual_steps(
+    steps: &mut Vec<Step>,
+    inp: &BlockInputs,
+    (from, x): (&str, &ArrayView1<f32>),
+    (what, update): (&str, &ArrayView1<f32>),
+    (to, out): (&str, &ArrayView1<f32>),
+) {
+    if inp.post_ln {
+        steps.push(Step::new(format!("{from} + {what}"), add(x, update)));
+        steps.push(Step::new(format!("{} → {to}", inp.norm_name), out.to_vec()));
+    } else {
+        steps.push(Step::new(format!("{to} = {from} + {what}"), out.to_vec()));
     }
 }
 

@@ -475,50 +475,43 @@ mod tests {
     fn inconsistent_metadata_is_an_error() {
         let s = spec();
         let n = s.tokens.len() as u32;
-        let err = build(
-            &TokenizerSpec {
-                bos: Some(n),
-                ..s.clone()
-            },
-            "f",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("bos_token_id") && err.contains("outside"),
-            "{err}"
-        );
-        let err = build(
-            &TokenizerSpec {
-                merges: vec!["a b c".into()],
-                ..s.clone()
-            },
-            "f",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("merges[0]"), "{err}");
-        let err = build(
-            &TokenizerSpec {
-                token_types: vec![1],
-                ..s.clone()
-            },
-            "f",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("token_type has 1 entries"), "{err}");
-        let err = build(
-            &TokenizerSpec {
-                tokens: vec![],
-                token_types: vec![],
-                ..s
-            },
-            "f",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("empty"), "{err}");
+        let err = |spec: TokenizerSpec| build(&spec, "f").unwrap_err().to_string();
+        let cases = [
+            (
+                TokenizerSpec {
+                    bos: Some(n),
+                    ..s.clone()
+                },
+                "bos_token_id",
+            ),
+            (
+                TokenizerSpec {
+                    merges: vec!["a b c".into()],
+                    ..s.clone()
+                },
+                "merges[0]",
+            ),
+            (
+                TokenizerSpec {
+                    token_types: vec![1],
+                    ..s.clone()
+                },
+                "token_type has 1 entries",
+            ),
+            (
+                TokenizerSpec {
+                    tokens: vec![],
+                    token_types: vec![],
+                    ..s.clone()
+                },
+                "empty",
+            ),
+        ];
+        for (spec, want) in cases {
+            let e = err(spec);
+            assert!(e.contains(want), "{e} lacks {want}");
+        }
+        assert!(err(TokenizerSpec { bos: Some(n), ..s }).contains("outside"));
     }
 
     #[test]
