@@ -83,6 +83,16 @@ pub struct Origin {
     pub source: String,
 }
 
+/// An opened Hugging Face folder, as an encoder–decoder architecture builds from it: config.json text, its file name
+/// for errors, the weights, the tokenizer and who the model is.
+pub struct HfFolder<'a> {
+    pub config: &'a str,
+    pub file: &'a str,
+    pub weights: &'a crate::weights::safetensors::SafeTensors,
+    pub tokenizer: crate::tokenize::Tokenizer,
+    pub origin: Origin,
+}
+
 /// Deserialize a config.json; a wrong or missing field is named (`field `hidden_size`: invalid type ...`).
 pub fn parse_config<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T> {
     let de = &mut serde_json::Deserializer::from_str(text);

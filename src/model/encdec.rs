@@ -31,16 +31,15 @@ pub trait ScoreBias: Send + Sync {
 }
 
 /// An encoder stack (bidirectional self-attention) and a decoder stack (masked self-attention, then cross-attention
-/// with the decoder's shape) with the norms at `placement`; `enc` and `dec` are `(heads, head size)`. Every attention
-/// multiplies `q·k` by `scale`, by `1/√head size` when `None` (the paper).
+/// with the decoder's shape) with the norms at `placement`; `heads` are the encoder's and the decoder's `(heads, head
+/// size)`. Every attention multiplies `q·k` by `scale`, by `1/√head size` when `None` (the paper).
 pub fn stacks(
     placement: Placement,
-    enc: (usize, usize),
-    dec: (usize, usize),
+    heads: [(usize, usize); 2],
     scale: Option<f32>,
-    encoder: Vec<Block>,
-    decoder: Vec<Block>,
+    [encoder, decoder]: [Vec<Block>; 2],
 ) -> (Stack, Stack) {
+    let [enc, dec] = heads;
     let spec = |(h, hd): (usize, usize), causal| {
         let standard = AttnSpec::standard(h, hd, causal);
         AttnSpec {

@@ -96,24 +96,22 @@ pub enum HfLoader {
         ) -> Result<super::engine::Transformer>,
     ),
     /// An encoder–decoder.
-    EncoderDecoder(
-        fn(
-            &str,
-            &str,
-            &crate::weights::safetensors::SafeTensors,
-            Tokenizer,
-            Origin,
-        ) -> Result<EncoderDecoder>,
-    ),
+    EncoderDecoder(fn(super::config::HfFolder) -> Result<EncoderDecoder>),
 }
 
 /// The `model_type`s a Hugging Face folder may have, each with its loader.
 pub const HF_ARCHITECTURES: &[(&str, HfLoader)] = &[
     ("bert", HfLoader::Single(bert::load)),
     ("gpt2", HfLoader::Single(gpt2::load)),
-    ("bart", HfLoader::EncoderDecoder(bart::load)),
+    (
+        "bart",
+        HfLoader::EncoderDecoder(|f| bart::load_family(&bart::BART, f)),
+    ),
     ("t5", HfLoader::EncoderDecoder(t5::load)),
-    ("marian", HfLoader::EncoderDecoder(marian::load)),
+    (
+        "marian",
+        HfLoader::EncoderDecoder(|f| bart::load_family(&marian::MARIAN, f)),
+    ),
 ];
 
 fn supported_model_types() -> String {
@@ -216,7 +214,13 @@ fn load_folder_with(spec: &str, dir: &Path, cfg: &FolderConfig) -> Result<Loaded
             Loaded::Single(Box::new(f(text, file, &weights, tokenizer, origin)?))
         }
         HfLoader::EncoderDecoder(f) => {
-            Loaded::EncoderDecoder(Box::new(f(text, file, &weights, tokenizer, origin)?))
+            Loaded::EncoderDecoder(Box::new(f(super::config::HfFolder {
+                config: text,
+                file,
+                weights: &weights,
+                tokenizer,
+                origin,
+            })?))
         }
     })
 }

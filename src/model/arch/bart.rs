@@ -3,18 +3,18 @@
 //! position, post-LN blocks (`self_attn_layer_norm`, `encoder_attn_layer_norm`, `final_layer_norm`), every
 //! projection with a bias, attention scaled by `1/√d_head`, the configured activation (GELU), and an LM head tied
 //! to `model.shared.weight` plus `final_logits_bias`. Marian ([`super::marian`]) is the same model with other
-//! positions and no embedding norm; both go through [`load_family`].
+//! positions and no embedding norm; both go through [`load_family`] with their [`Family`].
 
 use crate::model::attention::AttnWeights;
 use crate::model::block::{Block, Cross, Linear, Mlp, Norm, Placement};
-use crate::model::config::{Origin, hf_activation, parse_config};
+use crate::model::config::{HfFolder, hf_activation, parse_config};
 use crate::model::embed::{Embeddings, PositionKind, TokenTable};
 use crate::model::encdec::{EncoderDecoder, stacks};
 use crate::model::head::LmHead;
 use crate::model::{Arch, ModelInfo};
 use crate::numeric::packed::PackedMatrix;
 use crate::tokenize::Tokenizer;
-use crate::weights::safetensors::SafeTensors;
+use crate::trace::PositionalKind;
 use crate::weights::source::Vb;
 use crate::{Error, Result};
 use serde::Deserialize;
@@ -55,32 +55,18 @@ pub struct Family {
     pub note: &'static str,
 }
 
-/// Load a BART folder's opened parts.
-pub fn load(
-    config: &str,
-    file: &str,
-    st: &SafeTensors,
-    tokenizer: Tokenizer,
-    origin: Origin,
-) -> Result<EncoderDecoder> {
-    let bart = Family {
-        arch: Arch::Bart,
-        learned_positions: true,
-        note: "BART: post-LN, learned positions + 2, layernorm_embedding",
-    };
-    load_family(&bart, config, file, st, tokenizer, origin)
-}
+/// BART.
+pub const BART: Family = Family {
+    arch: Arch::Bart,
+    learned_positions: true,
+    note: "BART: post-LN, learned positions + 2, layernorm_embedding",
+};
 
 /// Load a BART-family folder (`model.shared.weight`, `model.{encoder,decoder}.layers.{i}`, `final_logits_bias`).
-pub fn load_family(
-    family: &Family,
-    config: &str,
-    file: &str,
-    st: &SafeTensors,
-    tokenizer: Tokenizer,
-    origin: Origin,
-) -> Result<EncoderDecoder> {
-    let cfg: Config = parse_config(config, file)?;
+pub fn load_family(family: &Family, folder: HfFolder) -> Result<EncoderDecoder> {
+    let (file, st, tokenizer, origin) =
+        (folder.file, folder.weights, folder.tokenizer, folder.origin);
+    let cfg: Config = parse_config(folder.config, file)?;
     let d = cfg.d_model;
     for (key, h) in [
         ("encoder_attention_heads", cfg.encoder_attention_heads),
@@ -178,9 +164,9 @@ pub fn load_family(
         n_params: crate::model::config::count_params(st),
         causal: false,
         positional: if family.learned_positions {
-            crate::trace::PositionalKind::Learned
+            PositionalKind::Learned
         } else {
-            crate::trace::PositionalKind::Sinusoidal
+            PositionalKind::Sinusoidal
         },
         tokenizer: tokenizer.description().to_string(),
         source: origin.source,
@@ -191,11 +177,9 @@ pub fn load_family(
     };
     let (encoder, decoder) = stacks(
         Placement::Post,
-        (eh, d / eh),
-        (dh, d / dh),
+        [(eh, d / eh), (dh, d / dh)],
         None,
-        encoder,
-        decoder,
+        [encoder, decoder],
     );
     Ok(EncoderDecoder {
         info,

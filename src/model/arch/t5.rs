@@ -16,7 +16,7 @@
 
 use crate::model::attention::AttnWeights;
 use crate::model::block::{Block, Cross, Linear, Mlp, Norm, Placement};
-use crate::model::config::{Origin, hf_activation, parse_config};
+use crate::model::config::{HfFolder, hf_activation, parse_config};
 use crate::model::embed::{Embeddings, PositionKind, TokenTable};
 use crate::model::encdec::{EncoderDecoder, ScoreBias, stacks};
 use crate::model::head::LmHead;
@@ -24,7 +24,6 @@ use crate::model::{Arch, ModelInfo};
 use crate::numeric::ops::Activation;
 use crate::numeric::packed::PackedMatrix;
 use crate::tokenize::Tokenizer;
-use crate::weights::safetensors::SafeTensors;
 use crate::weights::source::Vb;
 use crate::{Error, Result};
 use ndarray::{Array2, Array3};
@@ -156,14 +155,10 @@ fn feed_forward(file: &str, proj: &str) -> Result<(Activation, bool)> {
 }
 
 /// Load a T5 folder's opened parts.
-pub fn load(
-    config: &str,
-    file: &str,
-    st: &SafeTensors,
-    tokenizer: Tokenizer,
-    origin: Origin,
-) -> Result<EncoderDecoder> {
-    let cfg: Config = parse_config(config, file)?;
+pub fn load(folder: HfFolder) -> Result<EncoderDecoder> {
+    let (file, st, tokenizer, origin) =
+        (folder.file, folder.weights, folder.tokenizer, folder.origin);
+    let cfg: Config = parse_config(folder.config, file)?;
     let (d, h, hd, f) = (cfg.d_model, cfg.num_heads, cfg.d_kv, cfg.d_ff);
     for (key, v) in [
         ("d_model", d),
@@ -309,14 +304,7 @@ pub fn load(
             ),
         ],
     };
-    let (encoder, decoder) = stacks(
-        Placement::Pre,
-        (h, hd),
-        (h, hd),
-        Some(1.0),
-        encoder,
-        decoder,
-    );
+    let (encoder, decoder) = stacks(Placement::Pre, [(h, hd); 2], Some(1.0), [encoder, decoder]);
     Ok(EncoderDecoder {
         info,
         source_tokenizer: Tokenizer::new(tokenizer.inner().clone(), tokenizer.description())?,

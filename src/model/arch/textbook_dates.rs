@@ -127,14 +127,7 @@ pub fn from_weights(
         scale: 1.0,
         tied: false,
     };
-    let (encoder, decoder) = stacks(
-        Placement::Post,
-        (h, d / h),
-        (h, d / h),
-        None,
-        encoder,
-        decoder,
-    );
+    let (encoder, decoder) = stacks(Placement::Post, [(h, d / h); 2], None, [encoder, decoder]);
     let n_params = crate::model::config::count_params(st);
     let info = ModelInfo {
         spec: "textbook".into(),

@@ -139,14 +139,7 @@ pub fn new(cfg: TextbookConfig, enc_layers: usize, dec_layers: usize) -> Result<
             "Xavier-uniform weights, zero biases; LM head tied to the target embedding".into(),
         ],
     };
-    let (encoder, decoder) = stacks(
-        Placement::Post,
-        (h, d / h),
-        (h, d / h),
-        None,
-        encoder,
-        decoder,
-    );
+    let (encoder, decoder) = stacks(Placement::Post, [(h, d / h); 2], None, [encoder, decoder]);
     Ok(EncoderDecoder {
         info,
         source_tokenizer: Tokenizer::bundled_bert_uncased(),
