@@ -158,30 +158,24 @@ fn load_for_explorer(m: &attn::cli::ModelArgs) -> Result<(attn::tui::Loaded, Opt
     if args.model.is_none() && args.textbook_flags().is_empty() && args.spec() == "textbook" {
         args.model = Some("textbook-dates".into());
     }
-    if let Some(ed) = commands::load_encdec(&args)? {
-        return Ok((attn::tui::Loaded::EncDec(std::sync::Arc::new(ed)), None));
-    }
-    let m = &args;
-    if m.model.is_some() {
-        return Ok((attn::tui::Loaded::Model(load(m)?.into()), None));
-    }
-    let spec = m.spec();
-    match model::load(&spec, &m.textbook()) {
-        Ok(x) => {
-            m.check_applies(x.info())?;
-            Ok((attn::tui::Loaded::Model(x.into()), None))
-        }
-        Err(e) if spec != "textbook" => {
+    let for_tui = |l: model::Loaded| match l {
+        model::Loaded::Single(x) => attn::tui::Loaded::Model(x.into()),
+        model::Loaded::EncoderDecoder(e) => attn::tui::Loaded::EncDec(std::sync::Arc::from(e)),
+    };
+    let spec = args.spec();
+    match commands::load_either(&args) {
+        Ok(l) => Ok((for_tui(l), None)),
+        Err(e) if args.model.is_none() && spec != "textbook" => {
             let tb =
                 model::load("textbook", &m.textbook()).context("cannot load the textbook model")?;
             Ok((
                 attn::tui::Loaded::Model(tb.into()),
                 Some(format!(
-                    "could not open the default model `{spec}` ({e}); using textbook (random weights)"
+                    "could not open the default model `{spec}` ({e:#}); using textbook (random weights)"
                 )),
             ))
         }
-        Err(e) => Err(e).context("cannot load the textbook model"),
+        Err(e) => Err(e),
     }
 }
 
