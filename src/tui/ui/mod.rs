@@ -16,18 +16,8 @@ pub mod positional;
 pub mod sweep;
 pub mod widgets;
 
-/// The text of a drawn buffer, one string per row (for the views' tests).
 #[cfg(test)]
-pub(crate) fn buffer_rows(buf: &ratatui::buffer::Buffer) -> Vec<String> {
-    let a = buf.area;
-    (0..a.height)
-        .map(|y| {
-            (0..a.width)
-                .map(|x| buf[(x, y)].symbol())
-                .collect::<String>()
-        })
-        .collect()
-}
+pub(crate) use widgets::buffer_rows;
 
 use crate::show::fit;
 use crate::tui::app::layout::{MIN_H, MIN_W};

@@ -335,3 +335,16 @@ mod tests {
         assert_eq!(buf, Buffer::with_lines(["안녕… "]));
     }
 }
+
+/// The text of a drawn buffer, one string per row (for the views' tests).
+#[cfg(test)]
+pub(crate) fn buffer_rows(buf: &ratatui::buffer::Buffer) -> Vec<String> {
+    let a = buf.area;
+    (0..a.height)
+        .map(|y| {
+            (0..a.width)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect()
+}
