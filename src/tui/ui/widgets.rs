@@ -293,6 +293,19 @@ pub fn w3(w: f32) -> String {
     }
 }
 
+/// The text of a drawn buffer, one string per row (for the views' tests).
+#[cfg(test)]
+pub(crate) fn buffer_rows(buf: &ratatui::buffer::Buffer) -> Vec<String> {
+    let a = buf.area;
+    (0..a.height)
+        .map(|y| {
+            (0..a.width)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,17 +347,4 @@ mod tests {
         put(&mut buf, 0, 0, 5, "안녕하세요", Style::default());
         assert_eq!(buf, Buffer::with_lines(["안녕… "]));
     }
-}
-
-/// The text of a drawn buffer, one string per row (for the views' tests).
-#[cfg(test)]
-pub(crate) fn buffer_rows(buf: &ratatui::buffer::Buffer) -> Vec<String> {
-    let a = buf.area;
-    (0..a.height)
-        .map(|y| {
-            (0..a.width)
-                .map(|x| buf[(x, y)].symbol())
-                .collect::<String>()
-        })
-        .collect()
 }
