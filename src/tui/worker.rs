@@ -107,41 +107,23 @@ pub fn prepare_within(
     budget: u64,
     progress: Option<Progress>,
 ) -> Result<Summary, String> {
-    // Errors reach the status line: escape what came from files or the input.
-    prepare_unescaped(model, text, text_b, budget, progress)
-        .map_err(|e| crate::tokenize::escape_text(&e))
-}
-
-fn prepare_unescaped(
-    model: &dyn Model,
-    text: &str,
-    text_b: Option<&str>,
-    budget: u64,
-    progress: Option<Progress>,
-) -> Result<Summary, String> {
     use crate::model::budget;
-    let info = model.info();
-    budget::check_text_bytes(info, text.len() + text_b.map_or(0, str::len))
-        .map_err(|e| e.to_string())?;
-    let n = model
-        .tokenizer()
-        .encode(text, text_b)
-        .map_err(|e| e.to_string())?
-        .ids
-        .len();
-    let top_k = if info.causal { 5 } else { 0 };
-    let mut opts = budget::plan(
-        info,
-        n,
-        budget::AttentionUse::Keep,
-        top_k,
-        budget,
-        "the explorer",
-    )
-    .map_err(|e| e.to_string())?;
-    opts.progress = progress;
-    let trace = model::run(model, text, text_b, &opts).map_err(|e| e.to_string())?;
-    Summary::new(trace)
+    let run = || -> crate::Result<Summary> {
+        let info = model.info();
+        budget::check_text_bytes(info, text.len() + text_b.map_or(0, str::len))?;
+        // Tokenized once: the budget is checked on the tokens that run.
+        let enc = model.tokenizer().encode(text, text_b)?;
+        let top_k = if info.causal { 5 } else { 0 };
+        let keep = budget::AttentionUse::Keep;
+        let mut opts = budget::plan(info, enc.ids.len(), keep, top_k, budget, "the explorer")?;
+        opts.progress = progress;
+        let mut trace = model::run_encoded(model, enc, &opts)?;
+        trace.text = text.to_string();
+        trace.text_b = text_b.map(str::to_string);
+        Summary::new(trace).map_err(crate::Error::Input)
+    };
+    // Errors reach the status line: escape what came from files or the input.
+    run().map_err(|e| crate::tokenize::escape_text(&e.to_string()))
 }
 
 fn lens(model: &dyn Model, trace: &Trace, pos: usize) -> Option<Vec<Vec<TopToken>>> {
