@@ -154,16 +154,14 @@ fn prepare_unescaped(
         ..Default::default()
     };
     let source_trace = model.encode(&src, &enc_opts)?;
-    let memory = source_trace
-        .hidden
-        .last()
-        .ok_or_else(|| crate::Error::Input("the encoder has no layers".into()))?;
+    // What the decoder reads: the encoder's last stream through its final norm where it has one (T5).
+    let memory = model.memory(&source_trace)?;
     let dec_opts = ForwardOptions {
         keep_attention: true,
         progress: shifted(n_enc),
         ..Default::default()
     };
-    let (target_trace, logits) = model.decode(&tgt, memory, &dec_opts)?;
+    let (target_trace, logits) = model.decode(&tgt, &memory, &dec_opts)?;
     let n_source = source_trace.n_tokens();
     let cross = cross::cross_summary(&target_trace, n_source).map_err(crate::Error::Input)?;
     let enc = Summary::new(source_trace).map_err(crate::Error::Input)?;
@@ -179,6 +177,31 @@ fn prepare_unescaped(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn t5_cross_attention_reads_the_normed_encoder_output_as_the_model_does() {
+        let loaded = crate::model::load_any(
+            "fixtures/tiny-t5",
+            &crate::model::TextbookConfig::default(),
+            None,
+        )
+        .expect("tiny T5 fixture");
+        let crate::model::Loaded::EncoderDecoder(m) = loaded else {
+            panic!("T5 is an encoder–decoder")
+        };
+        let run = prepare(&m, "the cat sat", Some("a cat"), None).unwrap();
+        let src = m.encode_source("the cat sat").unwrap();
+        let tgt = m.decoder_input("a cat").unwrap();
+        let opts = ForwardOptions {
+            keep_attention: true,
+            ..Default::default()
+        };
+        let want = m.forward(&src, &tgt, &opts).unwrap();
+        let got = run.kinds[2].att(0).unwrap();
+        let expected = want.target.layers[0].cross_attention.as_ref().unwrap();
+        let diff = (got - expected).mapv(f32::abs).fold(0f32, |a, &b| a.max(b));
+        assert!(diff < 1e-6, "cross-attention differs by {diff}");
+    }
 
     #[test]
     fn textbook_dates_decodes_an_empty_target_and_gives_three_kinds() {
