@@ -525,7 +525,7 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
 
 fn info(a: InfoArgs) -> Result<()> {
     match load_either(&a.model)? {
-        model::Loaded::EncoderDecoder(m) => emit(&show::render_info(&m.info)),
+        model::Loaded::EncoderDecoder(m) => emit(&show::render_encdec_info(&m)),
         model::Loaded::Single(m) => emit(&show::render_info(m.info())),
     }
 }

@@ -343,20 +343,30 @@ pub fn escaped_info(info: &ModelInfo) -> ModelInfo {
 }
 
 pub fn render_info(info: &ModelInfo) -> String {
+    let kind = if info.causal {
+        "decoder, causal"
+    } else {
+        "encoder, bidirectional"
+    };
+    render_info_as(info, kind, info.head_dim())
+}
+
+/// `attn info` of an encoder–decoder: its kind and the head width of its attention (T5's `d_kv` need not be
+/// d_model / heads).
+pub fn render_encdec_info(m: &crate::model::encdec::EncoderDecoder) -> String {
+    render_info_as(
+        &m.info,
+        "encoder–decoder: bidirectional encoder, causal decoder with cross-attention",
+        m.encoder.attn.head_dim,
+    )
+}
+
+fn render_info_as(info: &ModelInfo, kind: &str, head_dim: usize) -> String {
     let info = &escaped_info(info);
     let mut out = String::new();
     let _ = writeln!(out, "model         {}", info.name);
     let _ = writeln!(out, "spec          {}", info.spec);
-    let _ = writeln!(
-        out,
-        "architecture  {}{}",
-        info.arch.name(),
-        if info.causal {
-            " (decoder, causal)"
-        } else {
-            " (encoder, bidirectional)"
-        }
-    );
+    let _ = writeln!(out, "architecture  {} ({kind})", info.arch.name());
     let _ = writeln!(out, "layers        {}", info.n_layers);
     if info.n_kv_heads != info.n_heads {
         let _ = writeln!(
@@ -369,12 +379,7 @@ pub fn render_info(info: &ModelInfo) -> String {
     } else {
         let _ = writeln!(out, "heads         {}", info.n_heads);
     }
-    let _ = writeln!(
-        out,
-        "d_model       {} (head dim {})",
-        info.d_model,
-        info.head_dim()
-    );
+    let _ = writeln!(out, "d_model       {} (head dim {head_dim})", info.d_model);
     let _ = writeln!(out, "d_ff          {}", info.d_ff);
     let _ = writeln!(out, "vocab         {}", info.vocab_size);
     let _ = writeln!(out, "max tokens    {}", info.max_len);

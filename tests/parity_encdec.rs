@@ -176,6 +176,11 @@ fn binary_opens_t5_and_marian_folders() {
 
         let info = attn_ok(&["info", "--model", folder]);
         assert!(info.contains(arch), "{name}: info names {arch}:\n{info}");
+        assert!(info.contains("(encoder–decoder:"), "{name}:\n{info}");
+        if name == "tiny-t5" {
+            // d_kv 16 × 4 heads is not d_model 32: the head width is T5's own.
+            assert!(info.contains("d_model       32 (head dim 16)"), "{info}");
+        }
 
         let out = attn_ok(&[
             "generate",
