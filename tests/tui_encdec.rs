@@ -41,7 +41,7 @@ fn dates_app(source: &str, size: (u16, u16), color: Palette) -> App {
     app.input.lines[0] = attn::tui::app::LineEdit::new(source);
     let fx = app.start(Instant::now());
     assert_eq!(fx.len(), 1, "the first run is asked for");
-    let mut run = attn::tui::encdec::prepare(&dates(), source, None, None).unwrap();
+    let mut run = attn::tui::encdec::prepare(&dates(), source, None, u64::MAX, None).unwrap();
     for s in &mut run.kinds {
         Arc::get_mut(&mut s.trace).unwrap().elapsed = Duration::ZERO;
     }
@@ -196,7 +196,7 @@ fn run_script(app: App, script: Vec<Event>, dump_root: &std::path::Path) -> (App
     let (tx, rx) = std::sync::mpsc::channel();
     let env = tui::Env {
         model: tui::Loaded::EncDec(m.clone()),
-        worker: Worker::spawn_encdec(m, tx),
+        worker: Worker::spawn_encdec(m, tx, attn::model::budget::DEFAULT_BUDGET),
         dump_root: dump_root.to_path_buf(),
     };
     let mut app = app;

@@ -231,6 +231,45 @@ pub fn plan_with(
     })
 }
 
+/// Refuse an encoder–decoder run that keeps every attention (the explorer) when it needs more than `budget` bytes:
+/// the encoder on `n_src` tokens and `enc_layers` blocks, the decoder on `n_tgt` tokens and `dec_layers` blocks,
+/// their cross-attention `dec_layers·H·n_tgt·n_src` and the decoder's logits `n_tgt·V`.
+pub fn check_encdec(
+    info: &ModelInfo,
+    (enc_layers, dec_layers): (usize, usize),
+    (n_src, n_tgt): (usize, usize),
+    budget: u64,
+    what: &str,
+) -> Result<()> {
+    let side = |layers: usize, n: usize| {
+        let info = ModelInfo {
+            n_layers: layers,
+            causal: false,
+            ..info.clone()
+        };
+        estimate(&info, n, true, 0).total()
+    };
+    let cross = [dec_layers, info.n_heads, n_tgt, n_src, 4]
+        .iter()
+        .fold(1u64, |a, &b| a.saturating_mul(b as u64));
+    let logits = (n_tgt as u64).saturating_mul(info.vocab_size as u64 * 4);
+    let total = side(enc_layers, n_src)
+        .saturating_add(side(dec_layers, n_tgt))
+        .saturating_add(cross)
+        .saturating_add(logits);
+    if total > budget {
+        return Err(Error::Input(format!(
+            "{what} on {n_src} source and {n_tgt} target tokens of {} needs about {} (cross-attention {}), over the \
+             memory budget of {}; raise it with --mem-budget or shorten the text",
+            info.name,
+            human(total),
+            human(cross),
+            human(budget)
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +309,17 @@ mod tests {
         assert_eq!(estimate(&info(), 100, false, 5).attention, 0);
         let big = estimate(&info(), usize::MAX, true, 5);
         assert_eq!(big.total(), u64::MAX, "saturates instead of overflowing");
+    }
+
+    #[test]
+    fn encoder_decoder_runs_count_both_stacks_and_the_cross_attention() {
+        let i = info();
+        assert!(check_encdec(&i, (6, 6), (100, 100), 1 << 30, "x").is_ok());
+        let e = check_encdec(&i, (6, 6), (2000, 2000), 1 << 30, "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2000 source and 2000 target tokens"), "{e}");
+        assert!(e.contains("cross-attention 732 MiB"), "{e}");
     }
 
     #[test]

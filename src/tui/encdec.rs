@@ -110,9 +110,10 @@ pub fn prepare(
     model: &EncoderDecoder,
     source: &str,
     target: Option<&str>,
+    budget: u64,
     progress: Option<Progress>,
 ) -> Result<EncDecRun, String> {
-    prepare_unescaped(model, source, target, progress)
+    prepare_unescaped(model, source, target, budget, progress)
         .map_err(|e| crate::tokenize::escape_text(&e.to_string()))
 }
 
@@ -120,6 +121,7 @@ fn prepare_unescaped(
     model: &EncoderDecoder,
     source: &str,
     target: Option<&str>,
+    budget: u64,
     progress: Option<Progress>,
 ) -> crate::Result<EncDecRun> {
     let src = model.encode_source(source)?;
@@ -141,6 +143,13 @@ fn prepare_unescaped(
     };
     let n_enc = model.encoder.blocks.len();
     let all = n_enc + model.decoder.blocks.len();
+    crate::model::budget::check_encdec(
+        &model.info,
+        (n_enc, model.decoder.blocks.len()),
+        (src.ids.len(), tgt.ids.len()),
+        budget,
+        "the explorer",
+    )?;
     // One progress over both stacks: the decoder's blocks count after the encoder's.
     let shifted = |offset: usize| {
         progress.as_ref().map(|p| {
@@ -179,6 +188,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_run_over_the_memory_budget_is_refused_with_the_figures() {
+        let m = crate::model::arch::textbook_dates::load().expect("built-in model");
+        let e = prepare(&m, DEFAULT_SOURCE, Some("2026년 11월 22일"), 1 << 10, None).unwrap_err();
+        assert!(e.contains("over the memory budget of 1 MiB"), "{e}");
+    }
+
+    #[test]
     fn t5_cross_attention_reads_the_normed_encoder_output_as_the_model_does() {
         let loaded = crate::model::load_any(
             "fixtures/tiny-t5",
@@ -189,7 +205,7 @@ mod tests {
         let crate::model::Loaded::EncoderDecoder(m) = loaded else {
             panic!("T5 is an encoder–decoder")
         };
-        let run = prepare(&m, "the cat sat", Some("a cat"), None).unwrap();
+        let run = prepare(&m, "the cat sat", Some("a cat"), u64::MAX, None).unwrap();
         let src = m.encode_source("the cat sat").unwrap();
         let tgt = m.decoder_input("a cat").unwrap();
         let opts = ForwardOptions {
@@ -206,7 +222,7 @@ mod tests {
     #[test]
     fn textbook_dates_decodes_an_empty_target_and_gives_three_kinds() {
         let m = crate::model::arch::textbook_dates::load().expect("built-in model");
-        let run = prepare(&m, DEFAULT_SOURCE, None, None).expect("run");
+        let run = prepare(&m, DEFAULT_SOURCE, None, u64::MAX, None).expect("run");
         assert_eq!(run.decoded.as_deref(), Some("2026년 11월 22일"));
         let [enc, dec, cross] = &run.kinds;
         let (ns, nt) = (enc.trace.n_tokens(), dec.trace.n_tokens());
@@ -215,7 +231,8 @@ mod tests {
         assert_eq!((a.dim().1, a.dim().2), (nt, ns));
         assert_ne!(ns, nt, "the example is not square");
         // A typed target is the decoder input (shifted right), with no greedy decoding.
-        let typed = prepare(&m, DEFAULT_SOURCE, Some("2026년 11월 22일"), None).expect("run");
+        let typed =
+            prepare(&m, DEFAULT_SOURCE, Some("2026년 11월 22일"), u64::MAX, None).expect("run");
         assert_eq!(typed.decoded, None);
         assert!(typed.kinds[1].trace.n_tokens() >= nt - 1);
     }

@@ -66,7 +66,7 @@ impl Loaded {
     pub fn worker(&self, events: std::sync::mpsc::Sender<event::Event>, budget: u64) -> Worker {
         match self {
             Loaded::Model(m) => Worker::spawn_with_budget(m.clone(), events, budget),
-            Loaded::EncDec(m) => Worker::spawn_encdec(m.clone(), events),
+            Loaded::EncDec(m) => Worker::spawn_encdec(m.clone(), events, budget),
         }
     }
 }

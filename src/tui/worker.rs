@@ -159,7 +159,7 @@ impl Worker {
     }
 
     /// A worker for an encoder–decoder: run jobs decode (when the target is empty) and run both stacks.
-    pub fn spawn_encdec(model: Arc<EncoderDecoder>, events: Sender<Event>) -> Worker {
+    pub fn spawn_encdec(model: Arc<EncoderDecoder>, events: Sender<Event>, budget: u64) -> Worker {
         Self::spawn_runner(events, move |job, tx| {
             // The app asks an encoder–decoder for runs only.
             let Job::Run {
@@ -175,6 +175,7 @@ impl Worker {
                 &model,
                 &source,
                 target.as_deref(),
+                budget,
                 progress_to(tx, generation),
             );
             Event::EncDecTraced(Box::new(super::encdec::EncDecOutcome {
