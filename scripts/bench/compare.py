@@ -164,7 +164,6 @@ def main():
     ap.add_argument("--models", default=os.environ.get("ATTN_MODELS_DIR", str(ROOT / "models")))
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--only", choices=["smollm2", "minilm"])
-    ap.add_argument("--fast", action="store_true", help="also time attn --fast (if the build has it)")
     args = ap.parse_args()
     models = Path(args.models)
     target = ROOT / "target" / "release"
