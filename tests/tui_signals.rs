@@ -4,75 +4,23 @@
 //!
 //! Without tmux the test prints a note and passes, unless ATTN_REQUIRE_TMUX=1 (then it fails).
 
-use std::process::Command;
+mod common;
+
+use common::tmux::{Session, tmux_ok};
 use std::time::{Duration, Instant};
 
-struct Session {
-    name: String,
+/// What the signal test needs beyond the shared session: typing a shell line, waiting on the pane's modes, the
+/// explorer's pid.
+trait Shell {
+    fn line(&self, text: &str);
+    fn wait(&self, what: &str, ok: impl Fn(&str, &str, &str) -> bool) -> String;
+    fn child_pid(&self) -> i32;
 }
 
-impl Session {
-    fn tmux(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.name]);
-        c
-    }
-    fn start() -> Session {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("attn-sig-{}-{nanos}", std::process::id());
-        let ok = Command::new("tmux")
-            .args([
-                "-L",
-                &name,
-                "new-session",
-                "-d",
-                "-s",
-                &name,
-                "-x",
-                "110",
-                "-y",
-                "35",
-            ])
-            .args(["env", "PS1=$ ", "bash", "--norc", "--noprofile", "-i"])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "tmux new-session failed");
-        Session { name }
-    }
-    fn send(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", &self.name];
-        args.extend(keys);
-        assert!(self.tmux().args(&args).status().unwrap().success());
-    }
+impl Shell for Session {
     fn line(&self, text: &str) {
-        assert!(
-            self.tmux()
-                .args(["send-keys", "-t", &self.name, "-l", text])
-                .status()
-                .unwrap()
-                .success()
-        );
+        self.type_text(text);
         self.send(&["Enter"]);
-    }
-    fn format(&self, f: &str) -> String {
-        let o = self
-            .tmux()
-            .args(["display-message", "-p", "-t", &self.name, f])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-    fn capture(&self) -> String {
-        let o = self
-            .tmux()
-            .args(["capture-pane", "-p", "-t", &self.name])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
     }
     /// Wait until `ok(screen, alternate_on, mouse_any_flag)`; panics with the screen after 30 s.
     fn wait(&self, what: &str, ok: impl Fn(&str, &str, &str) -> bool) -> String {
@@ -113,26 +61,6 @@ impl Session {
     }
 }
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = self.tmux().arg("kill-server").output();
-    }
-}
-
-fn tmux_ok() -> bool {
-    let found = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var("ATTN_REQUIRE_TMUX").is_ok_and(|v| v == "1") {
-            panic!("ATTN_REQUIRE_TMUX=1 but tmux is not installed (apt-get install -y tmux)");
-        }
-        eprintln!("note: tmux is not installed; skipping the signal test");
-    }
-    found
-}
-
 fn kill(pid: i32, sig: i32) {
     // SAFETY: signalling the explorer this test started.
     assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
@@ -143,7 +71,12 @@ fn signals_give_the_terminal_back_and_ctrl_z_fg_resumes() {
     if !tmux_ok() {
         return;
     }
-    let s = Session::start();
+    let s = Session::start(
+        "attn-sig",
+        110,
+        35,
+        &["env", "PS1=$ ", "bash", "--norc", "--noprofile", "-i"],
+    );
     s.wait("the shell", |scr, _, _| scr.contains('$'));
     let run = format!(
         "ATTN_MODELS_DIR=/nonexistent {} --model textbook --layers 2 --heads 4 --d-model 32; echo EXIT=$?",

@@ -5,116 +5,12 @@
 
 mod common;
 
+use common::tmux::{Session, tmux_ok};
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use unicode_width::UnicodeWidthStr;
-
-struct Session {
-    name: String,
-}
-
-impl Session {
-    /// A tmux command on this session's own server.
-    fn tmux(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.name]);
-        c
-    }
-    fn start(w: u16, h: u16, cmd: &str) -> Session {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("attn-e2e-{}-{nanos}", std::process::id());
-        // Each session gets its own tmux server (socket named after it), so tests running in parallel never race
-        // one shared server starting up or shutting down.
-        let ok = Command::new("tmux")
-            .args([
-                "-L",
-                &name,
-                "new-session",
-                "-d",
-                "-s",
-                &name,
-                "-x",
-                &w.to_string(),
-                "-y",
-                &h.to_string(),
-                cmd,
-            ])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "tmux new-session failed");
-        Session { name }
-    }
-    fn send(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", &self.name];
-        args.extend(keys);
-        assert!(self.tmux().args(&args).status().unwrap().success());
-    }
-    fn type_text(&self, text: &str) {
-        assert!(
-            self.tmux()
-                .args(["send-keys", "-t", &self.name, "-l", text])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-    fn capture(&self) -> String {
-        let out = self
-            .tmux()
-            .args(["capture-pane", "-p", "-t", &self.name])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-    fn alive(&self) -> bool {
-        self.tmux()
-            .args(["has-session", "-t", &self.name])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    }
-    /// Wait until every needle is on screen; panics with the screen after `secs`.
-    fn wait_for(&self, needles: &[&str], secs: u64) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.capture();
-            if needles.iter().all(|n| s.contains(n)) {
-                return s;
-            }
-            if start.elapsed() > Duration::from_secs(secs) {
-                panic!("timed out waiting for {needles:?}; the screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = self.tmux().arg("kill-server").output();
-    }
-}
-
-fn tmux_ok() -> bool {
-    let found = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var("ATTN_REQUIRE_TMUX").is_ok_and(|v| v == "1") {
-            panic!("ATTN_REQUIRE_TMUX=1 but tmux is not installed (apt-get install -y tmux)");
-        }
-        eprintln!(
-            "note: tmux is not installed; skipping the end-to-end terminal test (ATTN_REQUIRE_TMUX=1 makes it fail)"
-        );
-    }
-    found
-}
 
 fn quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
@@ -144,7 +40,7 @@ fn the_binary_in_tmux() {
         quote(Path::new(bin)),
         quote(&dumps)
     );
-    let s = Session::start(120, 40, &cmd);
+    let s = Session::start("attn-e2e", 120, 40, &[&cmd]);
     let screen = s.wait_for(
         &[
             "Layer 0 of 0–5 · Head 0 of 0–7",
@@ -237,7 +133,7 @@ fn sigterm_restores_the_terminal() {
         quote(Path::new(bin)),
         quote(&marker)
     );
-    let s = Session::start(80, 24, &cmd);
+    let s = Session::start("attn-e2e", 80, 24, &[&cmd]);
     s.wait_for(&["Layer 0 of 0–5"], 60);
     // The pane runs a shell; attn is its child.
     let shell = s
@@ -287,7 +183,7 @@ fn no_color_draws_shades() {
         "NO_COLOR=1 COLORTERM=truecolor {} --model textbook --text 'I love AI'",
         quote(Path::new(bin))
     );
-    let s = Session::start(100, 30, &cmd);
+    let s = Session::start("attn-e2e", 100, 30, &[&cmd]);
     s.wait_for(&["' '·░·▒·▓·█", "5 tokens"], 60);
     // No colour escape reaches the pane: capture with escapes and look for colour codes.
     let out = s
@@ -319,7 +215,7 @@ fn decoder_logit_lens_from_the_worker() {
         quote(Path::new(bin)),
         quote(&model)
     );
-    let s = Session::start(120, 40, &cmd);
+    let s = Session::start("attn-e2e", 120, 40, &[&cmd]);
     s.wait_for(
         &["tiny-gpt2", "Layer 0 of 0–1 · Head 0 of 0–3", "next after"],
         60,
@@ -350,7 +246,7 @@ fn attn_in(dir: &Path, env: &str, args: &str) -> Session {
         quote(dir),
         quote(Path::new(bin))
     );
-    Session::start(120, 40, &cmd)
+    Session::start("attn-e2e", 120, 40, &[&cmd])
 }
 
 // Issue 12: the trained encoder–decoder in a real terminal: type a date as the source, decode greedily (T), see the
@@ -420,7 +316,7 @@ fn ablating_a_head_in_smollm2_changes_the_next_token() {
         quote(Path::new(bin)),
         quote(&model)
     );
-    let s = Session::start(160, 45, &cmd);
+    let s = Session::start("attn-e2e", 160, 45, &[&cmd]);
     s.wait_for(&["Q4_1", "next after «"], 120);
     s.send(&["Tab", "g", "2", "3"]);
     s.send(&["4", "End"]);

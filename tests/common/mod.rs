@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: a small .npy reader and the real-model switches.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use ndarray::{ArrayD, IxDyn};
 use std::path::{Path, PathBuf};
 
