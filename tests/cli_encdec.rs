@@ -3,25 +3,8 @@
 mod common;
 
 use common::{Npy, max_abs_diff, repo};
-use std::process::{Command, Output};
 
-fn attn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_attn"))
-        .args(args)
-        .env("ATTN_MODELS_DIR", "/nonexistent-attn-models")
-        .output()
-        .expect("run attn")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = attn(args);
-    assert!(
-        o.status.success(),
-        "attn {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).expect("utf-8 stdout")
-}
+use common::{attn_without_models as attn, attn_without_models_ok as ok};
 
 #[test]
 fn generate_translates_a_date_as_text_and_json() {

@@ -133,23 +133,7 @@ fn marian_matches_transformers() {
     check("tiny-marian");
 }
 
-fn attn_bin(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_attn"))
-        .args(args)
-        .env("ATTN_MODELS_DIR", "/nonexistent-attn-models")
-        .output()
-        .expect("run attn")
-}
-
-fn attn_ok(args: &[&str]) -> String {
-    let o = attn_bin(args);
-    assert!(
-        o.status.success(),
-        "attn {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).expect("utf-8 stdout")
-}
+use common::{attn_without_models as attn_bin, attn_without_models_ok as attn_ok};
 
 /// `attn info`, `attn generate --json` and `attn dump --target` on the T5 and Marian folders, through the binary:
 /// the dump's arrays equal transformers' and the generated ids are its greedy ids.

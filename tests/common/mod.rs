@@ -132,3 +132,23 @@ pub fn max_abs_diff(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// Run the `attn` binary of this build with no real models in reach (`ATTN_MODELS_DIR` points nowhere).
+pub fn attn_without_models(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_attn"))
+        .args(args)
+        .env("ATTN_MODELS_DIR", "/nonexistent-attn-models")
+        .output()
+        .expect("run attn")
+}
+
+/// [`attn_without_models`] that must succeed: its standard output.
+pub fn attn_without_models_ok(args: &[&str]) -> String {
+    let o = attn_without_models(args);
+    assert!(
+        o.status.success(),
+        "attn {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).expect("utf-8 stdout")
+}
