@@ -32,27 +32,36 @@ pub fn render(buf: &mut Buffer, area: Rect, what: &str, elapsed: Duration, theme
         .render(r, buf);
 }
 
-/// Run `load` on another thread and redraw the loading screen every 100 ms until it returns; its result.
+/// Run `load` on another thread and redraw the loading screen every 100 ms until it returns; its result. A quick
+/// load returns at once (no wait for the next redraw).
 pub fn show_while<B: Backend, T: Send>(
     terminal: &mut Terminal<B>,
     what: &str,
     palette: Palette,
     load: impl FnOnce() -> T + Send,
 ) -> T {
+    use std::sync::mpsc::{RecvTimeoutError, channel};
     let theme = Theme::new(palette);
     let start = Instant::now();
     std::thread::scope(|s| {
-        let job = s.spawn(load);
-        while !job.is_finished() {
+        let (tx, rx) = channel();
+        let job = s.spawn(move || {
+            let _ = tx.send(load());
+        });
+        loop {
             let _ = terminal.draw(|f| {
                 let area = f.area();
                 render(f.buffer_mut(), area, what, start.elapsed(), &theme)
             });
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        match job.join() {
-            Ok(v) => v,
-            Err(panic) => std::panic::resume_unwind(panic),
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(v) => return v,
+                Err(RecvTimeoutError::Timeout) => {}
+                // The loader panicked before sending: pass its panic on.
+                Err(RecvTimeoutError::Disconnected) => match job.join() {
+                    Err(panic) => std::panic::resume_unwind(panic),
+                    Ok(()) => unreachable!("the loader sends its result before it returns"),
+                },
+            }
         }
     })
 }
