@@ -111,19 +111,37 @@ pub fn display_label(label: &str) -> String {
     out
 }
 
-/// Labels made unambiguous: a label that occurs more than once gets its position (`the#0`, `the#4`).
+/// Labels made unambiguous: a label that occurs more than once gets its position (`the#0`, `the#4`). Linear in the
+/// number of labels (the explorer draws them every frame).
 pub fn tagged_labels(labels: &[String]) -> Vec<String> {
+    let mut count: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for l in labels {
+        *count.entry(l).or_default() += 1;
+    }
     labels
         .iter()
         .enumerate()
-        .map(|(i, l)| {
-            if labels.iter().filter(|o| *o == l).count() > 1 {
-                format!("{l}#{i}")
-            } else {
-                l.clone()
-            }
-        })
+        .map(|(i, l)| tag(l, i, count[l.as_str()]))
         .collect()
+}
+
+/// `labels[i]` as [`tagged_labels`] gives it, without building the others.
+pub fn tagged_label(
+    labels: impl Iterator<Item = impl AsRef<str>> + Clone,
+    i: usize,
+) -> Option<String> {
+    let l = labels.clone().nth(i)?;
+    let l = l.as_ref();
+    let n = labels.filter(|o| o.as_ref() == l).count();
+    Some(tag(l, i, n))
+}
+
+fn tag(label: &str, i: usize, occurrences: usize) -> String {
+    if occurrences > 1 {
+        format!("{label}#{i}")
+    } else {
+        label.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -148,6 +166,9 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         assert_eq!(tagged_labels(&l), ["the#0", "cat", "the#2"]);
+        assert_eq!(tagged_label(l.iter(), 2).as_deref(), Some("the#2"));
+        assert_eq!(tagged_label(l.iter(), 1).as_deref(), Some("cat"));
+        assert_eq!(tagged_label(l.iter(), 3), None);
     }
 
     #[test]

@@ -5,8 +5,8 @@ pub mod gguf;
 mod label;
 
 pub use label::{
-    display_label, escape_grapheme, escape_label, escape_lines, escape_text, tagged_labels,
-    unsafe_char,
+    display_label, escape_grapheme, escape_label, escape_lines, escape_text, tagged_label,
+    tagged_labels, unsafe_char,
 };
 
 use crate::{Error, Result};

@@ -53,10 +53,7 @@ pub enum Effect {
 
 /// The label of `tokens[i]` as lists show it (`#position` added when another token reads the same).
 fn position_tagged(tokens: &[crate::tokenize::TokenInfo], i: usize) -> String {
-    if i >= tokens.len() {
-        return String::new();
-    }
-    token_labels(tokens).swap_remove(i)
+    crate::tokenize::tagged_label(tokens.iter().map(|t| t.label.as_str()), i).unwrap_or_default()
 }
 
 /// The labels of `tokens[i]` for `i` in `which`, `#position` added where two tokens read the same.
