@@ -388,27 +388,29 @@ impl Captures {
             .into_dimensionality::<Ix2>()
             .ok()
     }
-    pub fn q(&self, layer: usize) -> Option<ArrayView3<'_, f32>> {
-        self.view3(HookPoint::AttnQ, layer)
-    }
-    pub fn k(&self, layer: usize) -> Option<ArrayView3<'_, f32>> {
-        self.view3(HookPoint::AttnK, layer)
-    }
-    pub fn v(&self, layer: usize) -> Option<ArrayView3<'_, f32>> {
-        self.view3(HookPoint::AttnV, layer)
-    }
-    pub fn z(&self, layer: usize) -> Option<ArrayView3<'_, f32>> {
-        self.view3(HookPoint::AttnZ, layer)
-    }
-    pub fn scores(&self, layer: usize) -> Option<ArrayView3<'_, f32>> {
-        self.view3(HookPoint::AttnScores, layer)
-    }
-    pub fn pattern(&self, layer: usize) -> Option<ArrayView3<'_, f32>> {
-        self.view3(HookPoint::AttnPattern, layer)
-    }
-    pub fn mlp_post(&self, layer: usize) -> Option<ArrayView2<'_, f32>> {
-        self.view2(HookPoint::MlpPost, layer)
-    }
+}
+
+/// Typed accessors: `captures.q(layer)` is the capture at `attn.q` of that layer as `[heads, n, d_head]`, and so on.
+macro_rules! typed_accessors {
+    ($($name:ident: $view:ident, $ret:ident, $point:ident;)*) => {
+        impl Captures {
+            $(
+                pub fn $name(&self, layer: usize) -> Option<$ret<'_, f32>> {
+                    self.$view(HookPoint::$point, layer)
+                }
+            )*
+        }
+    };
+}
+
+typed_accessors! {
+    q: view3, ArrayView3, AttnQ;
+    k: view3, ArrayView3, AttnK;
+    v: view3, ArrayView3, AttnV;
+    z: view3, ArrayView3, AttnZ;
+    scores: view3, ArrayView3, AttnScores;
+    pattern: view3, ArrayView3, AttnPattern;
+    mlp_post: view2, ArrayView2, MlpPost;
 }
 
 #[cfg(test)]

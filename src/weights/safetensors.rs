@@ -382,49 +382,18 @@ mod tests {
             out
         };
         // (header, bytes of data after it, what the error must say)
+        #[rustfmt::skip]
         let headers: [(&str, usize, &str); 10] = [
-            (
-                r#"{"a":{"dtype":"Q9","shape":[1],"data_offsets":[0,4]}}"#,
-                4,
-                "unknown dtype `Q9`",
-            ),
-            (
-                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#,
-                8,
-                "needs 8",
-            ),
-            (
-                r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
-                2,
-                "past the end",
-            ),
-            (
-                r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}"#,
-                8,
-                "backwards",
-            ),
-            (
-                r#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#,
-                8,
-                "shape",
-            ),
-            (
-                r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}}"#,
-                8,
-                "2 entries",
-            ),
+            (r#"{"a":{"dtype":"Q9","shape":[1],"data_offsets":[0,4]}}"#, 4, "unknown dtype `Q9`"),
+            (r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, 8, "needs 8"),
+            (r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, 2, "past the end"),
+            (r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}"#, 8, "backwards"),
+            (r#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, 8, "shape"),
+            (r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}}"#, 8, "2 entries"),
             (r#"{"a":{"shape":[1],"data_offsets":[0,4]}}"#, 8, "dtype"),
             (r#"{"a":7}"#, 8, "not an object"),
-            (
-                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
-                8,
-                "overlaps",
-            ),
-            (
-                r#"{"a":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,8]}}"#,
-                8,
-                "too large",
-            ),
+            (r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, 8, "overlaps"),
+            (r#"{"a":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,8]}}"#, 8, "too large"),
         ];
         let mut cases: Vec<(Vec<u8>, &str)> = vec![
             (u64::MAX.to_le_bytes().to_vec(), "limit"),
