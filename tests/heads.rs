@@ -3,34 +3,17 @@
 
 mod common;
 
-use common::{Npy, max_abs_diff, real_model, repo};
+use common::{
+    Npy, attn_ok as ok, json_u64s, max_abs_diff, read_json, real_model, repo, run_attn as attn,
+};
 use ndarray::{Axis, Ix4};
-use std::process::{Command, Output};
-
-fn attn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_attn"))
-        .args(args)
-        .output()
-        .expect("run attn")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = attn(args);
-    assert!(
-        o.status.success(),
-        "attn {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).expect("utf-8 stdout")
-}
 
 fn fixture(rel: &str) -> String {
     repo().join(rel).display().to_string()
 }
 
 fn golden(name: &str) -> serde_json::Value {
-    let p = repo().join("fixtures/golden/heads").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+    read_json(&repo().join("fixtures/golden/heads").join(name))
 }
 
 #[test]
@@ -86,12 +69,7 @@ fn ids_are_fed_exactly_and_checked() {
     let g = golden("tiny_llama.json");
     let model = fixture("fixtures/tiny-llama.gguf");
     // The text adds BOS (id 1); --ids without it feeds exactly what is given.
-    let ids: Vec<u64> = g["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
+    let ids = json_u64s(&g["ids"], None);
     assert_eq!(ids[0], 1);
     let rest: Vec<String> = ids[1..].iter().map(u64::to_string).collect();
     let dir = tempfile::tempdir().unwrap();
@@ -105,14 +83,7 @@ fn ids_are_fed_exactly_and_checked() {
         "--out",
         &out.display().to_string(),
     ]);
-    let toks: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("tokens.json")).unwrap()).unwrap();
-    let got: Vec<u64> = toks
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_u64().unwrap())
-        .collect();
+    let got = json_u64s(&read_json(&out.join("tokens.json")), Some("id"));
     assert_eq!(got, ids[1..]);
     let show = ok(&[
         "show",
@@ -138,11 +109,9 @@ fn ids_are_fed_exactly_and_checked() {
 fn check_scores_from_dump(model: &str) -> serde_json::Value {
     let doc: serde_json::Value =
         serde_json::from_str(&ok(&["heads", "--model", model, "--json"])).unwrap();
-    let probe: Vec<String> = doc["probe"]["ids"]
-        .as_array()
-        .unwrap()
+    let probe: Vec<String> = json_u64s(&doc["probe"]["ids"], None)
         .iter()
-        .map(|v| v.as_u64().unwrap().to_string())
+        .map(u64::to_string)
         .collect();
     let t = probe.len() / 2;
     assert!(
@@ -264,20 +233,8 @@ fn generate_sweep_and_attribute_commands_print_their_json() {
         "--out",
         &out.display().to_string(),
     ]);
-    let toks: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("tokens.json")).unwrap()).unwrap();
-    let got: Vec<u64> = toks
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_u64().unwrap())
-        .collect();
-    let mut want: Vec<u64> = g["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
+    let got = json_u64s(&read_json(&out.join("tokens.json")), Some("id"));
+    let mut want = json_u64s(&g["ids"], None);
     want.extend(
         g["generate"]["new_ids"].as_array().unwrap()[..3]
             .iter()

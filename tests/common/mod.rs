@@ -133,6 +133,26 @@ pub fn max_abs_diff(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// A JSON file, parsed.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The integers of a JSON array (`ids`), or of one field of each object in it (`Some("id")` over tokens.json).
+pub fn json_u64s(v: &serde_json::Value, field: Option<&str>) -> Vec<u64> {
+    v.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|x| {
+            field
+                .map_or(x, |f| &x[f])
+                .as_u64()
+                .expect("an unsigned integer")
+        })
+        .collect()
+}
+
 /// Run the `attn` binary of this build with no real models in reach (`ATTN_MODELS_DIR` points nowhere).
 pub fn attn_without_models(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_attn"))
@@ -144,7 +164,23 @@ pub fn attn_without_models(args: &[&str]) -> std::process::Output {
 
 /// [`attn_without_models`] that must succeed: its standard output.
 pub fn attn_without_models_ok(args: &[&str]) -> String {
-    let o = attn_without_models(args);
+    succeeded(attn_without_models(args), args)
+}
+
+/// Run the `attn` binary of this build (models found as a user's would be).
+pub fn run_attn(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_attn"))
+        .args(args)
+        .output()
+        .expect("run attn")
+}
+
+/// [`run_attn`] that must succeed: its standard output.
+pub fn attn_ok(args: &[&str]) -> String {
+    succeeded(run_attn(args), args)
+}
+
+fn succeeded(o: std::process::Output, args: &[&str]) -> String {
     assert!(
         o.status.success(),
         "attn {args:?} failed: {}",
