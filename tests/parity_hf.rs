@@ -9,7 +9,9 @@
 
 mod common;
 
+use attn::model::embed::TokenTable;
 use attn::model::{self, Model, TextbookConfig};
+use attn::numeric::Matrix;
 use attn::trace::{ForwardOptions, Trace};
 use common::{Npy, max_abs_diff};
 use ndarray::{ArrayD, Axis, s};
@@ -124,7 +126,28 @@ fn fixture(name: &str) -> (PathBuf, PathBuf) {
 
 #[test]
 fn tiny_bert_matches_transformers() {
-    let (dir, golden) = fixture("tiny-bert");
+    tiny_bert_matches("tiny-bert");
+}
+
+/// The same BERT saved in F16: its matrices and token table stay F16 in memory and the numbers are transformers'
+/// on the upcast weights.
+#[test]
+fn tiny_bert_in_f16_matches_transformers_and_stays_f16() {
+    tiny_bert_matches("tiny-bert-f16");
+    let m = load(&fixture("tiny-bert-f16").0);
+    let e = m.engine();
+    assert!(matches!(e.stack.blocks[0].attn.q.w, Matrix::Quant(_)));
+    assert!(matches!(e.embed.token, TokenTable::Quant(_)));
+    assert!(
+        m.info()
+            .notes
+            .iter()
+            .any(|n| n.contains("stay in their dtype"))
+    );
+}
+
+fn tiny_bert_matches(name: &str) {
+    let (dir, golden) = fixture(name);
     let m = load(&dir);
     assert_eq!(m.info().arch, attn::model::Arch::Bert);
     assert_eq!(
@@ -145,14 +168,8 @@ fn tiny_bert_matches_transformers() {
             &ForwardOptions::default(),
         )
         .unwrap();
-        let (a, h) = compare(
-            &format!("tiny-bert/{}", case.name),
-            &t,
-            &golden,
-            case,
-            false,
-        );
-        eprintln!("tiny-bert/{}: attention {a:e}, hidden {h:e}", case.name);
+        let (a, h) = compare(&format!("{name}/{}", case.name), &t, &golden, case, false);
+        eprintln!("{name}/{}: attention {a:e}, hidden {h:e}", case.name);
         assert!(
             t.next_tokens.is_none(),
             "an encoder has no next-token prediction"
@@ -171,14 +188,28 @@ fn tiny_bert_matches_transformers() {
 
 #[test]
 fn tiny_gpt2_matches_transformers_and_its_logits() {
-    let (dir, golden) = fixture("tiny-gpt2");
+    tiny_gpt2_matches("tiny-gpt2");
+}
+
+/// The same GPT-2 saved in BF16: the token table and the tied LM head stay BF16 (one copy, shared).
+#[test]
+fn tiny_gpt2_in_bf16_matches_transformers_and_stays_bf16() {
+    tiny_gpt2_matches("tiny-gpt2-bf16");
+    let m = load(&fixture("tiny-gpt2-bf16").0);
+    let e = m.engine();
+    assert!(matches!(e.embed.token, TokenTable::Quant(_)));
+    assert!(matches!(e.head.as_ref().unwrap().unembed, Matrix::Quant(_)));
+}
+
+fn tiny_gpt2_matches(name: &str) {
+    let (dir, golden) = fixture(name);
     let m = load(&dir);
     let info = m.info();
     assert_eq!(info.arch, attn::model::Arch::Gpt2);
     assert!(info.causal);
     let vocab = info.vocab_size;
     for case in &cases(&golden) {
-        let label = format!("tiny-gpt2/{}", case.name);
+        let label = format!("{name}/{}", case.name);
         // Ask for the whole distribution: every probability can then be checked against transformers' logits.
         let opts = ForwardOptions {
             keep_attention: true,

@@ -6,6 +6,9 @@ Writes, with fixed seeds:
   fixtures/tiny-gpt2/   a tiny random GPT2LMHeadModel (2 layers, 4 heads, d 32) + a tiny byte-level BPE tokenizer.json
   fixtures/golden/<model>/<case>_{ids,type_ids,attentions,hidden,...}.npy + cases.json
       transformers' outputs (attn_implementation="eager", float32, output_attentions/output_hidden_states)
+  fixtures/tiny-bert-f16/, fixtures/tiny-gpt2-bf16/  the same two models saved in half precision (F16, BF16), and
+      transformers' float32 outputs on them (the half weights upcast) in fixtures/golden/tiny-*-f16|bf16/:
+      `python3 scripts/golden/make_hf_fixtures.py half` makes only these, from the committed tiny models
   fixtures/golden/minilm/...  the same for the real all-MiniLM-L6-v2 in models/minilm (3 sentences: English,
       Korean, emoji), when that folder exists (run scripts/fetch-models first).
 
@@ -197,6 +200,30 @@ def tiny_gpt2() -> None:
     run_cases(model, encode, GPT2_CASES, GOLD / "tiny-gpt2", decoder=True)
 
 
+def half_variant(name: str, cls, dtype, cases, decoder: bool, suffix: str, **kw) -> None:
+    """fixtures/<name>-<suffix>: the committed tiny model saved with its weights in `dtype`; golden outputs of
+    transformers on it in float32 (the half values upcast exactly), as attn must reproduce them."""
+    src, d = FIX / name, FIX / f"{name}-{suffix}"
+    if d.exists():
+        shutil.rmtree(d)
+    model = cls.from_pretrained(src, torch_dtype=torch.float32, **kw)
+    model.to(dtype).save_pretrained(d, safe_serialization=True)
+    shutil.copy(src / "tokenizer.json", d / "tokenizer.json")
+    tok = Tokenizer.from_file(str(d / "tokenizer.json"))
+    model = cls.from_pretrained(d, attn_implementation="eager", torch_dtype=torch.float32, **kw).eval()
+
+    def encode(case):
+        e = tok.encode(case["text"], case.get("text_b")) if case.get("text_b") else tok.encode(case["text"])
+        return e.ids, e.type_ids
+
+    run_cases(model, encode, cases, GOLD / f"{name}-{suffix}", decoder=decoder)
+
+
+def half_variants() -> None:
+    half_variant("tiny-bert", BertModel, torch.float16, BERT_CASES, False, "f16", add_pooling_layer=False)
+    half_variant("tiny-gpt2", GPT2LMHeadModel, torch.bfloat16, GPT2_CASES, True, "bf16")
+
+
 def minilm() -> None:
     src = Path(os.environ.get("ATTN_MODELS_DIR", ROOT / "models")) / "minilm"
     if not (src / "model.safetensors").exists():
@@ -216,8 +243,13 @@ def minilm() -> None:
 def main() -> int:
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
+    if sys.argv[1:] == ["half"]:
+        half_variants()
+        print("wrote fixtures/tiny-bert-f16, fixtures/tiny-gpt2-bf16 and their golden outputs")
+        return 0
     tiny_bert()
     tiny_gpt2()
+    half_variants()
     minilm()
     total = sum(p.stat().st_size for p in FIX.rglob("*") if p.is_file() and (
         "tiny-" in str(p) or "golden" in str(p)))

@@ -127,8 +127,14 @@ pub fn dtype_note(st: &crate::weights::safetensors::SafeTensors) -> String {
         .collect();
     kinds.sort_unstable();
     kinds.dedup();
+    let half = kinds.iter().any(|k| *k == "F16" || *k == "BF16");
+    let how = if half {
+        "F16/BF16 matrices and token tables stay in their dtype (each value converted to f32 as it is multiplied)"
+    } else {
+        "packed once for the forward pass"
+    };
     format!(
-        "weights: {} in {} tensors, memory-mapped, packed once for the forward pass (F16/BF16 converted to f32)",
+        "weights: {} in {} tensors, memory-mapped, {how}",
         kinds.join("/"),
         st.len()
     )

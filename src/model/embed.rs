@@ -2,11 +2,13 @@
 //! positional signal the trace shows. Rotary models add nothing here: their positions act inside attention.
 
 use super::block::Norm;
+use crate::numeric::Matrix;
 use crate::numeric::ops;
+use crate::numeric::packed::PackedMatrix;
 use crate::numeric::quant::QuantMatrix;
 use crate::tokenize::Encoded;
 use crate::trace::Positional;
-use crate::weights::source::Table;
+use crate::weights::source::{Table, Vb};
 use crate::{Error, Result};
 use ndarray::{Array1, Array2, s};
 use ndarray_rand::RandomExt;
@@ -30,6 +32,27 @@ pub enum TokenTable {
 }
 
 impl TokenTable {
+    /// The `[vocab, d]` table `name` of a weight file: F16/BF16 kept in its dtype (a row decoded when asked for),
+    /// F32 as stored.
+    pub fn load(vb: &Vb, name: &str, vocab: usize, d: usize) -> Result<Self> {
+        Ok(match vb.half(name, vocab, d)? {
+            Some(q) => TokenTable::Quant(q),
+            None => TokenTable::Table(vb.table(name, vocab, d)?),
+        })
+    }
+
+    /// The table as the matrix of a tied LM head (`x · Eᵀ`): half-precision and GGUF tables share their bytes, f32
+    /// tables are packed once. The textbook model's seeded table is never materialised and has no head.
+    pub fn unembedding(&self) -> Result<Matrix> {
+        match self {
+            TokenTable::Table(t) => Ok(PackedMatrix::from_view(&t.view()).into()),
+            TokenTable::Quant(q) => Ok(Matrix::Quant(q.clone())),
+            TokenTable::Seeded { .. } => Err(Error::Input(
+                "a seeded token table is not materialised and cannot be tied to an LM head".into(),
+            )),
+        }
+    }
+
     pub fn vocab(&self) -> usize {
         match self {
             TokenTable::Table(t) => t.nrows(),

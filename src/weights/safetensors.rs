@@ -6,11 +6,14 @@
 //! length against the file size, every offset inside the data, `end - begin == elements × dtype size`, and no two
 //! tensors overlapping. A bad file is an [`Error::Format`]/[`Error::Tensor`] naming the file and tensor, never a panic.
 //!
-//! F32 tensors that are 4-byte aligned are used in place (zero-copy views into the mapping, little-endian hosts);
-//! F16 and BF16 are converted to f32 once at load time (with the `half` crate).
+//! F32 tensors that are 4-byte aligned are used in place (zero-copy views into the mapping, little-endian hosts).
+//! F16 and BF16 weight matrices stay in their dtype, sharing the mapped bytes ([`SafeTensors::half_matrix`]: the
+//! matrix kernel converts each value to f32 as it multiplies, giving the same f32 values a conversion at load gives);
+//! other F16/BF16 tensors (vectors, tables read as views) are converted to f32 once at load (with the `half` crate).
 
 use super::safetensors_header::parse_header;
 pub use super::safetensors_header::{Dtype, MAX_HEADER, TensorInfo, f32_bytes, serialize};
+use crate::numeric::quant::{GgmlType, QuantMatrix, SharedBytes};
 use crate::{Error, Result};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use std::collections::BTreeMap;
@@ -28,6 +31,12 @@ impl Backing {
             Backing::Mmap(m) => m,
             Backing::Owned(v) => v,
         }
+    }
+}
+
+impl AsRef<[u8]> for Backing {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
     }
 }
 
@@ -184,6 +193,34 @@ impl SafeTensors {
     pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
         let w = self.weight(name, &[rows, cols])?;
         Matrix::new(w, rows, cols, false).map_err(|m| self.err(name, m))
+    }
+
+    /// An F16 or BF16 matrix `[rows, cols]` as stored, kept in its dtype over the file's bytes (no f32 copy); `None`
+    /// for other dtypes. The shape is checked as [`Self::matrix`] checks it.
+    pub fn half_matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Option<QuantMatrix>> {
+        let Some(info) = self.tensors.get(name) else {
+            return Ok(None);
+        };
+        let ty = match info.dtype {
+            Dtype::F16 => GgmlType::F16,
+            Dtype::BF16 => GgmlType::BF16,
+            _ => return Ok(None),
+        };
+        if info.shape != [rows, cols] {
+            // The f32 path reports the shape mismatch with the file's figures.
+            return self.matrix(name, rows, cols).map(|_| None);
+        }
+        let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = self.data.clone();
+        let bytes = SharedBytes::new(owner, info.start..info.end)
+            .ok_or_else(|| self.err(name, "data out of bounds"))?;
+        QuantMatrix::new(ty, rows, cols, bytes)
+            .map(Some)
+            .map_err(|e| {
+                self.err(
+                    name,
+                    format!("shape [{rows}, {cols}] of {}: {e}", ty.name()),
+                )
+            })
     }
 
     /// A matrix stored `[cols, rows]` (e.g. GPT-2's Conv1D `[in, out]`), presented transposed as `[rows, cols]`

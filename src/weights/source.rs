@@ -11,6 +11,7 @@ use super::Gguf;
 use super::safetensors::{Matrix, SafeTensors};
 use crate::numeric::Matrix as Weight;
 use crate::numeric::packed::PackedMatrix;
+use crate::numeric::quant::QuantMatrix;
 use crate::{Error, Result};
 use ndarray::{Array1, Array2, ArrayView2, Ix1, Ix2};
 use std::collections::BTreeSet;
@@ -52,12 +53,26 @@ pub trait TensorSource: Sync {
     fn vector(&self, name: &str, n: usize) -> Result<Array1<f32>>;
     /// A weight matrix `[rows, cols]` for `x · Wᵀ`: by default the f32 table packed once; GGUF keeps its blocks.
     fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Weight> {
-        Ok(Weight::Packed(PackedMatrix::from_view(
-            &self.table(name, rows, cols, false)?.view(),
-        )))
+        packed(self, name, rows, cols)
+    }
+    /// An F16/BF16 matrix `[rows, cols]` kept in its dtype, or `None` when the tensor is stored otherwise.
+    fn half(&self, _name: &str, _rows: usize, _cols: usize) -> Result<Option<QuantMatrix>> {
+        Ok(None)
     }
     /// Elements and storage type of a tensor (for parameter counts and notes).
     fn describe(&self, name: &str) -> Option<(u64, String)>;
+}
+
+/// A matrix read as an f32 table and packed once for the matrix kernel.
+fn packed(
+    src: &(impl TensorSource + ?Sized),
+    name: &str,
+    rows: usize,
+    cols: usize,
+) -> Result<Weight> {
+    Ok(Weight::Packed(PackedMatrix::from_view(
+        &src.table(name, rows, cols, false)?.view(),
+    )))
 }
 
 impl TensorSource for SafeTensors {
@@ -76,6 +91,16 @@ impl TensorSource for SafeTensors {
     }
     fn vector(&self, name: &str, n: usize) -> Result<Array1<f32>> {
         Ok(SafeTensors::vector(self, name, n)?.to_owned())
+    }
+    fn half(&self, name: &str, rows: usize, cols: usize) -> Result<Option<QuantMatrix>> {
+        self.half_matrix(name, rows, cols)
+    }
+    /// F16/BF16 matrices stay in their dtype ([`SafeTensors::half_matrix`]); F32 ones are packed once.
+    fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Weight> {
+        match self.half_matrix(name, rows, cols)? {
+            Some(q) => Ok(Weight::Quant(q)),
+            None => Ok(packed(self, name, rows, cols)?),
+        }
     }
     fn describe(&self, name: &str) -> Option<(u64, String)> {
         self.info(name)
@@ -214,6 +239,17 @@ impl<'a> Vb<'a> {
         let m = self.src.matrix(&full, rows, cols)?;
         self.mark(&full);
         Ok(m)
+    }
+
+    /// A `[rows, cols]` F16/BF16 matrix kept in its dtype (embedding tables read a row at a time), or `None` when the
+    /// tensor is stored in another dtype (then read it with [`Self::table`]).
+    pub fn half(&self, name: &str, rows: usize, cols: usize) -> Result<Option<QuantMatrix>> {
+        let full = self.name(name);
+        let h = self.src.half(&full, rows, cols)?;
+        if h.is_some() {
+            self.mark(&full);
+        }
+        Ok(h)
     }
 
     /// A matrix stored `[cols, rows]` (Conv1D `[in, out]`), read as `[rows, cols]`.

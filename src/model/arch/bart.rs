@@ -12,7 +12,6 @@ use crate::model::embed::{Embeddings, PositionKind, TokenTable};
 use crate::model::encdec::{EncoderDecoder, stacks};
 use crate::model::head::LmHead;
 use crate::model::{Arch, ModelInfo};
-use crate::numeric::packed::PackedMatrix;
 use crate::tokenize::Tokenizer;
 use crate::trace::PositionalKind;
 use crate::weights::source::Vb;
@@ -115,7 +114,7 @@ pub fn load_family(family: &Family, folder: HfFolder) -> Result<EncoderDecoder> 
     };
     let encoder = stack("encoder", cfg.encoder_layers, cfg.encoder_ffn_dim, false)?;
     let decoder = stack("decoder", cfg.decoder_layers, cfg.decoder_ffn_dim, true)?;
-    let shared = m.table("shared.weight", cfg.vocab_size, d)?;
+    let unembed = TokenTable::load(&m, "shared.weight", cfg.vocab_size, d)?.unembedding()?;
     let n_pos = cfg.max_position_embeddings;
     let scale = if cfg.scale_embedding {
         (d as f32).sqrt()
@@ -124,7 +123,7 @@ pub fn load_family(family: &Family, folder: HfFolder) -> Result<EncoderDecoder> 
     };
     let embed = |side: &str| -> Result<Embeddings> {
         let vb = m.pp(side);
-        let token = TokenTable::Table(m.table("shared.weight", cfg.vocab_size, d)?);
+        let token = TokenTable::load(&m, "shared.weight", cfg.vocab_size, d)?;
         if !family.learned_positions {
             return Ok(Embeddings::plain(
                 token,
@@ -192,7 +191,7 @@ pub fn load_family(family: &Family, folder: HfFolder) -> Result<EncoderDecoder> 
         decoder,
         head: LmHead {
             norm: None,
-            unembed: PackedMatrix::from_view(&shared.view()).into(),
+            unembed,
             bias,
             scale: 1.0,
             tied: true,

@@ -111,7 +111,7 @@ pub fn load(
     let eps = cfg.layer_norm_eps as f32;
     let emb = vb.pp("embeddings");
     let embed = Embeddings {
-        token: TokenTable::Table(emb.table("word_embeddings.weight", cfg.vocab_size, d)?),
+        token: TokenTable::load(&emb, "word_embeddings.weight", cfg.vocab_size, d)?,
         scale: 1.0,
         position: PositionKind::Learned {
             table: emb.table("position_embeddings.weight", cfg.max_position_embeddings, d)?,

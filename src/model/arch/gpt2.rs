@@ -154,14 +154,13 @@ pub fn load(
             },
         });
     }
-    let wte = vb.table("wte.weight", cfg.vocab_size, d)?;
+    let wte = TokenTable::load(&vb, "wte.weight", cfg.vocab_size, d)?;
     let separate = weights.contains("lm_head.weight");
     let unembed = if separate {
-        PackedMatrix::from_view(&root.table("lm_head.weight", cfg.vocab_size, d)?.view())
+        root.matrix("lm_head.weight", cfg.vocab_size, d)?
     } else {
-        PackedMatrix::from_view(&wte.view())
-    }
-    .into();
+        wte.unembedding()?
+    };
     let head = LmHead {
         norm: Some(Norm::layer_norm(&vb, "ln_f", d, eps)?),
         unembed,
@@ -170,7 +169,7 @@ pub fn load(
         tied: !separate,
     };
     let embed = Embeddings {
-        token: TokenTable::Table(wte),
+        token: wte,
         scale: 1.0,
         position: PositionKind::Learned {
             table: vb.table("wpe.weight", cfg.n_positions, d)?,

@@ -22,7 +22,6 @@ use crate::model::encdec::{EncoderDecoder, ScoreBias, stacks};
 use crate::model::head::LmHead;
 use crate::model::{Arch, ModelInfo};
 use crate::numeric::ops::Activation;
-use crate::numeric::packed::PackedMatrix;
 use crate::tokenize::Tokenizer;
 use crate::weights::source::Vb;
 use crate::{Error, Result};
@@ -249,10 +248,9 @@ pub fn load(folder: HfFolder) -> Result<EncoderDecoder> {
             max_distance: cfg.relative_attention_max_distance,
         }))
     };
-    let shared = root.table("shared.weight", cfg.vocab_size, d)?;
     let embed = || -> Result<Embeddings> {
         Ok(Embeddings::plain(
-            TokenTable::Table(root.table("shared.weight", cfg.vocab_size, d)?),
+            TokenTable::load(&root, "shared.weight", cfg.vocab_size, d)?,
             d,
             1.0,
             PositionKind::None,
@@ -262,11 +260,9 @@ pub fn load(folder: HfFolder) -> Result<EncoderDecoder> {
     // transformers' T5Config: `scale_decoder_outputs = tie_word_embeddings is not False`.
     let tied = cfg.tie_word_embeddings != Some(false);
     let unembed = if tied {
-        shared.view().to_owned()
+        TokenTable::load(&root, "shared.weight", cfg.vocab_size, d)?.unembedding()?
     } else {
-        root.table("lm_head.weight", cfg.vocab_size, d)?
-            .view()
-            .to_owned()
+        root.matrix("lm_head.weight", cfg.vocab_size, d)?
     };
     let start = cfg.decoder_start_token_id.or(cfg.pad_token_id).unwrap_or(0);
     let info = ModelInfo {
@@ -326,7 +322,7 @@ pub fn load(folder: HfFolder) -> Result<EncoderDecoder> {
                 d,
                 eps,
             )?),
-            unembed: PackedMatrix::from_view(&unembed.view()).into(),
+            unembed,
             bias: None,
             scale: if tied { (d as f32).powf(-0.5) } else { 1.0 },
             tied,
