@@ -19,6 +19,7 @@ use crate::model::{Arch, ModelInfo, Transformer};
 use crate::numeric::Matrix;
 use crate::numeric::ops::{self, Activation};
 use crate::numeric::packed::PackedMatrix;
+use crate::tokenize::Tokenizer;
 use crate::tokenize::gguf as gguf_tokenizer;
 use crate::weights::Gguf;
 use crate::weights::source::{Table, Vb};
@@ -177,11 +178,59 @@ pub fn unpermute_rows(w: &Array2<f32>, n_heads: usize, head_dim: usize) -> Array
     w.select(ndarray::Axis(0), &unpermute_order(n_heads, head_dim))
 }
 
-/// Q or K: `name` `[heads·head_dim, d]` with llama.cpp's row permutation undone (quantized blocks are moved as they
-/// are: only their rows' order changes).
-fn rope_projection(vb: &Vb, name: &str, heads: usize, hd: usize, d: usize) -> Result<Linear> {
+/// Where a Llama's tensors are, by name: llama.cpp's GGUF names (Q/K rows permuted) or transformers' names.
+pub(crate) struct Names {
+    pub embed: &'static str,
+    /// The blocks' prefix: block `l` is `{blocks}.{l}`.
+    pub blocks: &'static str,
+    pub attn_norm: &'static str,
+    pub q: &'static str,
+    pub k: &'static str,
+    pub v: &'static str,
+    pub o: &'static str,
+    pub mlp_norm: &'static str,
+    pub gate: &'static str,
+    pub up: &'static str,
+    pub down: &'static str,
+    pub out_norm: &'static str,
+    pub output: &'static str,
+    /// Q and K rows are in llama.cpp's interleaved order (GGUF) and are put back in rotate-half order.
+    pub permuted: bool,
+}
+
+pub(crate) const GGUF_NAMES: Names = Names {
+    embed: "token_embd.weight",
+    blocks: "blk",
+    attn_norm: "attn_norm.weight",
+    q: "attn_q.weight",
+    k: "attn_k.weight",
+    v: "attn_v.weight",
+    o: "attn_output.weight",
+    mlp_norm: "ffn_norm.weight",
+    gate: "ffn_gate.weight",
+    up: "ffn_up.weight",
+    down: "ffn_down.weight",
+    out_norm: "output_norm.weight",
+    output: "output.weight",
+    permuted: true,
+};
+
+/// Q or K: `name` `[heads·head_dim, d]`, with llama.cpp's row permutation undone when the file has it (quantized
+/// blocks are moved as they are: only their rows' order changes).
+fn rope_projection(
+    vb: &Vb,
+    name: &str,
+    heads: usize,
+    hd: usize,
+    d: usize,
+    permuted: bool,
+) -> Result<Linear> {
+    let w = vb.matrix(name, heads * hd, d)?;
+    if !permuted {
+        return Ok(Linear::from_matrix(w, None));
+    }
     let order = unpermute_order(heads, hd);
-    let w = match vb.matrix(name, heads * hd, d)? {
+    let w = match w {
         Matrix::Quant(q) => Matrix::Quant(q.select_rows(&order)),
         Matrix::Packed(p) => Matrix::Packed(PackedMatrix::new(
             &p.to_f32().select(ndarray::Axis(0), &order),
@@ -190,82 +239,69 @@ fn rope_projection(vb: &Vb, name: &str, heads: usize, hd: usize, d: usize) -> Re
     Ok(Linear::from_matrix(w, None))
 }
 
-fn load_block(vb: &Vb, cfg: &LlamaConfig) -> Result<Block> {
+fn load_block(vb: &Vb, cfg: &LlamaConfig, n: &Names) -> Result<Block> {
     let (d, f, hd) = (cfg.d_model, cfg.d_ff, cfg.head_dim);
     let lin = |name: &str, out: usize, inp: usize| -> Result<Linear> {
-        Ok(Linear::from_matrix(
-            vb.matrix(&format!("{name}.weight"), out, inp)?,
-            None,
-        ))
+        Ok(Linear::from_matrix(vb.matrix(name, out, inp)?, None))
     };
     Ok(Block {
-        ln_attn: Norm::rms_norm(vb, "attn_norm.weight", d, cfg.eps)?,
+        ln_attn: Norm::rms_norm(vb, n.attn_norm, d, cfg.eps)?,
         attn: AttnWeights {
-            q: rope_projection(vb, "attn_q.weight", cfg.n_heads, hd, d)?,
-            k: rope_projection(vb, "attn_k.weight", cfg.n_kv_heads, hd, d)?,
-            v: lin("attn_v", cfg.n_kv_heads * hd, d)?,
-            o: lin("attn_output", d, cfg.n_heads * hd)?,
+            q: rope_projection(vb, n.q, cfg.n_heads, hd, d, n.permuted)?,
+            k: rope_projection(vb, n.k, cfg.n_kv_heads, hd, d, n.permuted)?,
+            v: lin(n.v, cfg.n_kv_heads * hd, d)?,
+            o: lin(n.o, d, cfg.n_heads * hd)?,
         },
         cross: None,
-        ln_mlp: Norm::rms_norm(vb, "ffn_norm.weight", d, cfg.eps)?,
+        ln_mlp: Norm::rms_norm(vb, n.mlp_norm, d, cfg.eps)?,
         mlp: Mlp::Gated {
-            gate: lin("ffn_gate", f, d)?,
-            up: lin("ffn_up", f, d)?,
+            gate: lin(n.gate, f, d)?,
+            up: lin(n.up, f, d)?,
             act: Activation::Silu,
-            down: lin("ffn_down", d, f)?,
+            down: lin(n.down, d, f)?,
         },
     })
 }
 
-/// Load from a parsed GGUF file; `spec` is what the user typed (for [`ModelInfo::spec`]).
-pub fn from_gguf(g: &Gguf, spec: &str) -> Result<Transformer> {
-    let cfg = LlamaConfig::from_gguf(g)?;
-    let tokenizer = gguf_tokenizer::from_gguf(g)?;
-    // The embedding has one row per metadata token (even if two tokens share a spelling).
-    let vocab = g.get_array("tokenizer.ggml.tokens")?.len();
+/// Who the model is and what to say of its weights, for [`ModelInfo`].
+pub(crate) struct About {
+    pub spec: String,
+    pub name: String,
+    pub source: String,
+    pub weights_note: String,
+    pub n_params: u64,
+}
+
+/// Build a Llama from its configuration and weights: `token` is the token table, `tied` says whether the LM head is
+/// that table (else `names.output`).
+pub(crate) fn build(
+    vb: &Vb,
+    cfg: &LlamaConfig,
+    names: &Names,
+    token: TokenTable,
+    tied: bool,
+    tokenizer: Tokenizer,
+    about: impl FnOnce(&Vb) -> About,
+) -> Result<Transformer> {
     let (d, f, hd) = (cfg.d_model, cfg.d_ff, cfg.head_dim);
-    let vb = Vb::new(g);
-    // The token table stays in the file's format: rows are decoded when looked up, and a tied LM head multiplies
-    // the same blocks.
-    let embed_table = vb.matrix("token_embd.weight", vocab, d)?;
-    // Blocks load in parallel (dequantize, un-permute Q/K, pack); any failing block fails the load.
+    let vocab = token.vocab();
+    // Blocks load in parallel (un-permute Q/K, pack); any failing block fails the load.
     let blocks = (0..cfg.n_layers)
         .into_par_iter()
-        .map(|l| load_block(&vb.pp("blk").pp(l), &cfg))
+        .map(|l| load_block(&vb.pp(names.blocks).pp(l), cfg, names))
         .collect::<Result<Vec<Block>>>()?;
-    let out_norm = Norm::rms_norm(&vb, "output_norm.weight", d, cfg.eps)?;
-    let tied = g.tensor("output.weight").is_none();
+    let out_norm = Norm::rms_norm(vb, names.out_norm, d, cfg.eps)?;
     let unembed = if tied {
-        embed_table.clone()
+        token.unembedding()?
     } else {
-        vb.matrix("output.weight", vocab, d)?
+        vb.matrix(names.output, vocab, d)?
     };
-    let (n_params, types) = vb.used_summary();
-    let quant = types
-        .iter()
-        .map(|(t, c)| format!("{t} ×{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    // One name everywhere (`attn models`, `info`, the header): the short name's title, else the file's own name
-    // with its main weight type.
-    let main_type = types
-        .iter()
-        .find(|(t, _)| t != "F32")
-        .map(|(t, _)| format!(" {t}"))
-        .unwrap_or_default();
-    let name = match crate::model::config::short_name_title(spec) {
-        Some(t) => t.to_string(),
-        None => g
-            .get("general.name")
-            .and_then(|v| v.as_str())
-            .map(|n| format!("{n}{main_type}"))
-            .unwrap_or_else(|| g.file_name().to_string()),
-    };
+    let about = about(vb);
     let max_len = cfg.context_length.min(MAX_INPUT);
     let freqs = ops::rope_freqs(hd, cfg.rope_base);
     let info = ModelInfo {
-        spec: spec.to_string(),
-        name,
+        spec: about.spec,
+        name: about.name,
         arch: Arch::Llama,
         n_layers: cfg.n_layers,
         n_heads: cfg.n_heads,
@@ -274,15 +310,13 @@ pub fn from_gguf(g: &Gguf, spec: &str) -> Result<Transformer> {
         d_ff: f,
         vocab_size: vocab,
         max_len,
-        n_params,
+        n_params: about.n_params,
         causal: true,
         positional: crate::trace::PositionalKind::Rotary,
         tokenizer: tokenizer.description().to_string(),
-        source: g.file_name().to_string(),
+        source: about.source,
         notes: vec![
-            format!(
-                "weights: {quant} (kept in the file's format; blocks decoded inside the matrix kernel)"
-            ),
+            about.weights_note,
             format!(
                 "grouped-query attention: {} query heads share {} KV heads ({} each)",
                 cfg.n_heads,
@@ -309,10 +343,7 @@ pub fn from_gguf(g: &Gguf, spec: &str) -> Result<Transformer> {
         info,
         tokenizer,
         embed: Embeddings {
-            token: match embed_table {
-                Matrix::Quant(q) => TokenTable::Quant(q),
-                Matrix::Packed(p) => TokenTable::Table(Table::Owned(p.to_f32())),
-            },
+            token,
             scale: 1.0,
             position: PositionKind::Rotary {
                 freqs: freqs.clone(),
@@ -343,6 +374,54 @@ pub fn from_gguf(g: &Gguf, spec: &str) -> Result<Transformer> {
             scale: 1.0,
             tied,
         }),
+    })
+}
+
+/// Load from a parsed GGUF file; `spec` is what the user typed (for [`ModelInfo::spec`]).
+pub fn from_gguf(g: &Gguf, spec: &str) -> Result<Transformer> {
+    let cfg = LlamaConfig::from_gguf(g)?;
+    let tokenizer = gguf_tokenizer::from_gguf(g)?;
+    // The embedding has one row per metadata token (even if two tokens share a spelling).
+    let vocab = g.get_array("tokenizer.ggml.tokens")?.len();
+    let vb = Vb::new(g);
+    // The token table stays in the file's format: rows are decoded when looked up, and a tied LM head multiplies
+    // the same blocks.
+    let token = match vb.matrix(GGUF_NAMES.embed, vocab, cfg.d_model)? {
+        Matrix::Quant(q) => TokenTable::Quant(q),
+        Matrix::Packed(p) => TokenTable::Table(Table::Owned(p.to_f32())),
+    };
+    let tied = g.tensor(GGUF_NAMES.output).is_none();
+    build(&vb, &cfg, &GGUF_NAMES, token, tied, tokenizer, |vb| {
+        let (n_params, types) = vb.used_summary();
+        let quant = types
+            .iter()
+            .map(|(t, c)| format!("{t} ×{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // One name everywhere (`attn models`, `info`, the header): the short name's title, else the file's own
+        // name with its main weight type.
+        let main_type = types
+            .iter()
+            .find(|(t, _)| t != "F32")
+            .map(|(t, _)| format!(" {t}"))
+            .unwrap_or_default();
+        let name = match crate::model::config::short_name_title(spec) {
+            Some(t) => t.to_string(),
+            None => g
+                .get("general.name")
+                .and_then(|v| v.as_str())
+                .map(|n| format!("{n}{main_type}"))
+                .unwrap_or_else(|| g.file_name().to_string()),
+        };
+        About {
+            spec: spec.to_string(),
+            name,
+            source: g.file_name().to_string(),
+            weights_note: format!(
+                "weights: {quant} (kept in the file's format; blocks decoded inside the matrix kernel)"
+            ),
+            n_params,
+        }
     })
 }
 
