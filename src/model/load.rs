@@ -1,7 +1,7 @@
 //! From a `--model` spec to a model: short names, folders (Hugging Face `model_type` → architecture) and GGUF files
 //! (`general.architecture` → architecture), plus the config checks the Hugging Face architectures share.
 
-use super::arch::{bart, bert, gpt2, llama, marian, t5, textbook};
+use super::arch::{bart, bert, gpt2, llama, llama_hf, marian, t5, textbook};
 use super::config::{Origin, SHORT_NAMES};
 use super::encdec::EncoderDecoder;
 use super::{Model, TextbookConfig};
@@ -103,6 +103,7 @@ pub enum HfLoader {
 pub const HF_ARCHITECTURES: &[(&str, HfLoader)] = &[
     ("bert", HfLoader::Single(bert::load)),
     ("gpt2", HfLoader::Single(gpt2::load)),
+    ("llama", HfLoader::Single(llama_hf::load)),
     (
         "bart",
         HfLoader::EncoderDecoder(|f| bart::load_family(&bart::BART, f)),

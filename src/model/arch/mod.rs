@@ -4,6 +4,7 @@ pub mod bart;
 pub mod bert;
 pub mod gpt2;
 pub mod llama;
+pub mod llama_hf;
 pub mod marian;
 pub mod t5;
 pub mod textbook;
