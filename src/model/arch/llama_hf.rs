@@ -112,7 +112,7 @@ impl HfLlamaConfig {
                 self.head_dim.unwrap_or_default()
             ));
         }
-        if head_dim % 2 != 0 {
+        if !head_dim.is_multiple_of(2) {
             return bad(format!(
                 "the head size {head_dim} is odd; rotary embeddings need pairs"
             ));
