@@ -495,14 +495,25 @@ pub fn dump_head(
     if !dir.exists() {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
+    write_matrix_pair(dir, stem, m, &matrix_csv(labels, m), force)
+}
+
+/// A matrix as `<stem>.npy` and its CSV text as `<stem>.csv` in `dir`, staged and moved into place together;
+/// refuses to replace existing files unless `force`.
+pub fn write_matrix_pair(
+    dir: &Path,
+    stem: &str,
+    m: &ndarray::ArrayView2<f32>,
+    csv: &str,
+    force: bool,
+) -> Result<Vec<PathBuf>> {
     let mut st = Staged::new(dir, force)?;
-    let (npy, csv) = (format!("{stem}.npy"), format!("{stem}.csv"));
-    st.check_free(&[npy.clone(), csv.clone()])?;
+    let (npy, csv_name) = (format!("{stem}.npy"), format!("{stem}.csv"));
+    st.check_free(&[npy.clone(), csv_name.clone()])?;
     st.write(&npy, |w| {
         write_npy(w, &[m.nrows(), m.ncols()], m.iter().copied())
     })?;
-    let text = matrix_csv(labels, m);
-    st.write(&csv, |w| w.write_all(text.as_bytes()))?;
+    st.write(&csv_name, |w| w.write_all(csv.as_bytes()))?;
     st.commit()
 }
 

@@ -316,25 +316,13 @@ fn post_processor(spec: &TokenizerSpec, file: &str) -> Result<TemplateProcessing
     let mut tokens = vec![];
     // The template names special tokens by key; the key maps to the real id and content below, so token contents
     // with spaces or colons cannot break the template syntax.
-    if let (true, Some(id)) = (add_bos, spec.bos) {
-        tokens.push(
-            SpecialToken::new(
-                "BOS".into(),
-                vec![id],
-                vec![spec.tokens[id as usize].clone()],
-            )
-            .map_err(|e| ferr(format!("BOS token: {e}")))?,
-        );
-    }
-    if let (true, Some(id)) = (add_eos, spec.eos) {
-        tokens.push(
-            SpecialToken::new(
-                "EOS".into(),
-                vec![id],
-                vec![spec.tokens[id as usize].clone()],
-            )
-            .map_err(|e| ferr(format!("EOS token: {e}")))?,
-        );
+    for (key, add, id) in [("BOS", add_bos, spec.bos), ("EOS", add_eos, spec.eos)] {
+        if let (true, Some(id)) = (add, id) {
+            tokens.push(
+                SpecialToken::new(key.into(), vec![id], vec![spec.tokens[id as usize].clone()])
+                    .map_err(|e| ferr(format!("{key} token: {e}")))?,
+            );
+        }
     }
     let piece = |seq: &str, type_id: u32| {
         let mut v = vec![];

@@ -1,9 +1,8 @@
 //! `d` in the explorer: the table on screen as `<stem>.npy` + `<stem>.csv`, with row and column labels (a head's
 //! matrix: tokens × tokens; the positions: tokens × dimensions; the norms: layers × norms).
 
-use crate::export::{Staged, csv_field, write_npy};
+use crate::export::csv_field;
 use ndarray::ArrayView2;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A labelled table.
@@ -36,13 +35,5 @@ pub fn csv(t: &Table, m: &ArrayView2<f32>) -> String {
 
 /// Write both files into `dir` (staged, then moved into place together).
 pub fn write(dir: &Path, t: &Table, m: &ArrayView2<f32>) -> crate::Result<Vec<PathBuf>> {
-    let mut st = Staged::new(dir, false)?;
-    let (npy, csv_name) = (format!("{}.npy", t.stem), format!("{}.csv", t.stem));
-    st.check_free(&[npy.clone(), csv_name.clone()])?;
-    st.write(&npy, |w| {
-        write_npy(w, &[m.nrows(), m.ncols()], m.iter().copied())
-    })?;
-    let text = csv(t, m);
-    st.write(&csv_name, |w| w.write_all(text.as_bytes()))?;
-    st.commit()
+    crate::export::write_matrix_pair(dir, &t.stem, m, &csv(t, m), false)
 }
