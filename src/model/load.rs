@@ -86,15 +86,7 @@ pub fn load(spec: &str, textbook: &TextbookConfig) -> Result<Box<dyn Model>> {
 #[derive(Clone, Copy)]
 pub enum HfLoader {
     /// One stack (an encoder or a decoder).
-    Single(
-        fn(
-            &str,
-            &str,
-            &crate::weights::safetensors::SafeTensors,
-            Tokenizer,
-            Origin,
-        ) -> Result<super::engine::Transformer>,
-    ),
+    Single(fn(super::config::HfFolder) -> Result<super::engine::Transformer>),
     /// An encoder–decoder.
     EncoderDecoder(fn(super::config::HfFolder) -> Result<EncoderDecoder>),
 }
@@ -209,20 +201,16 @@ fn load_folder_with(spec: &str, dir: &Path, cfg: &FolderConfig) -> Result<Loaded
         name: folder_model_name(spec, dir),
         source: dir.display().to_string(),
     };
-    let (text, file) = (cfg.text.as_str(), cfg.file.as_str());
+    let folder = super::config::HfFolder {
+        config: &cfg.text,
+        file: &cfg.file,
+        weights: &weights,
+        tokenizer,
+        origin,
+    };
     Ok(match cfg.loader {
-        HfLoader::Single(f) => {
-            Loaded::Single(Box::new(f(text, file, &weights, tokenizer, origin)?))
-        }
-        HfLoader::EncoderDecoder(f) => {
-            Loaded::EncoderDecoder(Box::new(f(super::config::HfFolder {
-                config: text,
-                file,
-                weights: &weights,
-                tokenizer,
-                origin,
-            })?))
-        }
+        HfLoader::Single(f) => Loaded::Single(Box::new(f(folder)?)),
+        HfLoader::EncoderDecoder(f) => Loaded::EncoderDecoder(Box::new(f(folder)?)),
     })
 }
 

@@ -16,11 +16,10 @@
 
 use crate::model::attention::{AttnSpec, AttnWeights};
 use crate::model::block::{Block, Linear, Mlp, Norm, Placement, Stack};
+use crate::model::config::HfFolder;
 use crate::model::embed::{Embeddings, PositionKind, TokenTable};
-use crate::model::{Arch, ModelInfo, Origin, Transformer};
+use crate::model::{Arch, ModelInfo, Transformer};
 use crate::numeric::ops::Activation;
-use crate::tokenize::Tokenizer;
-use crate::weights::safetensors::SafeTensors;
 use crate::weights::source::Vb;
 use crate::{Error, Result};
 use serde::Deserialize;
@@ -93,13 +92,14 @@ impl BertConfig {
 }
 
 /// Build from an opened folder: config.json text (`config_file` names it in errors), the weights and the tokenizer.
-pub fn load(
-    config: &str,
-    config_file: &str,
-    weights: &SafeTensors,
-    tokenizer: Tokenizer,
-    origin: Origin,
-) -> Result<Transformer> {
+pub fn load(folder: HfFolder) -> Result<Transformer> {
+    let HfFolder {
+        config,
+        file: config_file,
+        weights,
+        tokenizer,
+        origin,
+    } = folder;
     let cfg: BertConfig = crate::model::parse_config(config, config_file)?;
     let act = cfg.validate(config_file)?;
     let vb = Vb::new(weights).pp_if_present("bert", "embeddings.word_embeddings.weight");

@@ -16,13 +16,12 @@
 
 use crate::model::attention::{AttnSpec, AttnWeights};
 use crate::model::block::{Block, Linear, Mlp, Norm, Placement, Stack};
+use crate::model::config::HfFolder;
 use crate::model::embed::{Embeddings, PositionKind, TokenTable};
 use crate::model::head::LmHead;
-use crate::model::{Arch, ModelInfo, Origin, Transformer};
+use crate::model::{Arch, ModelInfo, Transformer};
 use crate::numeric::ops::Activation;
 use crate::numeric::packed::PackedMatrix;
-use crate::tokenize::Tokenizer;
-use crate::weights::safetensors::SafeTensors;
 use crate::weights::source::Vb;
 use crate::{Error, Result};
 use ndarray::s;
@@ -120,13 +119,14 @@ fn c_attn(vb: &Vb, d: usize) -> Result<(Linear, Linear, Linear)> {
 }
 
 /// Build from an opened folder: config.json text (`config_file` names it in errors), the weights and the tokenizer.
-pub fn load(
-    config: &str,
-    config_file: &str,
-    weights: &SafeTensors,
-    tokenizer: Tokenizer,
-    origin: Origin,
-) -> Result<Transformer> {
+pub fn load(folder: HfFolder) -> Result<Transformer> {
+    let HfFolder {
+        config,
+        file: config_file,
+        weights,
+        tokenizer,
+        origin,
+    } = folder;
     let cfg: Gpt2Config = crate::model::parse_config(config, config_file)?;
     let act = cfg.validate(config_file)?;
     let root = Vb::new(weights);

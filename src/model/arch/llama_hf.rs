@@ -5,10 +5,8 @@
 
 use super::llama::{About, LlamaConfig, Names, build};
 use crate::model::Transformer;
-use crate::model::config::Origin;
+use crate::model::config::HfFolder;
 use crate::model::embed::TokenTable;
-use crate::tokenize::Tokenizer;
-use crate::weights::safetensors::SafeTensors;
 use crate::weights::source::Vb;
 use crate::{Error, Result};
 use serde::Deserialize;
@@ -180,13 +178,14 @@ impl HfLlamaConfig {
 }
 
 /// Build from an opened folder (see [`crate::model::load::HfLoader::Single`]).
-pub fn load(
-    config: &str,
-    config_file: &str,
-    weights: &SafeTensors,
-    tokenizer: Tokenizer,
-    origin: Origin,
-) -> Result<Transformer> {
+pub fn load(folder: HfFolder) -> Result<Transformer> {
+    let HfFolder {
+        config,
+        file: config_file,
+        weights,
+        tokenizer,
+        origin,
+    } = folder;
     let hf: HfLlamaConfig = crate::model::parse_config(config, config_file)?;
     let cfg = hf.validate(config_file)?;
     let vb = Vb::new(weights);
