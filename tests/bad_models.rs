@@ -333,7 +333,7 @@ fn bad_configs_are_clear_errors() {
             |c| {
                 c.insert("model_type".into(), "mamba".into());
             },
-            "supported: bert, gpt2, bart, t5, marian",
+            "supported: bert, gpt2, llama, bart, t5, marian",
         ),
         (
             "tiny-bert",

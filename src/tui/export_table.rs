@@ -35,5 +35,5 @@ pub fn csv(t: &Table, m: &ArrayView2<f32>) -> String {
 
 /// Write both files into `dir` (staged, then moved into place together).
 pub fn write(dir: &Path, t: &Table, m: &ArrayView2<f32>) -> crate::Result<Vec<PathBuf>> {
-    crate::export::write_matrix_pair(dir, &t.stem, m, &csv(t, m), false)
+    crate::export::write_matrix_pair(dir, t.stem, m, &csv(t, m), false)
 }
