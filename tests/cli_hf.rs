@@ -106,7 +106,7 @@ fn a_folder_of_an_unknown_type_fails_cleanly() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("`mamba`") && err.contains("bert, gpt2, bart, t5, marian"),
+        err.contains("`mamba`") && err.contains("bert, gpt2, llama, bart, t5, marian"),
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");

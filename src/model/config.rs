@@ -65,6 +65,30 @@ pub(crate) fn check_hf_sizes(
     Ok(())
 }
 
+/// [`check_hf_sizes`] over a config struct whose fields carry config.json's own key names, each named once:
+/// `hf_sizes!(file, cfg, sizes: [vocab_size, …], layers: num_hidden_layers, width: hidden_size / num_attention_heads,
+/// eps: layer_norm_eps)`, plus `extra: ["key" = value, …]` for sizes that are not plain fields. The layer count, the
+/// width and the head count are checked positive too.
+macro_rules! hf_sizes {
+    ($file:expr, $cfg:expr, sizes: [$($p:ident),* $(,)?] $(, extra: [$($n:literal = $v:expr),* $(,)?])?,
+     layers: $l:ident, width: $w:ident / $h:ident, eps: $e:ident $(,)?) => {
+        $crate::model::config::check_hf_sizes(
+            $file,
+            &[
+                (stringify!($l), $cfg.$l),
+                (stringify!($w), $cfg.$w),
+                (stringify!($h), $cfg.$h),
+                $((stringify!($p), $cfg.$p),)*
+                $($(($n, $v),)*)?
+            ],
+            (stringify!($l), $cfg.$l),
+            [(stringify!($w), $cfg.$w), (stringify!($h), $cfg.$h)],
+            (stringify!($e), $cfg.$e),
+        )
+    };
+}
+pub(crate) use hf_sizes;
+
 /// The activation a config names under `key`, or an error listing the supported ones.
 pub(crate) fn hf_activation(file: &str, key: &str, name: &str) -> Result<ops::Activation> {
     ops::Activation::from_hf(name).ok_or_else(|| {

@@ -59,24 +59,9 @@ impl BertConfig {
     /// Reject configurations the forward pass cannot honour. `file` names config.json in messages.
     pub fn validate(&self, file: &str) -> Result<Activation> {
         let bad = |m: String| Err(Error::Config(format!("{file}: {m}")));
-        crate::model::check_hf_sizes(
-            file,
-            &[
-                ("vocab_size", self.vocab_size),
-                ("hidden_size", self.hidden_size),
-                ("num_hidden_layers", self.num_hidden_layers),
-                ("num_attention_heads", self.num_attention_heads),
-                ("intermediate_size", self.intermediate_size),
-                ("max_position_embeddings", self.max_position_embeddings),
-                ("type_vocab_size", self.type_vocab_size),
-            ],
-            ("num_hidden_layers", self.num_hidden_layers),
-            [
-                ("hidden_size", self.hidden_size),
-                ("num_attention_heads", self.num_attention_heads),
-            ],
-            ("layer_norm_eps", self.layer_norm_eps),
-        )?;
+        crate::model::config::hf_sizes!(file, self,
+            sizes: [vocab_size, intermediate_size, max_position_embeddings, type_vocab_size],
+            layers: num_hidden_layers, width: hidden_size / num_attention_heads, eps: layer_norm_eps)?;
         if let Some(p) = &self.position_embedding_type
             && p != "absolute"
         {

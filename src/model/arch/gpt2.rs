@@ -67,20 +67,9 @@ impl Gpt2Config {
     /// Reject configurations the forward pass cannot honour. `file` names config.json in messages.
     pub fn validate(&self, file: &str) -> Result<Activation> {
         let bad = |m: String| Err(Error::Config(format!("{file}: {m}")));
-        crate::model::check_hf_sizes(
-            file,
-            &[
-                ("vocab_size", self.vocab_size),
-                ("n_embd", self.n_embd),
-                ("n_layer", self.n_layer),
-                ("n_head", self.n_head),
-                ("n_positions", self.n_positions),
-                ("n_inner", self.d_ff()),
-            ],
-            ("n_layer", self.n_layer),
-            [("n_embd", self.n_embd), ("n_head", self.n_head)],
-            ("layer_norm_epsilon", self.layer_norm_epsilon),
-        )?;
+        crate::model::config::hf_sizes!(file, self,
+            sizes: [vocab_size, n_positions], extra: ["n_inner" = self.d_ff()],
+            layers: n_layer, width: n_embd / n_head, eps: layer_norm_epsilon)?;
         if !self.scale_attn_weights
             || self.scale_attn_by_inverse_layer_idx
             || self.reorder_and_upcast_attn

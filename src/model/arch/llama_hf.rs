@@ -87,21 +87,10 @@ impl HfLlamaConfig {
     fn validate(&self, file: &str) -> Result<LlamaConfig> {
         let bad = |m: String| Err(Error::Config(format!("{file}: {m}")));
         let n_kv = self.num_key_value_heads.unwrap_or(self.num_attention_heads);
-        crate::model::check_hf_sizes(
-            file,
-            &[
-                ("vocab_size", self.vocab_size),
-                ("intermediate_size", self.intermediate_size),
-                ("num_key_value_heads", n_kv),
-                ("max_position_embeddings", self.max_position_embeddings),
-            ],
-            ("num_hidden_layers", self.num_hidden_layers),
-            [
-                ("hidden_size", self.hidden_size),
-                ("num_attention_heads", self.num_attention_heads),
-            ],
-            ("rms_norm_eps", self.rms_norm_eps),
-        )?;
+        crate::model::config::hf_sizes!(file, self,
+            sizes: [vocab_size, intermediate_size, max_position_embeddings],
+            extra: ["num_key_value_heads" = n_kv],
+            layers: num_hidden_layers, width: hidden_size / num_attention_heads, eps: rms_norm_eps)?;
         let head_dim = self.hidden_size / self.num_attention_heads;
         if self.head_dim.is_some_and(|h| h != head_dim) {
             return bad(format!(
