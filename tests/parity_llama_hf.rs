@@ -126,7 +126,11 @@ fn unsupported_llama_configs_are_refused_by_name() {
             "num_key_value_heads",
         ),
         ("head_dim", serde_json::json!(16), "head_dim"),
-        ("num_attention_heads", serde_json::json!(0), "num_attention_heads"),
+        (
+            "num_attention_heads",
+            serde_json::json!(0),
+            "num_attention_heads",
+        ),
         ("rms_norm_eps", serde_json::json!(-1.0), "rms_norm_eps"),
     ] {
         let mut cfg = base.clone();

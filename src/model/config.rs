@@ -117,6 +117,13 @@ pub struct HfFolder<'a> {
     pub origin: Origin,
 }
 
+impl HfFolder<'_> {
+    /// config.json as the architecture's config struct ([`parse_config`]).
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        parse_config(self.config, self.file)
+    }
+}
+
 /// Deserialize a config.json; a wrong or missing field is named (`field `hidden_size`: invalid type ...`).
 pub fn parse_config<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T> {
     let de = &mut serde_json::Deserializer::from_str(text);

@@ -78,14 +78,8 @@ impl BertConfig {
 
 /// Build from an opened folder: config.json text (`config_file` names it in errors), the weights and the tokenizer.
 pub fn load(folder: HfFolder) -> Result<Transformer> {
-    let HfFolder {
-        config,
-        file: config_file,
-        weights,
-        tokenizer,
-        origin,
-    } = folder;
-    let cfg: BertConfig = crate::model::parse_config(config, config_file)?;
+    let (config_file, weights) = (folder.file, folder.weights);
+    let cfg: BertConfig = folder.parse()?;
     let act = cfg.validate(config_file)?;
     let vb = Vb::new(weights).pp_if_present("bert", "embeddings.word_embeddings.weight");
     let (d, f, h) = (
@@ -141,8 +135,8 @@ pub fn load(folder: HfFolder) -> Result<Transformer> {
     ];
     notes.push(crate::model::dtype_note(weights));
     let info = ModelInfo {
-        spec: origin.spec,
-        name: origin.name,
+        spec: folder.origin.spec,
+        name: folder.origin.name,
         arch: Arch::Bert,
         n_layers: cfg.num_hidden_layers,
         n_heads: h,
@@ -154,13 +148,13 @@ pub fn load(folder: HfFolder) -> Result<Transformer> {
         n_params: crate::model::count_params(weights),
         causal: false,
         positional: crate::trace::PositionalKind::Learned,
-        tokenizer: tokenizer.description().to_string(),
-        source: origin.source,
+        tokenizer: folder.tokenizer.description().to_string(),
+        source: folder.origin.source,
         notes,
     };
     Ok(Transformer {
         info,
-        tokenizer,
+        tokenizer: folder.tokenizer,
         embed,
         stack: Stack {
             placement: Placement::Post,

@@ -109,14 +109,8 @@ fn c_attn(vb: &Vb, d: usize) -> Result<(Linear, Linear, Linear)> {
 
 /// Build from an opened folder: config.json text (`config_file` names it in errors), the weights and the tokenizer.
 pub fn load(folder: HfFolder) -> Result<Transformer> {
-    let HfFolder {
-        config,
-        file: config_file,
-        weights,
-        tokenizer,
-        origin,
-    } = folder;
-    let cfg: Gpt2Config = crate::model::parse_config(config, config_file)?;
+    let (config_file, weights) = (folder.file, folder.weights);
+    let cfg: Gpt2Config = folder.parse()?;
     let act = cfg.validate(config_file)?;
     let root = Vb::new(weights);
     let vb = root.pp_if_present("transformer", "wte.weight");
@@ -182,8 +176,8 @@ pub fn load(folder: HfFolder) -> Result<Transformer> {
         crate::model::dtype_note(weights),
     ];
     let info = ModelInfo {
-        spec: origin.spec,
-        name: origin.name,
+        spec: folder.origin.spec,
+        name: folder.origin.name,
         arch: Arch::Gpt2,
         n_layers: cfg.n_layer,
         n_heads: h,
@@ -195,13 +189,13 @@ pub fn load(folder: HfFolder) -> Result<Transformer> {
         n_params: crate::model::count_params(weights),
         causal: true,
         positional: crate::trace::PositionalKind::Learned,
-        tokenizer: tokenizer.description().to_string(),
-        source: origin.source,
+        tokenizer: folder.tokenizer.description().to_string(),
+        source: folder.origin.source,
         notes,
     };
     Ok(Transformer {
         info,
-        tokenizer,
+        tokenizer: folder.tokenizer,
         embed,
         stack: Stack {
             placement: Placement::Pre,

@@ -168,14 +168,8 @@ impl HfLlamaConfig {
 
 /// Build from an opened folder (see [`crate::model::load::HfLoader::Single`]).
 pub fn load(folder: HfFolder) -> Result<Transformer> {
-    let HfFolder {
-        config,
-        file: config_file,
-        weights,
-        tokenizer,
-        origin,
-    } = folder;
-    let hf: HfLlamaConfig = crate::model::parse_config(config, config_file)?;
+    let (config_file, weights) = (folder.file, folder.weights);
+    let hf: HfLlamaConfig = folder.parse()?;
     let cfg = hf.validate(config_file)?;
     let vb = Vb::new(weights);
     let token = TokenTable::load(&vb, HF_NAMES.embed, hf.vocab_size, cfg.d_model)?;
@@ -192,11 +186,11 @@ pub fn load(folder: HfFolder) -> Result<Transformer> {
         &HF_NAMES,
         token,
         hf.tie_word_embeddings,
-        tokenizer,
+        folder.tokenizer,
         |_| About {
-            spec: origin.spec,
-            name: origin.name,
-            source: origin.source,
+            spec: folder.origin.spec,
+            name: folder.origin.name,
+            source: folder.origin.source,
             weights_note: crate::model::config::dtype_note(weights),
             n_params: crate::model::count_params(weights),
         },
