@@ -553,13 +553,13 @@ fn models() -> Result<()> {
         let _ = writeln!(out, "{name:<10} {what}\n           {state}");
     }
     if let Ok(entries) = std::fs::read_dir(&dir) {
-        for e in entries.flatten() {
-            let p = e.path();
+        let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
             let known = model::SHORT_NAMES.iter().any(|(_, f, _)| dir.join(f) == p);
-            let usable =
-                p.join("config.json").exists() || p.extension().is_some_and(|x| x == "gguf");
-            if !known && usable {
-                let _ = writeln!(out, "{:<10} {}", "(folder)", p.display());
+            if let (false, Some(what)) = (known, model::load::describe_entry(&p)) {
+                let path = attn::tokenize::escape_text(&p.display().to_string());
+                let _ = writeln!(out, "{:<10} {what}\n           {path}", "(yours)");
             }
         }
     }

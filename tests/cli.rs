@@ -499,6 +499,49 @@ fn info_and_models_describe_the_textbook_model() {
 }
 
 #[test]
+fn models_lists_what_else_is_in_the_models_directory_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = common::repo().join("fixtures");
+    let copy = |name: &str| {
+        let to = dir.path().join(name);
+        std::fs::create_dir(&to).unwrap();
+        for f in std::fs::read_dir(fixtures.join(name)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+        }
+    };
+    copy("tiny-llama-hf");
+    copy("tiny-bart");
+    std::fs::copy(
+        fixtures.join("tiny-llama.gguf"),
+        dir.path().join("mine.gguf"),
+    )
+    .unwrap();
+    let evil = dir.path().join("evil\u{1b}[31m");
+    std::fs::create_dir(&evil).unwrap();
+    std::fs::write(evil.join("config.json"), r#"{"model_type": "mamba"}"#).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_attn"))
+        .arg("models")
+        .env("ATTN_MODELS_DIR", dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "folder, model_type llama",
+        "encoder–decoder folder, model_type bart",
+        "GGUF, architecture llama",
+        "model_type `mamba` is not supported",
+        "evil\\u{1b}[31m",
+    ] {
+        assert!(text.contains(want), "{want} missing in\n{text}");
+    }
+    assert!(
+        !text.contains('\u{1b}'),
+        "a raw escape reached the terminal:\n{text}"
+    );
+}
+
+#[test]
 fn a_closed_pipe_ends_quietly() {
     // `attn show ... | head -1`: the grid of 150 tokens is far larger than a pipe buffer.
     let text = "word ".repeat(150);

@@ -128,6 +128,47 @@ struct FolderConfig {
     loader: HfLoader,
 }
 
+/// What a file or folder in the models directory is, for `attn models`: a folder's `model_type` (and whether attn
+/// opens it), a GGUF file's `general.architecture`; `None` when it is neither.
+pub fn describe_entry(path: &Path) -> Option<String> {
+    if path.join("config.json").is_file() {
+        return Some(match read_folder_config(path) {
+            Ok(cfg) => {
+                let kind = match cfg.loader {
+                    HfLoader::Single(_) => "folder",
+                    HfLoader::EncoderDecoder(_) => "encoder–decoder folder",
+                };
+                let value: Option<serde_json::Value> = serde_json::from_str(&cfg.text).ok();
+                let t = value
+                    .as_ref()
+                    .and_then(|v| v.get("model_type")?.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                format!("{kind}, model_type {}", crate::tokenize::escape_label(&t))
+            }
+            Err(e) => format!(
+                "folder attn cannot open: {}",
+                crate::tokenize::escape_text(&e.to_string())
+            ),
+        });
+    }
+    if path.extension().is_some_and(|x| x == "gguf") && path.is_file() {
+        return Some(match crate::weights::Gguf::open(path) {
+            Ok(g) => match g.get_str("general.architecture") {
+                Ok(a) => format!("GGUF, architecture {}", crate::tokenize::escape_label(a)),
+                Err(e) => format!(
+                    "GGUF attn cannot open: {}",
+                    crate::tokenize::escape_text(&e.to_string())
+                ),
+            },
+            Err(e) => format!(
+                "GGUF attn cannot open: {}",
+                crate::tokenize::escape_text(&e.to_string())
+            ),
+        });
+    }
+    None
+}
+
 fn read_folder_config(dir: &Path) -> Result<FolderConfig> {
     let config_path = dir.join("config.json");
     let file = config_path.display().to_string();
