@@ -191,7 +191,8 @@ fn tiny_gpt2_matches_transformers_and_its_logits() {
     tiny_gpt2_matches("tiny-gpt2");
 }
 
-/// The same GPT-2 saved in BF16: the token table and the tied LM head stay BF16 (one copy, shared).
+/// The same GPT-2 saved in BF16: the token table and the tied LM head stay BF16 (one copy, shared), and so do the
+/// blocks' matrices.
 #[test]
 fn tiny_gpt2_in_bf16_matches_transformers_and_stays_bf16() {
     tiny_gpt2_matches("tiny-gpt2-bf16");
@@ -199,6 +200,18 @@ fn tiny_gpt2_in_bf16_matches_transformers_and_stays_bf16() {
     let e = m.engine();
     assert!(matches!(e.embed.token, TokenTable::Quant(_)));
     assert!(matches!(e.head.as_ref().unwrap().unembed, Matrix::Quant(_)));
+    // The Conv1D matrices (stored [in, out]) are transposed into BF16 copies, c_attn split into Q, K, V.
+    let b = &e.stack.blocks[1];
+    for w in [&b.attn.q.w, &b.attn.v.w, &b.attn.o.w] {
+        assert!(matches!(w, Matrix::Quant(_)));
+    }
+    let attn::model::block::Mlp::Plain { up, down, .. } = &b.mlp else {
+        panic!("GPT-2's MLP is plain");
+    };
+    assert!(matches!(
+        (&up.w, &down.w),
+        (Matrix::Quant(_), Matrix::Quant(_))
+    ));
 }
 
 fn tiny_gpt2_matches(name: &str) {

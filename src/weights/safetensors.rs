@@ -223,6 +223,32 @@ impl SafeTensors {
             })
     }
 
+    /// An F16 or BF16 matrix stored `[cols, rows]` (GPT-2's Conv1D), as `[rows, cols]` kept in its dtype: the
+    /// 2-byte values transposed into an owned buffer (half the size of an f32 copy). `None` for other dtypes.
+    pub fn half_matrix_transposed(
+        &self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Option<QuantMatrix>> {
+        let Some(stored) = self.half_matrix(name, cols, rows)? else {
+            return Ok(None);
+        };
+        let info = &self.tensors[name];
+        let src = &self.data.bytes()[info.start..info.end];
+        let mut v = vec![0u8; src.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                let from = 2 * (c * rows + r);
+                let to = 2 * (r * cols + c);
+                v[to..to + 2].copy_from_slice(&src[from..from + 2]);
+            }
+        }
+        QuantMatrix::new(stored.ty(), rows, cols, SharedBytes::from_vec(v))
+            .map(Some)
+            .map_err(|e| self.err(name, format!("transposed to [{rows}, {cols}]: {e}")))
+    }
+
     /// A matrix stored `[cols, rows]` (e.g. GPT-2's Conv1D `[in, out]`), presented transposed as `[rows, cols]`
     /// without copying.
     pub fn matrix_transposed(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix> {

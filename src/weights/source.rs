@@ -55,8 +55,15 @@ pub trait TensorSource: Sync {
     fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Weight> {
         packed(self, name, rows, cols)
     }
-    /// An F16/BF16 matrix `[rows, cols]` kept in its dtype, or `None` when the tensor is stored otherwise.
-    fn half(&self, _name: &str, _rows: usize, _cols: usize) -> Result<Option<QuantMatrix>> {
+    /// An F16/BF16 matrix `[rows, cols]` kept in its dtype, or `None` when the tensor is stored otherwise;
+    /// `transposed` reads a `[cols, rows]` tensor as its transpose.
+    fn half(
+        &self,
+        _name: &str,
+        _rows: usize,
+        _cols: usize,
+        _transposed: bool,
+    ) -> Result<Option<QuantMatrix>> {
         Ok(None)
     }
     /// Elements and storage type of a tensor (for parameter counts and notes).
@@ -92,8 +99,18 @@ impl TensorSource for SafeTensors {
     fn vector(&self, name: &str, n: usize) -> Result<Array1<f32>> {
         Ok(SafeTensors::vector(self, name, n)?.to_owned())
     }
-    fn half(&self, name: &str, rows: usize, cols: usize) -> Result<Option<QuantMatrix>> {
-        self.half_matrix(name, rows, cols)
+    fn half(
+        &self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        transposed: bool,
+    ) -> Result<Option<QuantMatrix>> {
+        if transposed {
+            self.half_matrix_transposed(name, rows, cols)
+        } else {
+            self.half_matrix(name, rows, cols)
+        }
     }
     /// F16/BF16 matrices stay in their dtype ([`SafeTensors::half_matrix`]); F32 ones are packed once.
     fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Weight> {
@@ -244,8 +261,23 @@ impl<'a> Vb<'a> {
     /// A `[rows, cols]` F16/BF16 matrix kept in its dtype (embedding tables read a row at a time), or `None` when the
     /// tensor is stored in another dtype (then read it with [`Self::table`]).
     pub fn half(&self, name: &str, rows: usize, cols: usize) -> Result<Option<QuantMatrix>> {
+        self.half_as(name, rows, cols, false)
+    }
+
+    /// [`Self::half`] of a matrix stored `[cols, rows]` (Conv1D), transposed into an owned half-precision copy.
+    pub fn half_t(&self, name: &str, rows: usize, cols: usize) -> Result<Option<QuantMatrix>> {
+        self.half_as(name, rows, cols, true)
+    }
+
+    fn half_as(
+        &self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        transposed: bool,
+    ) -> Result<Option<QuantMatrix>> {
         let full = self.name(name);
-        let h = self.src.half(&full, rows, cols)?;
+        let h = self.src.half(&full, rows, cols, transposed)?;
         if h.is_some() {
             self.mark(&full);
         }

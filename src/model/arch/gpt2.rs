@@ -20,6 +20,7 @@ use crate::model::config::HfFolder;
 use crate::model::embed::{Embeddings, PositionKind, TokenTable};
 use crate::model::head::LmHead;
 use crate::model::{Arch, ModelInfo, Transformer};
+use crate::numeric::Matrix;
 use crate::numeric::ops::Activation;
 use crate::numeric::packed::PackedMatrix;
 use crate::weights::source::Vb;
@@ -86,9 +87,13 @@ impl Gpt2Config {
 
 /// A Conv1D layer `name.weight` `[in, out]` + `name.bias`, as a `[out, in]` linear map.
 fn conv1d(vb: &Vb, name: &str, out: usize, inp: usize) -> Result<Linear> {
-    let w = vb.table_t(&format!("{name}.weight"), out, inp)?;
-    Ok(Linear::new(
-        PackedMatrix::from_view(&w.view()),
+    let weight = format!("{name}.weight");
+    let w = match vb.half_t(&weight, out, inp)? {
+        Some(q) => Matrix::Quant(q),
+        None => PackedMatrix::from_view(&vb.table_t(&weight, out, inp)?.view()).into(),
+    };
+    Ok(Linear::from_matrix(
+        w,
         Some(vb.vector(&format!("{name}.bias"), out)?),
     ))
 }
@@ -96,12 +101,21 @@ fn conv1d(vb: &Vb, name: &str, out: usize, inp: usize) -> Result<Linear> {
 /// `c_attn` packs Q, K and V along its output (columns `0..d`, `d..2d`, `2d..3d` of the `[in, 3d]` Conv1D weight):
 /// split into three `[d, d]` linear maps.
 fn c_attn(vb: &Vb, d: usize) -> Result<(Linear, Linear, Linear)> {
-    let w = vb.table_t("attn.c_attn.weight", 3 * d, d)?;
+    let name = "attn.c_attn.weight";
     let b = vb.vector("attn.c_attn.bias", 3 * d)?;
+    let bias = |i: usize| Some(b.slice(s![i * d..(i + 1) * d]).to_owned());
+    if let Some(q) = vb.half_t(name, 3 * d, d)? {
+        let part = |i: usize| {
+            let rows: Vec<usize> = (i * d..(i + 1) * d).collect();
+            Linear::from_matrix(Matrix::Quant(q.select_rows(&rows)), bias(i))
+        };
+        return Ok((part(0), part(1), part(2)));
+    }
+    let w = vb.table_t(name, 3 * d, d)?;
     let part = |i: usize| {
         Linear::new(
             PackedMatrix::from_view(&w.view().slice(s![i * d..(i + 1) * d, ..])),
-            Some(b.slice(s![i * d..(i + 1) * d]).to_owned()),
+            bias(i),
         )
     };
     Ok((part(0), part(1), part(2)))
