@@ -35,7 +35,7 @@ impl TokenTable {
     /// The `[vocab, d]` table `name` of a weight file: F16/BF16 kept in its dtype (a row decoded when asked for),
     /// F32 as stored.
     pub fn load(vb: &Vb, name: &str, vocab: usize, d: usize) -> Result<Self> {
-        Ok(match vb.half(name, vocab, d)? {
+        Ok(match vb.half(name, (vocab, d), false)? {
             Some(q) => TokenTable::Quant(q),
             None => TokenTable::Table(vb.table(name, vocab, d)?),
         })

@@ -57,13 +57,7 @@ pub trait TensorSource: Sync {
     }
     /// An F16/BF16 matrix `[rows, cols]` kept in its dtype, or `None` when the tensor is stored otherwise;
     /// `transposed` reads a `[cols, rows]` tensor as its transpose.
-    fn half(
-        &self,
-        _name: &str,
-        _rows: usize,
-        _cols: usize,
-        _transposed: bool,
-    ) -> Result<Option<QuantMatrix>> {
+    fn half(&self, _name: &str, _shape: (usize, usize), _t: bool) -> Result<Option<QuantMatrix>> {
         Ok(None)
     }
     /// Elements and storage type of a tensor (for parameter counts and notes).
@@ -102,11 +96,10 @@ impl TensorSource for SafeTensors {
     fn half(
         &self,
         name: &str,
-        rows: usize,
-        cols: usize,
-        transposed: bool,
+        (rows, cols): (usize, usize),
+        t: bool,
     ) -> Result<Option<QuantMatrix>> {
-        if transposed {
+        if t {
             self.half_matrix_transposed(name, rows, cols)
         } else {
             self.half_matrix(name, rows, cols)
@@ -259,25 +252,11 @@ impl<'a> Vb<'a> {
     }
 
     /// A `[rows, cols]` F16/BF16 matrix kept in its dtype (embedding tables read a row at a time), or `None` when the
-    /// tensor is stored in another dtype (then read it with [`Self::table`]).
-    pub fn half(&self, name: &str, rows: usize, cols: usize) -> Result<Option<QuantMatrix>> {
-        self.half_as(name, rows, cols, false)
-    }
-
-    /// [`Self::half`] of a matrix stored `[cols, rows]` (Conv1D), transposed into an owned half-precision copy.
-    pub fn half_t(&self, name: &str, rows: usize, cols: usize) -> Result<Option<QuantMatrix>> {
-        self.half_as(name, rows, cols, true)
-    }
-
-    fn half_as(
-        &self,
-        name: &str,
-        rows: usize,
-        cols: usize,
-        transposed: bool,
-    ) -> Result<Option<QuantMatrix>> {
+    /// tensor is stored in another dtype (then read it with [`Self::table`]). `transposed` reads a matrix stored
+    /// `[cols, rows]` (Conv1D), `t`, into an owned, transposed half-precision copy.
+    pub fn half(&self, name: &str, shape: (usize, usize), t: bool) -> Result<Option<QuantMatrix>> {
         let full = self.name(name);
-        let h = self.src.half(&full, rows, cols, transposed)?;
+        let h = self.src.half(&full, shape, t)?;
         if h.is_some() {
             self.mark(&full);
         }

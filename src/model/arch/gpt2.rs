@@ -88,7 +88,7 @@ impl Gpt2Config {
 /// A Conv1D layer `name.weight` `[in, out]` + `name.bias`, as a `[out, in]` linear map.
 fn conv1d(vb: &Vb, name: &str, out: usize, inp: usize) -> Result<Linear> {
     let weight = format!("{name}.weight");
-    let w = match vb.half_t(&weight, out, inp)? {
+    let w = match vb.half(&weight, (out, inp), true)? {
         Some(q) => Matrix::Quant(q),
         None => PackedMatrix::from_view(&vb.table_t(&weight, out, inp)?.view()).into(),
     };
@@ -104,7 +104,7 @@ fn c_attn(vb: &Vb, d: usize) -> Result<(Linear, Linear, Linear)> {
     let name = "attn.c_attn.weight";
     let b = vb.vector("attn.c_attn.bias", 3 * d)?;
     let bias = |i: usize| Some(b.slice(s![i * d..(i + 1) * d]).to_owned());
-    if let Some(q) = vb.half_t(name, 3 * d, d)? {
+    if let Some(q) = vb.half(name, (3 * d, d), true)? {
         let part = |i: usize| {
             let rows: Vec<usize> = (i * d..(i + 1) * d).collect();
             Linear::from_matrix(Matrix::Quant(q.select_rows(&rows)), bias(i))
