@@ -21,6 +21,40 @@ fn sum_lanes(v: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// Whether this CPU has AVX2 and FMA (checked once): the row kernels then run a copy of themselves compiled for
+/// them, 8 lanes wide. The copies perform the same operations in the same order, so the results are the same.
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    })
+}
+
+/// `pub fn $name(args)` that runs `$body` compiled for AVX2 + FMA when the CPU has them, else as built.
+macro_rules! wide {
+    ($(#[$doc:meta])* pub fn $name:ident($($a:ident: $t:ty),*) $body:block) => {
+        $(#[$doc])*
+        pub fn $name($($a: $t),*) {
+            #[inline(always)]
+            fn body($($a: $t),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn wide($($a: $t),*) {
+                    body($($a),*)
+                }
+                if avx2() {
+                    // SAFETY: the CPU has AVX2 and FMA (checked by `avx2`).
+                    return unsafe { wide($($a),*) };
+                }
+            }
+            body($($a),*)
+        }
+    };
+}
+
+wide! {
 /// Numerically stable softmax of one row in place, fused: one pass for the maximum, one that writes
 /// `exp(x − max)` ([`exp_nonpos`], relative error < 1e-6) and sums it, one that scales by the reciprocal of the
 /// sum. `-inf` entries (masked keys) get exactly 0; a row of only `-inf` becomes all 0.
@@ -32,32 +66,25 @@ pub fn softmax(row: &mut [f32]) {
         }
         return;
     }
+    // Branch-free, so the loop vectorises: a masked key (−∞) gives exp(−∞) = exactly 0 from `exp_nonpos`.
     let mut acc = [0f32; LANES];
     let mut chunks = row.chunks_exact_mut(LANES);
     for c in &mut chunks {
         for l in 0..LANES {
-            let x = c[l];
-            let e = if x == f32::NEG_INFINITY {
-                0.0
-            } else {
-                exp_nonpos(x - max)
-            };
+            let e = exp_nonpos(c[l] - max);
             c[l] = e;
             acc[l] += e;
         }
     }
     let mut sum = 0f32;
     for x in chunks.into_remainder() {
-        let e = if *x == f32::NEG_INFINITY {
-            0.0
-        } else {
-            exp_nonpos(*x - max)
-        };
+        let e = exp_nonpos(*x - max);
         *x = e;
         sum += e;
     }
     let inv = 1.0 / (sum + acc.iter().sum::<f32>());
     row.iter_mut().for_each(|x| *x *= inv);
+}
 }
 
 /// `erf(x)` in f32 with a rational approximation on `[-4, 4]` (odd polynomial of degree 13 over an even one of
@@ -81,6 +108,7 @@ pub fn erf(x: f32) -> f32 {
     p / q
 }
 
+wide! {
 /// Exact (erf-based) GELU `0.5·x·(1 + erf(x/√2))` with [`erf`]; absolute error below 2e-6 for |x| ≤ 6 against the
 /// libm-based [`super::ops::gelu_erf`] (tested), in place over a slice.
 pub fn gelu_erf_slice(v: &mut [f32]) {
@@ -88,7 +116,9 @@ pub fn gelu_erf_slice(v: &mut [f32]) {
         *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2));
     }
 }
+}
 
+wide! {
 /// LayerNorm of one row: `(x − mean)/√(var + eps)·γ + β` (biased variance, two passes), written into `out`.
 pub fn layer_norm_row(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mut [f32]) {
     let d = x.len() as f32;
@@ -99,7 +129,9 @@ pub fn layer_norm_row(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mu
         *o = (v - mean) * inv * g + b;
     }
 }
+}
 
+wide! {
 /// RMSNorm of one row: `x/√(mean(x²) + eps)·γ`, written into `out`.
 pub fn rms_norm_row(x: &[f32], gamma: &[f32], eps: f32, out: &mut [f32]) {
     let ms = sum_lanes(x, |v| v * v) / x.len() as f32;
@@ -107,6 +139,7 @@ pub fn rms_norm_row(x: &[f32], gamma: &[f32], eps: f32, out: &mut [f32]) {
     for ((o, &v), &g) in out.iter_mut().zip(x).zip(gamma) {
         *o = v * inv * g;
     }
+}
 }
 
 /// Scores of one head, `q · kᵀ · scale`, `[n, m]`, on the register-tiled kernel (`k` packed once per call).
@@ -125,10 +158,13 @@ pub fn head_context(pattern: &ArrayView2<f32>, v: &ArrayView2<f32>) -> Array2<f3
 
 /// `exp(x)` for `x ≤ 0`, branch-free so loops over it vectorize: `2^n · p(r)` with `n = round(x·log₂e)`,
 /// `r = x − n·ln 2` (Cody–Waite split) and a degree-6 Taylor polynomial on `|r| ≤ ln2/2`; relative error below 1e-6.
-/// Inputs below −87 are treated as −87 (`exp(−87) ≈ 1.6e-38`, nothing next to a sum that includes `exp(0) = 1`).
+/// Inputs below −87 (−∞ included) give exactly 0 (`exp(−87) ≈ 1.6e-38`: nothing next to a sum that includes
+/// `exp(0) = 1`).
 #[inline(always)]
 pub fn exp_nonpos(x: f32) -> f32 {
     const SHIFT: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer held in the low mantissa bits
+    // All ones when x ≥ −87, else 0: the result's bits are and-ed with it (a select without a branch).
+    let keep = ((x >= -87.0) as u32).wrapping_neg();
     let x = x.clamp(-87.0, 0.0);
     let t = x * std::f32::consts::LOG2_E + SHIFT;
     let n = t - SHIFT;
@@ -139,7 +175,7 @@ pub fn exp_nonpos(x: f32) -> f32 {
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     let e = (t.to_bits() as i32 - 0x4B40_0000 + 127) << 23;
-    p * f32::from_bits(e as u32)
+    f32::from_bits((p * f32::from_bits(e as u32)).to_bits() & keep)
 }
 
 #[cfg(test)]
@@ -161,6 +197,21 @@ mod tests {
         assert!(e_gelu < 2e-6, "gelu error {e_gelu}");
         assert_eq!(erf(0.0), 0.0);
         assert_eq!(erf(10.0), erf(4.0));
+    }
+
+    #[test]
+    fn exp_nonpos_is_within_its_bound_and_exactly_zero_below_minus_87() {
+        let mut worst = 0f64;
+        for i in 0..=870_000 {
+            let x = -(i as f32) * 1e-4;
+            let want = (x as f64).exp();
+            worst = worst.max(((exp_nonpos(x) as f64) - want).abs() / want);
+        }
+        assert!(worst < 1e-6, "relative error {worst}");
+        assert_eq!(exp_nonpos(0.0), 1.0);
+        for x in [-87.01f32, -100.0, -1e30, f32::NEG_INFINITY] {
+            assert_eq!(exp_nonpos(x).to_bits(), 0, "{x}");
+        }
     }
 
     #[test]
