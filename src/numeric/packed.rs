@@ -32,27 +32,58 @@ impl std::fmt::Debug for PackedMatrix {
     }
 }
 
+/// Below this many values a matrix is packed on one thread (spreading it costs more than it saves).
+const SMALL_PACK: usize = 1 << 16;
+
 impl PackedMatrix {
     pub fn new(w: &Array2<f32>) -> Self {
         Self::from_view(&w.view())
     }
 
-    /// Pack any `[m, k]` view (e.g. a memory-mapped or transposed weight).
+    /// Pack any `[m, k]` view (e.g. a memory-mapped or transposed weight). The loops follow the view's memory
+    /// order: row by row for a row-major view, column by column (16 contiguous values into 16 contiguous panel slots)
+    /// for a transposed one such as an attention head's `vᵀ`. Small matrices (an attention head's keys or values)
+    /// are packed on the calling thread.
     pub fn from_view(w: &ArrayView2<f32>) -> Self {
         let (m, k) = w.dim();
         let n_panels = m.div_ceil(NR);
         let mut panels = vec![0f32; n_panels * k * NR];
-        panels
-            .par_chunks_mut((k * NR).max(1))
-            .enumerate()
-            .for_each(|(p, panel)| {
-                for j in 0..NR.min(m.saturating_sub(p * NR)) {
-                    let row = w.row(p * NR + j);
-                    for (kk, v) in row.iter().enumerate() {
+        let by_columns = w.strides()[0] == 1 && m > 1;
+        let pack = |(p, panel): (usize, &mut [f32])| {
+            let rows = NR.min(m.saturating_sub(p * NR));
+            if by_columns {
+                for kk in 0..k {
+                    let col = w.slice(ndarray::s![p * NR..p * NR + rows, kk]);
+                    for (j, v) in col.iter().enumerate() {
                         panel[kk * NR + j] = *v;
                     }
                 }
-            });
+            } else {
+                // The panel's rows as slices (contiguous views), read in step: the writes stay sequential.
+                let src: Vec<&[f32]> = (0..rows)
+                    .filter_map(|j| w.row(p * NR + j).to_slice())
+                    .collect();
+                if src.len() == rows {
+                    for (kk, slot) in panel.chunks_exact_mut(NR).enumerate() {
+                        for (j, r) in src.iter().enumerate() {
+                            slot[j] = r[kk];
+                        }
+                    }
+                } else {
+                    for j in 0..rows {
+                        for (kk, v) in w.row(p * NR + j).iter().enumerate() {
+                            panel[kk * NR + j] = *v;
+                        }
+                    }
+                }
+            }
+        };
+        let chunk = (k * NR).max(1);
+        if m * k < SMALL_PACK {
+            panels.chunks_mut(chunk).enumerate().for_each(pack);
+        } else {
+            panels.par_chunks_mut(chunk).enumerate().for_each(pack);
+        }
         PackedMatrix { m, k, panels }
     }
 
@@ -267,6 +298,18 @@ mod tests {
             assert_eq!(p.row(i).unwrap(), w.row(i));
         }
         assert!(p.row(37).is_none());
+    }
+
+    #[test]
+    fn a_transposed_view_packs_like_its_copy() {
+        // Column-major views take the column-by-column loop; small and large ones (threaded) alike.
+        for (m, k) in [(37, 5), (1, 9), (300, 400)] {
+            let stored = Array2::from_shape_fn((k, m), |(i, j)| (i * 1000 + j) as f32);
+            let view = stored.t();
+            let p = PackedMatrix::from_view(&view);
+            let q = PackedMatrix::new(&view.to_owned());
+            assert_eq!(p.panels, q.panels, "{m}×{k}");
+        }
     }
 
     #[test]
