@@ -54,6 +54,16 @@ pub struct MlpWalk {
     pub top: Vec<Neuron>,
 }
 
+/// A decoder block's cross-attention sub-layer (between `resid_mid` and the MLP) for one token.
+pub struct CrossInputs<'a> {
+    /// Pre-LN: the normalised stream the cross-attention's queries read.
+    pub ln: Option<ArrayView1<'a, f32>>,
+    /// The cross-attention sub-layer's output (with the projection's bias).
+    pub out: ArrayView1<'a, f32>,
+    /// The stream after it, what the MLP reads.
+    pub resid_cross: ArrayView1<'a, f32>,
+}
+
 /// What one block received for one token (rows of the block's captures).
 pub struct BlockInputs<'a> {
     pub layer: usize,
@@ -80,6 +90,10 @@ pub struct BlockInputs<'a> {
     pub resid_post: ArrayView1<'a, f32>,
     /// The norm names (`LayerNorm`, `RMSNorm`).
     pub norm_name: &'a str,
+    /// Decoders of encoder–decoders: the cross-attention sub-layer.
+    pub cross: Option<CrossInputs<'a>>,
+    /// `z` and `w_o` are the cross-attention's heads: their sum is compared with `cross.out`, not `attn_out`.
+    pub heads_cross: bool,
 }
 
 /// One token through one block.
@@ -106,7 +120,16 @@ impl BlockWalk {
     pub fn compute(inp: &BlockInputs) -> Result<Self> {
         let (heads, d_head) = inp.z.dim();
         let d_model = inp.resid_pre.len();
-        if inp.w_o.dim() != (d_model, heads * d_head) || inp.attn_out.len() != d_model {
+        let heads_out = match (&inp.cross, inp.heads_cross) {
+            (Some(c), true) => c.out,
+            (None, true) => {
+                return Err(Error::Input(
+                    "block walk: cross-attention heads without a cross-attention sub-layer".into(),
+                ));
+            }
+            _ => inp.attn_out,
+        };
+        if inp.w_o.dim() != (d_model, heads * d_head) || heads_out.len() != d_model {
             return Err(Error::Input(format!(
                 "block walk: output projection {:?} for {heads} heads × {d_head} into {d_model}",
                 inp.w_o.shape()
@@ -126,8 +149,7 @@ impl BlockWalk {
         // The projection's bias is what remains of attn_out once every head's contribution is taken away; report
         // how far the sum is from the output only when the bias cannot explain it (it is the same for every token,
         // so here it is simply the difference).
-        let diff: Vec<f32> = inp
-            .attn_out
+        let diff: Vec<f32> = heads_out
             .iter()
             .zip(heads_sum.iter())
             .map(|(a, b)| a - b)
@@ -141,6 +163,21 @@ impl BlockWalk {
             ("attention", &inp.attn_out),
             ("resid_mid", &inp.resid_mid),
         );
+        let mut mlp_from = ("resid_mid", &inp.resid_mid);
+        if let Some(c) = &inp.cross {
+            if let Some(ln) = c.ln {
+                steps.push(Step::new(inp.norm_name, ln.to_vec()));
+            }
+            steps.push(Step::new("cross-attention output", c.out.to_vec()));
+            residual_steps(
+                &mut steps,
+                inp,
+                ("resid_mid", &inp.resid_mid),
+                ("cross", &c.out),
+                ("resid_cross", &c.resid_cross),
+            );
+            mlp_from = ("resid_cross", &c.resid_cross);
+        }
         if let Some(ln) = inp.ln_mlp {
             steps.push(Step::new(inp.norm_name, ln.to_vec()));
         }
@@ -148,7 +185,7 @@ impl BlockWalk {
         residual_steps(
             &mut steps,
             inp,
-            ("resid_mid", &inp.resid_mid),
+            mlp_from,
             ("MLP", &inp.mlp_out),
             ("resid_post", &inp.resid_post),
         );
@@ -269,6 +306,8 @@ mod tests {
             mlp_out: mlp_out.view(),
             resid_post: out.view(),
             norm_name: "RMSNorm",
+            cross: None,
+            heads_cross: false,
         })
         .unwrap();
         assert_eq!(w.steps.len(), 7);
@@ -298,6 +337,8 @@ mod tests {
                 mlp_out: mlp_out.view(),
                 resid_post: out.view(),
                 norm_name: "LayerNorm",
+                cross: None,
+                heads_cross: false,
             })
             .is_err()
         );

@@ -83,6 +83,8 @@ pub fn post_ln_walk() -> BlockWalk {
         mlp_out: mlp_out.view(),
         resid_post: out.view(),
         norm_name: "LayerNorm",
+        cross: None,
+        heads_cross: false,
     })
     .expect("the example is well formed")
 }

@@ -4,7 +4,10 @@
 
 use crate::analysis::{Summary, cross};
 use crate::model::encdec::{EncDecTrace, EncoderDecoder};
-use crate::trace::{ForwardOptions, Progress};
+use super::event::Event;
+use super::explained::{EncDecSide, ExplainRequest};
+use crate::explain::subject::{Part, Subject};
+use crate::trace::{ForwardOptions, Progress, Trace};
 use ndarray::Array2;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +68,31 @@ impl AttnKind {
     }
 }
 
+/// The explanation views on one attention of an encoder–decoder (the worker's side, see [`super::explained`]).
+pub fn explain(
+    model: &EncoderDecoder,
+    trace: Arc<Trace>,
+    w_o: Option<Arc<Array2<f32>>>,
+    req: ExplainRequest,
+    side: &EncDecSide,
+) -> Event {
+    let subject = Subject::EncDec {
+        model,
+        part: side.part,
+        memory: side.memory.as_deref(),
+    };
+    Event::Explained(Box::new(super::explained::compute(subject, trace, w_o, req)))
+}
+
+/// The attention of `kind` as an explanation subject's part.
+pub fn part(kind: AttnKind) -> Part {
+    match kind {
+        AttnKind::EncoderSelf => Part::Encoder,
+        AttnKind::DecoderSelf => Part::Decoder,
+        AttnKind::Cross => Part::Cross,
+    }
+}
+
 /// One encoder–decoder run, analysed.
 #[derive(Debug)]
 pub struct EncDecRun {
@@ -72,6 +100,8 @@ pub struct EncDecRun {
     pub kinds: [Summary; 3],
     /// `[n_target, target_vocab]`, for the `D` dump.
     pub logits: Arc<Array2<f32>>,
+    /// What cross-attention read (the encoder's last stream through its final norm), for the explanation views.
+    pub memory: Arc<Array2<f32>>,
     /// The target text the decoder input was made from; `None` when it is the greedy output.
     pub target: Option<String>,
     /// The greedy output as text (special tokens skipped), when the target line was empty.
@@ -178,6 +208,7 @@ fn prepare_unescaped(
     Ok(EncDecRun {
         kinds: [enc, dec, cross],
         logits: Arc::new(logits),
+        memory: Arc::new(memory),
         target: target.map(str::to_string),
         decoded,
     })
