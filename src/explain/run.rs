@@ -2,8 +2,8 @@
 //! `Model::engine()`, and hand plain arrays to the pure computations of [`super`].
 
 use super::block_walk::{BlockInputs, BlockWalk, CrossInputs};
-use super::subject::Subject;
 use super::embedding::{EmbeddingInputs, EmbeddingParts, PositionalInput};
+use super::subject::Subject;
 use super::{HeadInputs, RotaryInputs, WeightComputation, causal_mask, head_slice};
 use crate::model::Model;
 use crate::model::block::{Linear, Mlp, NormKind, Placement};
@@ -192,11 +192,7 @@ pub fn value_weighted<'a>(
 }
 
 /// The embedding of `token`, part by part, from the engine's embedding tables.
-pub fn embedding<'a>(
-    s: impl Into<Subject<'a>>,
-    t: &Trace,
-    token: usize,
-) -> Result<EmbeddingParts> {
+pub fn embedding<'a>(s: impl Into<Subject<'a>>, t: &Trace, token: usize) -> Result<EmbeddingParts> {
     let embed = s.into().embed();
     if token >= t.n_tokens() {
         return Err(Error::Input(format!("token {token} out of range")));

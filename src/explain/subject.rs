@@ -179,7 +179,9 @@ impl<'a> Subject<'a> {
             } => (model, part, memory),
         };
         let x = trace.hidden.get(layer).ok_or_else(|| {
-            Error::Input(format!("explain: the trace has no stream entering layer {layer}"))
+            Error::Input(format!(
+                "explain: the trace has no stream entering layer {layer}"
+            ))
         })?;
         let stack = self.stack();
         if stack.cross.is_some() {

@@ -2,11 +2,11 @@
 //! greedy output) is the decoder input, and one forward pass yields the three kinds of attention the explorer pages
 //! through — encoder self-attention, decoder (masked) self-attention and cross-attention — each as a [`Summary`].
 
-use crate::analysis::{Summary, cross};
-use crate::model::encdec::{EncDecTrace, EncoderDecoder};
 use super::event::Event;
 use super::explained::{EncDecSide, ExplainRequest};
+use crate::analysis::{Summary, cross};
 use crate::explain::subject::{Part, Subject};
+use crate::model::encdec::{EncDecTrace, EncoderDecoder};
 use crate::trace::{ForwardOptions, Progress, Trace};
 use ndarray::Array2;
 use std::sync::Arc;
@@ -81,7 +81,9 @@ pub fn explain(
         part: side.part,
         memory: side.memory.as_deref(),
     };
-    Event::Explained(Box::new(super::explained::compute(subject, trace, w_o, req)))
+    Event::Explained(Box::new(super::explained::compute(
+        subject, trace, w_o, req,
+    )))
 }
 
 /// The attention of `kind` as an explanation subject's part.

@@ -7,8 +7,8 @@
 use crate::explain::block_walk::BlockWalk;
 use crate::explain::embedding::EmbeddingParts;
 use crate::explain::run as ex;
-use crate::explain::{WeightComputation, row_normalized};
 use crate::explain::subject::Subject;
+use crate::explain::{WeightComputation, row_normalized};
 use crate::trace::Trace;
 use ndarray::{Array2, Array3, Axis};
 use std::sync::Arc;

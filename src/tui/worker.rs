@@ -59,9 +59,9 @@ pub fn run_job_within(
                 rows,
             }))
         }
-        Job::Explain { req, trace, w_o, .. } => {
-            Event::Explained(Box::new(super::explained::compute(model, trace, w_o, req)))
-        }
+        Job::Explain {
+            req, trace, w_o, ..
+        } => Event::Explained(Box::new(super::explained::compute(model, trace, w_o, req))),
         Job::Interp(job) => {
             let tx = progress.map(|tx| std::sync::Mutex::new(tx.clone()));
             let tell = |o: super::interp::InterpOutcome| {
@@ -147,7 +147,11 @@ pub fn lens(
 
 /// The logit lens on the decoder of an encoder–decoder at target position `pos` (`trace`: the decoder's): each
 /// decoder layer's output through the decoder's final norm and LM head (with its scale and bias).
-pub fn encdec_lens(model: &EncoderDecoder, trace: &Trace, pos: usize) -> Option<Vec<Vec<TopToken>>> {
+pub fn encdec_lens(
+    model: &EncoderDecoder,
+    trace: &Trace,
+    pos: usize,
+) -> Option<Vec<Vec<TopToken>>> {
     let d = model.head.unembed.dim().1;
     lens(trace, pos, |one| {
         (one.ncols() == d).then(|| model.head.top_tokens(one, LENS_K, &model.target_tokenizer))
