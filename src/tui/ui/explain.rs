@@ -159,10 +159,27 @@ pub fn tok(labels: &[String], i: usize) -> String {
         .unwrap_or_else(|| format!("#{i}"))
 }
 
+/// The labels of the query tokens (rows) and the key tokens (columns: the source tokens for cross-attention).
+#[derive(Debug, Clone, Copy)]
+pub struct Labels<'a> {
+    pub query: &'a [String],
+    pub key: &'a [String],
+}
+
+impl<'a> Labels<'a> {
+    /// Self-attention: queries and keys are the same tokens.
+    pub fn same(labels: &'a [String]) -> Self {
+        Labels {
+            query: labels,
+            key: labels,
+        }
+    }
+}
+
 /// The lines of the weight computation (`scroll` pans dimensions of large heads).
 pub fn weight_lines(
     c: &WeightComputation,
-    labels: &[String],
+    labels: Labels,
     width: u16,
     pan: usize,
     theme: &Theme,
@@ -175,8 +192,8 @@ pub fn weight_lines(
     l.push(Line::styled(
         format!(
             "query {} · key {} · head {}{kv}",
-            tok(labels, c.query),
-            tok(labels, c.key),
+            tok(labels.query, c.query),
+            tok(labels.key, c.key),
             c.head
         ),
         theme.title(),
@@ -225,7 +242,20 @@ pub fn weight_lines(
     l.push(Line::from(vec![
         Span::styled("q·k = Σ q⊙k = ", theme.dim()),
         Span::raw(format!("{:.4}", c.score)),
-        Span::styled(format!("  × scale {:.4} (1/√d_head)", c.scale), theme.dim()),
+        Span::styled(
+            if c.scale == 1.0 {
+                "  (no 1/√d scale)".to_string()
+            } else {
+                format!("  × scale {:.4} (1/√d_head)", c.scale)
+            },
+            theme.dim(),
+        ),
+        Span::styled(
+            c.bias
+                .map(|b| format!("  + position bias {b:.4}"))
+                .unwrap_or_default(),
+            theme.dim(),
+        ),
         Span::styled(" = scaled ", theme.dim()),
         Span::styled(format!("{:.4}", c.scaled), theme.accent()),
     ]));
@@ -259,7 +289,7 @@ pub fn weight_lines(
     ));
     let bw = (width as usize).saturating_sub(46).min(20) as u16;
     for (j, s) in c.row_scaled.iter().enumerate() {
-        let name = crate::show::fit(&tok(labels, j), 13);
+        let name = crate::show::fit(&tok(labels.key, j), 13);
         let scaled = s.map_or("−∞".to_string(), |v| format!("{v:.3}"));
         let text = format!(
             "{name} {scaled:>9}{:>12.4}{:>9}  ",
@@ -292,7 +322,7 @@ pub fn weight_lines(
 /// the head's slice of W_O and every head's ‖W_O^h z_h‖ (`head_norms`, this head marked).
 pub fn writes_lines(
     c: &WeightComputation,
-    labels: &[String],
+    labels: Labels,
     through_wo: bool,
     head_norms: &[f32],
     width: u16,
@@ -303,7 +333,7 @@ pub fn writes_lines(
         format!(
             "head {} · query {}: z = Σ_j α_ij · v_j",
             c.head,
-            tok(labels, c.query)
+            tok(labels.query, c.query)
         ),
         theme.title(),
     )];
@@ -345,7 +375,7 @@ pub fn writes_lines(
                 Span::styled(
                     format!(
                         "{} {:>8}{:>9.3}{:>10.3}  ",
-                        crate::show::fit(&tok(labels, j), 13),
+                        crate::show::fit(&tok(labels.key, j), 13),
                         w3(w),
                         n,
                         n * w
@@ -422,7 +452,7 @@ pub fn render_weight(
     buf: &mut Buffer,
     area: Rect,
     c: &WeightComputation,
-    labels: &[String],
+    labels: Labels,
     scroll: (usize, usize),
     theme: &Theme,
 ) {
@@ -439,7 +469,7 @@ pub fn render_writes(
     buf: &mut Buffer,
     area: Rect,
     c: &WeightComputation,
-    labels: &[String],
+    labels: Labels,
     through_wo: Option<&[f32]>,
     scroll: (usize, usize),
     theme: &Theme,
