@@ -145,6 +145,56 @@ pub fn lens(
     Some(rows)
 }
 
+/// Run one job of an encoder–decoder synchronously (the encoder–decoder worker's body): runs decode (when the target
+/// is empty) and run both stacks; explanations and the logit lens read the attention kind the job names.
+pub fn run_encdec_job(
+    model: &EncoderDecoder,
+    job: Job,
+    budget: u64,
+    progress: Option<&Sender<Event>>,
+) -> Event {
+    let (generation, source, target) = match job {
+        Job::Run {
+            generation,
+            text,
+            text_b,
+        } => (generation, text, text_b),
+        Job::Explain {
+            req,
+            trace,
+            w_o,
+            side: Some(side),
+        } => return super::encdec::explain(model, trace, w_o, req, &side),
+        Job::Lens {
+            generation,
+            pos,
+            trace,
+        } => {
+            let rows = encdec_lens(model, &trace, pos);
+            return Event::Lens(Box::new(LensOutcome {
+                generation,
+                pos,
+                rows,
+            }));
+        }
+        // Interventions are not offered on encoder–decoders.
+        _ => return Event::Tick,
+    };
+    let start = Instant::now();
+    let result = super::encdec::prepare(
+        model,
+        &source,
+        target.as_deref(),
+        budget,
+        progress.and_then(|tx| progress_to(tx, generation)),
+    );
+    Event::EncDecTraced(Box::new(super::encdec::EncDecOutcome {
+        generation,
+        result,
+        total: start.elapsed(),
+    }))
+}
+
 /// The logit lens on the decoder of an encoder–decoder at target position `pos` (`trace`: the decoder's): each
 /// decoder layer's output through the decoder's final norm and LM head (with its scale and bias).
 pub fn encdec_lens(
@@ -179,46 +229,7 @@ impl Worker {
     /// A worker for an encoder–decoder: run jobs decode (when the target is empty) and run both stacks.
     pub fn spawn_encdec(model: Arc<EncoderDecoder>, events: Sender<Event>, budget: u64) -> Worker {
         Self::spawn_runner(events, move |job, tx| {
-            let (generation, source, target) = match job {
-                Job::Run {
-                    generation,
-                    text,
-                    text_b,
-                } => (generation, text, text_b),
-                Job::Explain {
-                    req,
-                    trace,
-                    w_o,
-                    side: Some(side),
-                } => return super::encdec::explain(&model, trace, w_o, req, &side),
-                Job::Lens {
-                    generation,
-                    pos,
-                    trace,
-                } => {
-                    let rows = encdec_lens(&model, &trace, pos);
-                    return Event::Lens(Box::new(LensOutcome {
-                        generation,
-                        pos,
-                        rows,
-                    }));
-                }
-                // Interventions are not offered on encoder–decoders.
-                _ => return Event::Tick,
-            };
-            let start = Instant::now();
-            let result = super::encdec::prepare(
-                &model,
-                &source,
-                target.as_deref(),
-                budget,
-                progress_to(tx, generation),
-            );
-            Event::EncDecTraced(Box::new(super::encdec::EncDecOutcome {
-                generation,
-                result,
-                total: start.elapsed(),
-            }))
+            run_encdec_job(&model, job, budget, Some(tx))
         })
     }
 
