@@ -136,9 +136,6 @@ impl BlockWalk {
             )));
         }
         let mut steps = vec![Step::new("resid_pre", inp.resid_pre.to_vec())];
-        if let Some(ln) = inp.ln_attn {
-            steps.push(Step::new(inp.norm_name, ln.to_vec()));
-        }
         let mut heads_sum = Array1::<f32>::zeros(d_model);
         let mut head_norms = Vec::with_capacity(heads);
         for h in 0..heads {
@@ -155,36 +152,30 @@ impl BlockWalk {
             .map(|(a, b)| a - b)
             .collect();
         let heads_residual = norm(&diff);
-        steps.push(Step::new("attention output", inp.attn_out.to_vec()));
-        residual_steps(
+        sublayer_steps(
             &mut steps,
             inp,
+            inp.ln_attn,
             ("resid_pre", &inp.resid_pre),
             ("attention", &inp.attn_out),
             ("resid_mid", &inp.resid_mid),
         );
         let mut mlp_from = ("resid_mid", &inp.resid_mid);
         if let Some(c) = &inp.cross {
-            if let Some(ln) = c.ln {
-                steps.push(Step::new(inp.norm_name, ln.to_vec()));
-            }
-            steps.push(Step::new("cross-attention output", c.out.to_vec()));
-            residual_steps(
+            sublayer_steps(
                 &mut steps,
                 inp,
-                ("resid_mid", &inp.resid_mid),
-                ("cross", &c.out),
+                c.ln,
+                mlp_from,
+                ("cross-attention", &c.out),
                 ("resid_cross", &c.resid_cross),
             );
             mlp_from = ("resid_cross", &c.resid_cross);
         }
-        if let Some(ln) = inp.ln_mlp {
-            steps.push(Step::new(inp.norm_name, ln.to_vec()));
-        }
-        steps.push(Step::new("MLP output", inp.mlp_out.to_vec()));
-        residual_steps(
+        sublayer_steps(
             &mut steps,
             inp,
+            inp.ln_mlp,
             mlp_from,
             ("MLP", &inp.mlp_out),
             ("resid_post", &inp.resid_post),
@@ -223,15 +214,20 @@ impl BlockWalk {
     }
 }
 
-/// The steps of one residual addition: post-LN shows the sum, then the norm that makes the next stream; pre-LN's
-/// sum is the next stream itself.
-fn residual_steps(
+/// The steps of one sub-layer: its input norm (pre-LN), its output, then the residual addition: post-LN shows the
+/// sum, then the norm that makes the next stream; pre-LN's sum is the next stream itself.
+fn sublayer_steps(
     steps: &mut Vec<Step>,
     inp: &BlockInputs,
+    ln: Option<ArrayView1<f32>>,
     (from, x): (&str, &ArrayView1<f32>),
     (what, update): (&str, &ArrayView1<f32>),
     (to, out): (&str, &ArrayView1<f32>),
 ) {
+    if let Some(ln) = ln {
+        steps.push(Step::new(inp.norm_name, ln.to_vec()));
+    }
+    steps.push(Step::new(format!("{what} output"), update.to_vec()));
     if inp.post_ln {
         steps.push(Step::new(format!("{from} + {what}"), add(x, update)));
         steps.push(Step::new(format!("{} → {to}", inp.norm_name), out.to_vec()));

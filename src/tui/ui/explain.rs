@@ -199,26 +199,25 @@ pub fn weight_lines(
         theme.title(),
     ));
     if let Some(r) = &c.rotary {
-        l.push(Line::styled(
-            "rotary: q and k below are rotated by their positions; before the rotation:",
-            theme.dim(),
-        ));
-        l.extend(vectors(
-            &[("q pre", &r.q_pre, &[]), ("k pre", &r.k_pre, &[])],
-            pan,
-            width,
-            theme,
-        ));
-        l.push(Line::styled(
-            "angles of the pairs (d, d + d_head/2) at the query's / key's position, radians:",
-            theme.dim(),
-        ));
-        l.extend(vectors(
-            &[("θ query", &r.angles_q, &[]), ("θ key", &r.angles_k, &[])],
-            pan,
-            width,
-            theme,
-        ));
+        let none: &[usize] = &[];
+        for (caption, pair) in [
+            (
+                "rotary: q and k below are rotated by their positions; before the rotation:",
+                [("q pre", &r.q_pre), ("k pre", &r.k_pre)],
+            ),
+            (
+                "angles of the pairs (d, d + d_head/2) at the query's / key's position, radians:",
+                [("θ query", &r.angles_q), ("θ key", &r.angles_k)],
+            ),
+        ] {
+            l.push(Line::styled(caption, theme.dim()));
+            l.extend(vectors(
+                &pair.map(|(name, v)| (name, v.as_slice(), none)),
+                pan,
+                width,
+                theme,
+            ));
+        }
     }
     l.extend(vectors(
         &[
@@ -429,6 +428,20 @@ pub fn writes_lines(
     l
 }
 
+/// Draw a view's lines (made for the box's inner width and the dimensions panned by `scroll.1`) in a framed box
+/// scrolled by `scroll.0` rows.
+pub fn boxed_lines(
+    buf: &mut Buffer,
+    area: Rect,
+    title: String,
+    lines: impl FnOnce(u16, usize) -> Vec<Line<'static>>,
+    scroll: (usize, usize),
+    theme: &Theme,
+) {
+    let ls = lines(area.width.saturating_sub(2), scroll.1);
+    boxed(buf, area, title, ls, scroll.0, theme);
+}
+
 /// Draw lines in a framed box, scrolled by `scroll` rows.
 pub fn boxed(
     buf: &mut Buffer,
@@ -456,12 +469,18 @@ pub fn render_weight(
     scroll: (usize, usize),
     theme: &Theme,
 ) {
-    let lines = weight_lines(c, labels, area.width.saturating_sub(2), scroll.1, theme);
     let title = format!(
         " How weight ({}, {}) is computed · hjkl cell · J/K scroll · o: what the head writes ",
         c.query, c.key
     );
-    boxed(buf, area, title, lines, scroll.0, theme);
+    boxed_lines(
+        buf,
+        area,
+        title,
+        |w, pan| weight_lines(c, labels, w, pan, theme),
+        scroll,
+        theme,
+    );
 }
 
 /// The what-the-head-writes view; `through_wo`: every head's ‖W_O^h z_h‖ for the query (the view's `o` toggle).
