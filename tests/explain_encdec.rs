@@ -226,3 +226,39 @@ fn the_textbook_dates_lens_reads_the_next_character_at_the_last_layer() {
         assert_eq!(rows.last().unwrap()[0].id, *id, "position {pos}");
     }
 }
+
+#[test]
+fn t5_positions_are_its_relative_bias_by_distance() {
+    let m = load("tiny-t5");
+    let run = full_run(&m, "tiny-t5", false);
+    for (trace, bias) in [
+        (&run.source, m.enc_bias.as_ref().unwrap()),
+        (&run.target, m.dec_bias.as_ref().unwrap()),
+    ] {
+        let p = &trace.positional;
+        assert_eq!(p.kind().name(), "relative");
+        let n = trace.n_tokens();
+        let full = bias.bias(n, n);
+        let by = p.matrix();
+        assert_eq!(by.dim(), (full.dim().0, 2 * n - 1));
+        for h in 0..full.dim().0 {
+            for i in 0..n {
+                for j in 0..n {
+                    assert_eq!(
+                        by[[h, j + n - 1 - i]],
+                        full[[h, i, j]],
+                        "head {h} ({i},{j})"
+                    );
+                }
+            }
+        }
+    }
+    // The encoder's buckets are bidirectional: before and after differ somewhere.
+    let enc = run.source.positional.matrix();
+    let n = run.source.n_tokens();
+    assert!((1..n).any(|d| enc[[0, n - 1 - d]] != enc[[0, n - 1 + d]]));
+    // Models with added position vectors keep them.
+    let bart = load("tiny-bart");
+    let b = full_run(&bart, "tiny-bart", false);
+    assert_eq!(b.source.positional.kind().name(), "learned");
+}
