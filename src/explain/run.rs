@@ -163,13 +163,11 @@ pub fn weight<'a>(
     Ok(c)
 }
 
-/// ‖W_O^h z_h‖ of every head for `query` at `layer` (`t` with the layer's captures).
+/// ‖W_O^h z_h‖ of every head for `query` at `layer` (`t` with the layer's captures; `w_o` the layer's).
 pub fn head_norms<'a>(
     s: impl Into<Subject<'a>>,
     t: &Trace,
-    w_o: &Array2<f32>,
-    layer: usize,
-    query: usize,
+    (w_o, layer, query): (&Array2<f32>, usize, usize),
 ) -> Result<Vec<f32>> {
     let z = captured(t, s.into().points().z, layer)?;
     if query >= z.dim().1 {

@@ -90,7 +90,7 @@ pub fn compute<'a>(
     Explained {
         req,
         weight: ex::weight(model, t, w, req.layer, req.head, req.query, Some(req.key)).map_err(s),
-        head_norms: ex::head_norms(model, t, w, req.layer, req.query).unwrap_or_default(),
+        head_norms: ex::head_norms(model, t, (w, req.layer, req.query)).unwrap_or_default(),
         value_weighted: ex::value_weighted(model, t, w, req.layer).ok(),
         embedding: ex::embedding(model, t, req.query).map_err(s),
         walk: ex::block_walk(model, t, w, req.layer, req.query).map_err(s),
