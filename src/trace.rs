@@ -25,6 +25,9 @@ pub enum Positional {
         angles: Array2<f32>,
         head_dim: usize,
     },
+    /// A relative position bias added to the attention scores (T5): `[heads, 2n − 1]`, column `c` is the bias on a
+    /// key `c − (n − 1)` positions after the query (negative: before), as the model used it on this input.
+    Relative(Array2<f32>),
 }
 
 impl Positional {
@@ -32,7 +35,7 @@ impl Positional {
     /// `[n, head_dim/2]` in radians.
     pub fn matrix(&self) -> &Array2<f32> {
         match self {
-            Positional::Sinusoidal(m) | Positional::Learned(m) => m,
+            Positional::Sinusoidal(m) | Positional::Learned(m) | Positional::Relative(m) => m,
             Positional::Rotary { angles, .. } => angles,
         }
     }
@@ -41,7 +44,23 @@ impl Positional {
             Positional::Sinusoidal(_) => PositionalKind::Sinusoidal,
             Positional::Learned(_) => PositionalKind::Learned,
             Positional::Rotary { .. } => PositionalKind::Rotary,
+            Positional::Relative(_) => PositionalKind::Relative,
         }
+    }
+
+    /// The relative bias by distance `[heads, 2n − 1]` of a score bias `[heads, n, n]` that depends only on the
+    /// distance key − query (T5's buckets).
+    pub fn relative(bias: &Array3<f32>) -> Positional {
+        let (heads, n, _) = bias.dim();
+        let width = (2 * n).saturating_sub(1);
+        Positional::Relative(Array2::from_shape_fn((heads, width), |(h, c)| {
+            let (i, j) = if c + 1 >= n {
+                (0, c + 1 - n)
+            } else {
+                (n - 1 - c, 0)
+            };
+            bias[[h, i, j]]
+        }))
     }
 }
 

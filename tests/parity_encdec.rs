@@ -265,3 +265,45 @@ fn folder_without_tokenizer_json_names_the_conversion_script() {
         "{stderr}"
     );
 }
+
+/// The cross-attention hook points `cross.q/k/v/z` of every decoder layer against transformers' projections
+/// (scripts/golden/make_cross_hook_fixtures.py) ≤ 1e-4.
+#[test]
+fn cross_attention_hook_points_match_transformers() {
+    use attn::trace::HookPoint;
+    for name in ["tiny-bart", "tiny-t5", "tiny-marian"] {
+        let m = load(name);
+        let gold_dir = repo().join("fixtures/golden").join(name);
+        let cases: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(gold_dir.join("cases.json")).unwrap())
+                .unwrap();
+        let layers = m.decoder.blocks.len();
+        let mut opts = ForwardOptions::default();
+        let points = [
+            ("q", HookPoint::CrossQ),
+            ("k", HookPoint::CrossK),
+            ("v", HookPoint::CrossV),
+            ("z", HookPoint::CrossZ),
+        ];
+        for (_, p) in points {
+            opts.hooks.capture_all(p, layers);
+        }
+        for case in cases.as_array().unwrap() {
+            let c = case["name"].as_str().unwrap();
+            let g = |w: &str| Npy::read(&gold_dir.join(format!("{c}_{w}.npy")));
+            let src = m.encode_source(case["source"].as_str().unwrap()).unwrap();
+            let tgt = m.decoder_input(case["target"].as_str().unwrap()).unwrap();
+            let t = m.forward(&src, &tgt, &opts).unwrap();
+            for (w, p) in points {
+                let per_layer: Vec<_> = (0..layers)
+                    .map(|l| t.target.captures.view3(p, l).unwrap())
+                    .collect();
+                let ours = stack(Axis(0), &per_layer).unwrap().into_dyn();
+                let want = g(&format!("cross_{w}")).f32();
+                assert_eq!(ours.shape(), want.shape(), "{name} {c} cross.{w}");
+                let d = max_abs_diff(&ours, &want);
+                assert!(d <= 1e-4, "{name} {c} cross.{w}: {d}");
+            }
+        }
+    }
+}

@@ -156,16 +156,15 @@ fn year_rows_of_the_cross_attention_point_at_the_end_of_the_source() {
 #[test]
 fn keys_that_do_not_apply_say_why() {
     let mut app = dates_app(DEFAULT_SOURCE, (100, 32), Palette::Mono);
-    for (c, needle) in [
-        ('E', "computation views"),
-        ('e', "logit lens"),
-        ('b', "computation views"),
-    ] {
-        app.update(Event::ch(c), Instant::now());
-        assert_eq!(app.view, View::Grid, "{c} opened a view");
-        let st = app.status.clone().unwrap();
-        assert!(st.text.contains(needle), "{c}: {}", st.text);
-    }
+    // The logit lens reads the decoder: on the encoder's kind it says so.
+    app.update(Event::ch('e'), Instant::now());
+    assert_eq!(app.view, View::Grid, "e opened the lens on the encoder");
+    let st = app.status.clone().unwrap();
+    assert!(
+        st.text.contains("logit lens reads the decoder"),
+        "{}",
+        st.text
+    );
     // On an encoder, t and T say they are for encoder–decoders.
     let m = attn::model::load("textbook", &Default::default()).unwrap();
     let mut enc = tui::new_app(m.info(), "a b", None, Palette::Mono, (80, 24));
@@ -188,6 +187,77 @@ fn keys_that_do_not_apply_say_why() {
                 .text
                 .contains("not an encoder–decoder")
     );
+}
+
+/// Press a key and run every job it asks for on this thread with the encoder–decoder worker's body.
+fn press(app: &mut App, ev: Event) -> usize {
+    let m = dates();
+    let mut fx = app.update(ev, Instant::now());
+    let mut jobs = 0;
+    while let Some(e) = fx.pop() {
+        if let attn::tui::app::Effect::Job(j) = e {
+            jobs += 1;
+            let mut ev = attn::tui::worker::run_encdec_job(&m, j, u64::MAX, None);
+            if let Event::Explained(x) = &mut ev {
+                x.elapsed = Duration::ZERO;
+            }
+            fx.extend(app.update(ev, Instant::now()));
+        }
+    }
+    jobs
+}
+
+#[test]
+fn the_computation_views_and_the_lens_open_on_every_kind() {
+    let mut app = dates_app(DEFAULT_SOURCE, (110, 40), Palette::Mono);
+    for kind in AttnKind::ALL {
+        app.set_kind(kind);
+        app.view = View::Grid;
+        let name = kind.stem();
+        for (key, view, needle) in [
+            ('E', View::Weight, "How weight"),
+            ('o', View::Writes, "What head"),
+            ('B', View::Walk, "resid_post"),
+            ('b', View::Embedding, "token"),
+        ] {
+            press(&mut app, Event::ch(key));
+            assert_eq!(app.view, view, "{name}: {key}");
+            let s = screen(&app);
+            assert!(s.contains(needle), "{name} {key}:\n{s}");
+            assert!(
+                !s.contains("explain:") && !s.contains("computing"),
+                "{name} {key}:\n{s}"
+            );
+            if kind == AttnKind::Cross && key == 'B' {
+                assert!(s.contains("cross-attention output"), "{s}");
+            }
+        }
+        app.view = View::Grid;
+        // The value-weighted grid: cross-attention's is target × source.
+        press(&mut app, Event::ch('v'));
+        let r = app.explain.result.as_ref().expect("explained");
+        let vw = r.value_weighted.as_ref().expect("value-weighted");
+        assert_eq!(
+            (vw.dim().1, vw.dim().2),
+            (app.trace().unwrap().n_tokens(), app.key_tokens().len()),
+            "{name}"
+        );
+        press(&mut app, Event::ch('v'));
+    }
+    // The cross weight step by step: rows are target characters, columns source tokens.
+    app.set_kind(AttnKind::Cross);
+    app.view = View::Grid;
+    press(&mut app, Event::ch('E'));
+    let s = screen(&app);
+    insta::assert_snapshot!("dates_cross_weight", s);
+    // The logit lens on the decoder: at the last layer, every position reads the next character.
+    app.set_kind(AttnKind::DecoderSelf);
+    app.view = View::Grid;
+    press(&mut app, Event::ch('e'));
+    assert_eq!(app.view, View::Lens);
+    let rows = app.lens.as_ref().unwrap().rows.clone().unwrap().unwrap();
+    assert_eq!(rows.len(), 2);
+    insta::assert_snapshot!("dates_decoder_lens", screen(&app));
 }
 
 /// Run the real loop (TestBackend, scripted keys, the encoder–decoder worker) and return the app.

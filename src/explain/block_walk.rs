@@ -54,6 +54,16 @@ pub struct MlpWalk {
     pub top: Vec<Neuron>,
 }
 
+/// A decoder block's cross-attention sub-layer (between `resid_mid` and the MLP) for one token.
+pub struct CrossInputs<'a> {
+    /// Pre-LN: the normalised stream the cross-attention's queries read.
+    pub ln: Option<ArrayView1<'a, f32>>,
+    /// The cross-attention sub-layer's output (with the projection's bias).
+    pub out: ArrayView1<'a, f32>,
+    /// The stream after it, what the MLP reads.
+    pub resid_cross: ArrayView1<'a, f32>,
+}
+
 /// What one block received for one token (rows of the block's captures).
 pub struct BlockInputs<'a> {
     pub layer: usize,
@@ -80,6 +90,10 @@ pub struct BlockInputs<'a> {
     pub resid_post: ArrayView1<'a, f32>,
     /// The norm names (`LayerNorm`, `RMSNorm`).
     pub norm_name: &'a str,
+    /// Decoders of encoder–decoders: the cross-attention sub-layer.
+    pub cross: Option<CrossInputs<'a>>,
+    /// `z` and `w_o` are the cross-attention's heads: their sum is compared with `cross.out`, not `attn_out`.
+    pub heads_cross: bool,
 }
 
 /// One token through one block.
@@ -106,16 +120,22 @@ impl BlockWalk {
     pub fn compute(inp: &BlockInputs) -> Result<Self> {
         let (heads, d_head) = inp.z.dim();
         let d_model = inp.resid_pre.len();
-        if inp.w_o.dim() != (d_model, heads * d_head) || inp.attn_out.len() != d_model {
+        let heads_out = match (&inp.cross, inp.heads_cross) {
+            (Some(c), true) => c.out,
+            (None, true) => {
+                return Err(Error::Input(
+                    "block walk: cross-attention heads without a cross-attention sub-layer".into(),
+                ));
+            }
+            _ => inp.attn_out,
+        };
+        if inp.w_o.dim() != (d_model, heads * d_head) || heads_out.len() != d_model {
             return Err(Error::Input(format!(
                 "block walk: output projection {:?} for {heads} heads × {d_head} into {d_model}",
                 inp.w_o.shape()
             )));
         }
         let mut steps = vec![Step::new("resid_pre", inp.resid_pre.to_vec())];
-        if let Some(ln) = inp.ln_attn {
-            steps.push(Step::new(inp.norm_name, ln.to_vec()));
-        }
         let mut heads_sum = Array1::<f32>::zeros(d_model);
         let mut head_norms = Vec::with_capacity(heads);
         for h in 0..heads {
@@ -126,29 +146,37 @@ impl BlockWalk {
         // The projection's bias is what remains of attn_out once every head's contribution is taken away; report
         // how far the sum is from the output only when the bias cannot explain it (it is the same for every token,
         // so here it is simply the difference).
-        let diff: Vec<f32> = inp
-            .attn_out
+        let diff: Vec<f32> = heads_out
             .iter()
             .zip(heads_sum.iter())
             .map(|(a, b)| a - b)
             .collect();
         let heads_residual = norm(&diff);
-        steps.push(Step::new("attention output", inp.attn_out.to_vec()));
-        residual_steps(
+        sublayer_steps(
             &mut steps,
             inp,
+            inp.ln_attn,
             ("resid_pre", &inp.resid_pre),
             ("attention", &inp.attn_out),
             ("resid_mid", &inp.resid_mid),
         );
-        if let Some(ln) = inp.ln_mlp {
-            steps.push(Step::new(inp.norm_name, ln.to_vec()));
+        let mut mlp_from = ("resid_mid", &inp.resid_mid);
+        if let Some(c) = &inp.cross {
+            sublayer_steps(
+                &mut steps,
+                inp,
+                c.ln,
+                mlp_from,
+                ("cross-attention", &c.out),
+                ("resid_cross", &c.resid_cross),
+            );
+            mlp_from = ("resid_cross", &c.resid_cross);
         }
-        steps.push(Step::new("MLP output", inp.mlp_out.to_vec()));
-        residual_steps(
+        sublayer_steps(
             &mut steps,
             inp,
-            ("resid_mid", &inp.resid_mid),
+            inp.ln_mlp,
+            mlp_from,
             ("MLP", &inp.mlp_out),
             ("resid_post", &inp.resid_post),
         );
@@ -186,15 +214,20 @@ impl BlockWalk {
     }
 }
 
-/// The steps of one residual addition: post-LN shows the sum, then the norm that makes the next stream; pre-LN's
-/// sum is the next stream itself.
-fn residual_steps(
+/// The steps of one sub-layer: its input norm (pre-LN), its output, then the residual addition: post-LN shows the
+/// sum, then the norm that makes the next stream; pre-LN's sum is the next stream itself.
+fn sublayer_steps(
     steps: &mut Vec<Step>,
     inp: &BlockInputs,
+    ln: Option<ArrayView1<f32>>,
     (from, x): (&str, &ArrayView1<f32>),
     (what, update): (&str, &ArrayView1<f32>),
     (to, out): (&str, &ArrayView1<f32>),
 ) {
+    if let Some(ln) = ln {
+        steps.push(Step::new(inp.norm_name, ln.to_vec()));
+    }
+    steps.push(Step::new(format!("{what} output"), update.to_vec()));
     if inp.post_ln {
         steps.push(Step::new(format!("{from} + {what}"), add(x, update)));
         steps.push(Step::new(format!("{} → {to}", inp.norm_name), out.to_vec()));
@@ -269,6 +302,8 @@ mod tests {
             mlp_out: mlp_out.view(),
             resid_post: out.view(),
             norm_name: "RMSNorm",
+            cross: None,
+            heads_cross: false,
         })
         .unwrap();
         assert_eq!(w.steps.len(), 7);
@@ -298,6 +333,8 @@ mod tests {
                 mlp_out: mlp_out.view(),
                 resid_post: out.view(),
                 norm_name: "LayerNorm",
+                cross: None,
+                heads_cross: false,
             })
             .is_err()
         );

@@ -6,6 +6,32 @@ use super::embedding::{EmbeddingInputs, EmbeddingParts, PositionalInput};
 use super::{HeadInputs, RotaryInputs, WeightComputation, causal_mask};
 use ndarray::{Array1, array};
 
+/// Query 0's weight on key 1 in head 0 with no mask, no output projection and no rotation.
+pub fn plain_head(
+    q: ndarray::ArrayView1<f32>,
+    k: ndarray::ArrayView2<f32>,
+    v: ndarray::ArrayView2<f32>,
+    scale: f32,
+    bias: Option<ndarray::ArrayView1<f32>>,
+) -> WeightComputation {
+    let mask = vec![false; k.nrows()];
+    WeightComputation::compute(&HeadInputs {
+        query: 0,
+        key: Some(1),
+        head: 0,
+        kv_head: None,
+        q,
+        k,
+        v,
+        scale,
+        bias,
+        mask: &mask,
+        w_o: None,
+        rotary: None,
+    })
+    .expect("the example is well formed")
+}
+
 /// Query 1 of a decoder head (key 2 masked): q = (1, 2); keys (1, 0), (0, 1), (1, 1); values (2, 0), (0, 4),
 /// (10, 10); scale ½; W_O^h a 3 × 2 map. With `rotary`, the pre-rotation q, k and their angles are added. `f`
 /// gets the inputs (they borrow arrays that live only during the call).
@@ -83,6 +109,8 @@ pub fn post_ln_walk() -> BlockWalk {
         mlp_out: mlp_out.view(),
         resid_post: out.view(),
         norm_name: "LayerNorm",
+        cross: None,
+        heads_cross: false,
     })
     .expect("the example is well formed")
 }

@@ -14,6 +14,7 @@ pub mod embedding;
 #[cfg(test)]
 pub(crate) mod examples;
 pub mod run;
+pub mod subject;
 pub mod text;
 
 use crate::{Error, Result};
@@ -86,6 +87,9 @@ pub struct WeightComputation {
     /// q · k.
     pub score: f32,
     pub scale: f32,
+    /// The additive score bias of this cell (T5's relative position bias), where the attention has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bias: Option<f32>,
     /// score · scale (+ bias).
     pub scaled: f32,
     /// Whether this cell is masked (its weight is 0: the key comes after the query in a decoder).
@@ -234,6 +238,7 @@ impl WeightComputation {
             qk,
             score,
             scale: inp.scale,
+            bias: inp.bias.map(|b| b[key]),
             scaled: score * inp.scale + inp.bias.map_or(0.0, |b| b[key]),
             masked: inp.mask[key],
             row_scaled,
@@ -303,16 +308,17 @@ pub fn head_out_norms(z: &ArrayView2<f32>, w_o: &ArrayView2<f32>) -> Result<Vec<
 }
 
 /// Value-weighted attention (Kobayashi et al., 2020): `‖α_ij · v_j W_O^h‖` for every head, query and key, from
-/// the pattern `[heads, n, n]`, the values `[kv_heads, n, d_head]` and the output projection
+/// the pattern `[heads, n, m]` (`m` keys: `n` for self-attention, the source length for cross-attention), the
+/// values `[kv_heads, m, d_head]` and the output projection
 /// `[d_model, heads · d_head]`. Not normalised. Since α is a scalar, this is α_ij · ‖W_O^h v_j‖.
 pub fn value_weighted(
     pattern: &ArrayView3<f32>,
     v: &ArrayView3<f32>,
     w_o: &ArrayView2<f32>,
 ) -> Result<Array3<f32>> {
-    let (heads, n, n2) = pattern.dim();
-    let (kv_heads, vn, d) = v.dim();
-    if n != n2 || vn != n {
+    let (heads, n, m) = pattern.dim();
+    let (kv_heads, vm, d) = v.dim();
+    if vm != m {
         return Err(Error::Input(format!(
             "value-weighted: pattern {:?} and values {:?} disagree",
             pattern.shape(),
@@ -321,7 +327,7 @@ pub fn value_weighted(
     }
     check_heads(heads, kv_heads, d, w_o)?;
     let group = heads / kv_heads;
-    let mut out = Array3::<f32>::zeros((heads, n, n));
+    let mut out = Array3::<f32>::zeros((heads, n, m));
     for h in 0..heads {
         let vs = v.index_axis(ndarray::Axis(0), h / group);
         // ‖W_O^h v_j‖ for every key j: [n, d] · [d, d_model].
@@ -332,7 +338,7 @@ pub fn value_weighted(
             .map(|r| crate::numeric::ops::l2(&r))
             .collect();
         for i in 0..n {
-            for j in 0..n {
+            for j in 0..m {
                 out[[h, i, j]] = pattern[[h, i, j]].abs() * norms[j];
             }
         }

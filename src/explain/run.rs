@@ -1,8 +1,9 @@
 //! The explanations on a real model: capture one layer's hook points (only that layer), read the weights from
 //! `Model::engine()`, and hand plain arrays to the pure computations of [`super`].
 
-use super::block_walk::{BlockInputs, BlockWalk};
+use super::block_walk::{BlockInputs, BlockWalk, CrossInputs};
 use super::embedding::{EmbeddingInputs, EmbeddingParts, PositionalInput};
+use super::subject::Subject;
 use super::{HeadInputs, RotaryInputs, WeightComputation, causal_mask, head_slice};
 use crate::model::Model;
 use crate::model::block::{Linear, Mlp, NormKind, Placement};
@@ -11,7 +12,7 @@ use crate::numeric::ops::Activation;
 use crate::tokenize::Encoded;
 use crate::trace::{ForwardOptions, HookPoint, Positional, Trace};
 use crate::{Error, Result};
-use ndarray::{Array1, Array2, Array3, ArrayView1, Axis};
+use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView3, Axis};
 
 /// The hook points one layer's explanations read.
 pub const POINTS: [HookPoint; 12] = [
@@ -46,23 +47,32 @@ pub fn capture_layer(layer: usize) -> ForwardOptions {
 /// `trace` with `layer`'s hook points captured: the model re-runs block `layer` alone from `hidden[layer]` (the
 /// layers before are copied, the ones after are not run: the result ends at `hidden[layer + 1]`). A trace that
 /// already has them is returned as is (cloned).
-pub fn with_layer(model: &dyn Model, trace: &Trace, layer: usize) -> Result<Trace> {
+pub fn with_layer<'a>(s: impl Into<Subject<'a>>, trace: &Trace, layer: usize) -> Result<Trace> {
+    let s = s.into();
     if layer >= trace.n_layers() {
         return Err(Error::Input(format!(
             "layer {layer} out of range (0..={})",
             trace.n_layers().saturating_sub(1)
         )));
     }
-    if trace.captures.q(layer).is_some() && trace.captures.z(layer).is_some() {
+    let p = s.points();
+    if trace.captures.get(p.q, layer).is_some() && trace.captures.get(p.z, layer).is_some() {
         return Ok(trace.clone());
     }
-    model.resume(trace, layer, &capture_layer(layer))
+    s.capture(trace, layer)
 }
 
 fn missing(what: &str, layer: usize) -> Error {
     Error::Input(format!(
         "explain: `{what}` of layer {layer} was not captured"
     ))
+}
+
+/// A captured `[heads, n, x]` tensor of `layer`.
+fn captured(t: &Trace, p: HookPoint, layer: usize) -> Result<ArrayView3<'_, f32>> {
+    t.captures
+        .view3(p, layer)
+        .ok_or_else(|| missing(p.name(), layer))
 }
 
 /// A packed weight as a dense `[out, in]` matrix (the identity through the packed kernel: exact).
@@ -73,14 +83,8 @@ pub fn dense(l: &Linear) -> Array2<f32> {
 
 /// The output projection of block `layer` as a dense `[d_model, heads · d_head]` matrix (compute once per layer:
 /// it costs one pass of the identity through the packed kernel).
-pub fn w_o(model: &dyn Model, layer: usize) -> Result<Array2<f32>> {
-    let b = model
-        .engine()
-        .stack
-        .blocks
-        .get(layer)
-        .ok_or_else(|| Error::Input(format!("layer {layer} out of range")))?;
-    Ok(dense(&b.attn.o))
+pub fn w_o<'a>(s: impl Into<Subject<'a>>, layer: usize) -> Result<Array2<f32>> {
+    Ok(dense(&s.into().attn(layer)?.o))
 }
 
 /// Undo the rotate-half rotation of one head vector at angles `theta` (`[d/2]`).
@@ -98,8 +102,8 @@ pub fn unrotate(x: &ArrayView1<f32>, theta: &ArrayView1<f32>) -> Array1<f32> {
 
 /// The computation of weight (query, key) of `head` at `layer` (`key: None`: the heaviest key). `t` must hold the
 /// layer's captures ([`with_layer`]).
-pub fn weight(
-    model: &dyn Model,
+pub fn weight<'a>(
+    s: impl Into<Subject<'a>>,
     t: &Trace,
     w_o: &Array2<f32>,
     layer: usize,
@@ -107,29 +111,22 @@ pub fn weight(
     query: usize,
     key: Option<usize>,
 ) -> Result<WeightComputation> {
-    let e = model.engine();
-    let spec = &e.stack.attn;
-    let q = t
-        .captures
-        .q(layer)
-        .ok_or_else(|| missing("attn.q", layer))?;
-    let k = t
-        .captures
-        .k(layer)
-        .ok_or_else(|| missing("attn.k", layer))?;
-    let v = t
-        .captures
-        .v(layer)
-        .ok_or_else(|| missing("attn.v", layer))?;
-    let (heads, n, _) = q.dim();
-    if head >= heads || query >= n {
+    let s = s.into();
+    let spec = s.spec()?;
+    let p = s.points();
+    let [q, k, v] = [p.q, p.k, p.v].map(|p| captured(t, p, layer));
+    let (q, k, v) = (q?, k?, v?);
+    let (heads, n_q, _) = q.dim();
+    let n = k.dim().1;
+    if head >= heads || query >= n_q {
         return Err(Error::Input(format!(
             "head {head} / query {query} out of range (heads 0..={}, tokens 0..={})",
             heads.saturating_sub(1),
-            n.saturating_sub(1)
+            n_q.saturating_sub(1)
         )));
     }
     let g = spec.kv_head(head);
+    let bias = s.bias_row(head, query, n);
     let wv = w_o.view();
     let mask = causal_mask(query, n, spec.causal);
     let qi = q.index_axis(Axis(0), head);
@@ -142,7 +139,7 @@ pub fn weight(
         k: k.index_axis(Axis(0), g),
         v: v.index_axis(Axis(0), g),
         scale: spec.scale,
-        bias: None,
+        bias: bias.as_ref().map(|b| b.view()),
         mask: &mask,
         w_o: Some(head_slice(&wv, head, spec.head_dim)),
         rotary: None,
@@ -166,12 +163,13 @@ pub fn weight(
     Ok(c)
 }
 
-/// ‖W_O^h z_h‖ of every head for `query` at `layer` (`t` with the layer's captures).
-pub fn head_norms(t: &Trace, w_o: &Array2<f32>, layer: usize, query: usize) -> Result<Vec<f32>> {
-    let z = t
-        .captures
-        .z(layer)
-        .ok_or_else(|| missing("attn.z", layer))?;
+/// ‖W_O^h z_h‖ of every head for `query` at `layer` (`t` with the layer's captures; `w_o` the layer's).
+pub fn head_norms<'a>(
+    s: impl Into<Subject<'a>>,
+    t: &Trace,
+    (w_o, layer, query): (&Array2<f32>, usize, usize),
+) -> Result<Vec<f32>> {
+    let z = captured(t, s.into().points().z, layer)?;
     if query >= z.dim().1 {
         return Err(Error::Input(format!("query {query} out of range")));
     }
@@ -179,21 +177,21 @@ pub fn head_norms(t: &Trace, w_o: &Array2<f32>, layer: usize, query: usize) -> R
 }
 
 /// Value-weighted norms `[heads, n, n]` of `layer` (`t` with the layer's captures).
-pub fn value_weighted(t: &Trace, w_o: &Array2<f32>, layer: usize) -> Result<Array3<f32>> {
-    let pattern = t
-        .captures
-        .view3(HookPoint::AttnPattern, layer)
-        .ok_or_else(|| missing("attn.pattern", layer))?;
-    let v = t
-        .captures
-        .v(layer)
-        .ok_or_else(|| missing("attn.v", layer))?;
+pub fn value_weighted<'a>(
+    s: impl Into<Subject<'a>>,
+    t: &Trace,
+    w_o: &Array2<f32>,
+    layer: usize,
+) -> Result<Array3<f32>> {
+    let p = s.into().points();
+    let pattern = captured(t, p.pattern, layer)?;
+    let v = captured(t, p.v, layer)?;
     super::value_weighted(&pattern, &v, &w_o.view())
 }
 
 /// The embedding of `token`, part by part, from the engine's embedding tables.
-pub fn embedding(model: &dyn Model, t: &Trace, token: usize) -> Result<EmbeddingParts> {
-    let e = model.engine();
+pub fn embedding<'a>(s: impl Into<Subject<'a>>, t: &Trace, token: usize) -> Result<EmbeddingParts> {
+    let embed = s.into().embed();
     if token >= t.n_tokens() {
         return Err(Error::Input(format!("token {token} out of range")));
     }
@@ -202,11 +200,11 @@ pub fn embedding(model: &dyn Model, t: &Trace, token: usize) -> Result<Embedding
         type_ids: t.tokens.iter().map(|x| x.type_id).collect(),
         tokens: vec![],
     };
-    let parts = e.embed.parts(&enc)?;
+    let parts = embed.parts(&enc)?;
     let pos_row;
-    let positional = match (&e.embed.position, &parts.position) {
+    let positional = match (&embed.position, &parts.position) {
         (PositionKind::Rotary { .. }, _) => PositionalInput::Rotary,
-        (PositionKind::Sinusoidal, Some(p)) => {
+        (PositionKind::Sinusoidal | PositionKind::SinusoidalHalves, Some(p)) => {
             pos_row = p.row(token);
             PositionalInput::Added {
                 kind: "sinusoidal",
@@ -223,12 +221,12 @@ pub fn embedding(model: &dyn Model, t: &Trace, token: usize) -> Result<Embedding
         _ => PositionalInput::None,
     };
     let norm_fn = |x: ArrayView1<f32>| -> Array1<f32> {
-        match &e.embed.norm {
+        match &embed.norm {
             Some(nm) => nm.apply(&x.insert_axis(Axis(0))).row(0).to_owned(),
             None => x.to_owned(),
         }
     };
-    let norm_name = match e.embed.norm.as_ref().map(|n| n.kind) {
+    let norm_name = match embed.norm.as_ref().map(|n| n.kind) {
         Some(NormKind::RmsNorm) => "RMSNorm",
         _ => "LayerNorm",
     };
@@ -241,7 +239,7 @@ pub fn embedding(model: &dyn Model, t: &Trace, token: usize) -> Result<Embedding
             .segment
             .as_ref()
             .map(|s| (t.tokens[token].type_id as usize, s.row(token))),
-        norm: e.embed.norm.as_ref().map(|_| (norm_name, &norm_fn as _)),
+        norm: embed.norm.as_ref().map(|_| (norm_name, &norm_fn as _)),
     }))
 }
 
@@ -255,19 +253,15 @@ fn act_name(a: Activation) -> &'static str {
 }
 
 /// One token through block `layer` (`t` with the layer's captures).
-pub fn block_walk(
-    model: &dyn Model,
+pub fn block_walk<'a>(
+    s: impl Into<Subject<'a>>,
     t: &Trace,
     w_o: &Array2<f32>,
     layer: usize,
     token: usize,
 ) -> Result<BlockWalk> {
-    let e = model.engine();
-    let b = e
-        .stack
-        .blocks
-        .get(layer)
-        .ok_or_else(|| Error::Input(format!("layer {layer} out of range")))?;
+    let s = s.into();
+    let b = s.block(layer)?;
     let c = &t.captures;
     let v2 = |p: HookPoint, name: &str| {
         c.view2(p, layer)
@@ -278,15 +272,29 @@ pub fn block_walk(
                     .ok_or_else(|| Error::Input(format!("token {token} out of range")))
             })
     };
-    let z = c.z(layer).ok_or_else(|| missing("attn.z", layer))?;
-    let resid_pre = t.hidden[layer].row(token);
+    let z = captured(t, s.points().z, layer)?;
+    let resid_pre = t
+        .hidden
+        .get(layer)
+        .ok_or_else(|| missing("resid_pre", layer))?
+        .row(token);
     let resid_mid = v2(HookPoint::ResidMid, "resid_mid")?;
-    let pre = e.stack.placement == Placement::Pre;
+    let pre = s.stack().placement == Placement::Pre;
     let ln = |nm: &crate::model::block::Norm, x: ArrayView1<f32>| {
         nm.apply(&x.insert_axis(Axis(0))).row(0).to_owned()
     };
     let ln_attn = pre.then(|| ln(&b.ln_attn, resid_pre));
-    let ln_mlp = pre.then(|| ln(&b.ln_mlp, resid_mid));
+    // A decoder block of an encoder–decoder: the cross-attention sub-layer sits between resid_mid and the MLP.
+    let cross = match &b.cross {
+        Some(cb) if s.has_cross() => Some((
+            pre.then(|| ln(&cb.norm, resid_mid)),
+            v2(HookPoint::CrossOut, "cross_out")?,
+            v2(HookPoint::ResidCross, "resid_cross")?,
+        )),
+        _ => None,
+    };
+    let mlp_in = cross.as_ref().map_or(resid_mid, |c| c.2);
+    let ln_mlp = pre.then(|| ln(&b.ln_mlp, mlp_in));
     let (act, gated) = match &b.mlp {
         Mlp::Plain { act, .. } => (*act, false),
         Mlp::Gated { act, .. } => (*act, true),
@@ -317,6 +325,12 @@ pub fn block_walk(
             NormKind::LayerNorm => "LayerNorm",
             NormKind::RmsNorm => "RMSNorm",
         },
+        cross: cross.as_ref().map(|(ln, out, resid_cross)| CrossInputs {
+            ln: ln.as_ref().map(|x| x.view()),
+            out: *out,
+            resid_cross: *resid_cross,
+        }),
+        heads_cross: s.is_cross(),
     })
 }
 
@@ -334,7 +348,7 @@ pub fn value_weighted_all(
     keep_v: bool,
 ) -> Result<ndarray::ArrayD<f32>> {
     let layers: Vec<Array3<f32>> = (0..trace.n_layers())
-        .map(|l| value_weighted(trace, &w_o(model, l)?, l))
+        .map(|l| value_weighted(model, trace, &w_o(model, l)?, l))
         .collect::<Result<_>>()?;
     let views: Vec<_> = layers.iter().map(|a| a.view()).collect();
     let all = ndarray::stack(Axis(0), &views)

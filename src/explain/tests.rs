@@ -68,22 +68,9 @@ fn a_score_bias_is_added_after_the_scale() {
     let k = array![[1.0f32], [1.0]];
     let v = array![[1.0f32], [3.0]];
     let bias = array![0.0f32, 2.0f32.ln()];
-    let mask = [false, false];
-    let c = WeightComputation::compute(&HeadInputs {
-        query: 0,
-        key: Some(1),
-        head: 0,
-        kv_head: None,
-        q: q.view(),
-        k: k.view(),
-        v: v.view(),
-        scale: 1.0,
-        bias: Some(bias.view()),
-        mask: &mask,
-        w_o: None,
-        rotary: None,
-    })
-    .unwrap();
+    let c =
+        crate::explain::examples::plain_head(q.view(), k.view(), v.view(), 1.0, Some(bias.view()));
+    assert_eq!(c.bias, Some(2.0f32.ln()));
     // Equal scores, the bias doubles key 1's exp: weights ⅓, ⅔.
     assert!(close(c.weight, 2.0 / 3.0));
     assert!(close(c.z[0], 1.0 / 3.0 + 2.0));

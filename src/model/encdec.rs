@@ -191,6 +191,10 @@ impl EncoderDecoder {
         let (x, positional) = embed.embed(ids)?;
         let n = ids.ids.len();
         let bias = bias.as_ref().map(|b| b.bias(n, n));
+        // T5 adds no position vectors: its positions are the relative bias.
+        let positional = bias
+            .as_ref()
+            .map_or(positional, crate::trace::Positional::relative);
         let env = Env {
             memory,
             self_bias: bias.as_ref(),

@@ -2,9 +2,12 @@
 //! greedy output) is the decoder input, and one forward pass yields the three kinds of attention the explorer pages
 //! through — encoder self-attention, decoder (masked) self-attention and cross-attention — each as a [`Summary`].
 
+use super::event::Event;
+use super::explained::{EncDecSide, ExplainRequest};
 use crate::analysis::{Summary, cross};
+use crate::explain::subject::{Part, Subject};
 use crate::model::encdec::{EncDecTrace, EncoderDecoder};
-use crate::trace::{ForwardOptions, Progress};
+use crate::trace::{ForwardOptions, Progress, Trace};
 use ndarray::Array2;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +68,33 @@ impl AttnKind {
     }
 }
 
+/// The explanation views on one attention of an encoder–decoder (the worker's side, see [`super::explained`]).
+pub fn explain(
+    model: &EncoderDecoder,
+    trace: Arc<Trace>,
+    w_o: Option<Arc<Array2<f32>>>,
+    req: ExplainRequest,
+    side: &EncDecSide,
+) -> Event {
+    let subject = Subject::EncDec {
+        model,
+        part: side.part,
+        memory: side.memory.as_deref(),
+    };
+    Event::Explained(Box::new(super::explained::compute(
+        subject, trace, w_o, req,
+    )))
+}
+
+/// The attention of `kind` as an explanation subject's part.
+pub fn part(kind: AttnKind) -> Part {
+    match kind {
+        AttnKind::EncoderSelf => Part::Encoder,
+        AttnKind::DecoderSelf => Part::Decoder,
+        AttnKind::Cross => Part::Cross,
+    }
+}
+
 /// One encoder–decoder run, analysed.
 #[derive(Debug)]
 pub struct EncDecRun {
@@ -72,6 +102,8 @@ pub struct EncDecRun {
     pub kinds: [Summary; 3],
     /// `[n_target, target_vocab]`, for the `D` dump.
     pub logits: Arc<Array2<f32>>,
+    /// What cross-attention read (the encoder's last stream through its final norm), for the explanation views.
+    pub memory: Arc<Array2<f32>>,
     /// The target text the decoder input was made from; `None` when it is the greedy output.
     pub target: Option<String>,
     /// The greedy output as text (special tokens skipped), when the target line was empty.
@@ -113,74 +145,68 @@ pub fn prepare(
     budget: u64,
     progress: Option<Progress>,
 ) -> Result<EncDecRun, String> {
-    prepare_unescaped(model, source, target, budget, progress)
-        .map_err(|e| crate::tokenize::escape_text(&e.to_string()))
-}
-
-fn prepare_unescaped(
-    model: &EncoderDecoder,
-    source: &str,
-    target: Option<&str>,
-    budget: u64,
-    progress: Option<Progress>,
-) -> crate::Result<EncDecRun> {
-    let src = model.encode_source(source)?;
-    let target = target.filter(|t| !t.trim().is_empty());
-    let (tgt, decoded) = match target {
-        Some(t) => (model.decoder_input(t)?, None),
-        None => {
-            let ids = model.greedy(&src, MAX_NEW)?;
-            let text = model
-                .target_tokenizer
-                .inner()
-                .decode(&ids, true)
-                .map_err(|e| crate::Error::Tokenizer(e.to_string()))?;
-            let mut input = vec![model.decoder_start];
-            input.extend(ids);
-            input.truncate(model.info.max_len);
-            (model.target_ids(&input), Some(text))
-        }
-    };
-    let n_enc = model.encoder.blocks.len();
-    let all = n_enc + model.decoder.blocks.len();
-    crate::model::budget::check_encdec(
-        &model.info,
-        (n_enc, model.decoder.blocks.len()),
-        (src.ids.len(), tgt.ids.len()),
-        budget,
-        "the explorer",
-    )?;
-    // One progress over both stacks: the decoder's blocks count after the encoder's.
-    let shifted = |offset: usize| {
-        progress.as_ref().map(|p| {
-            let f = p.0.clone();
-            Progress(Arc::new(move |done, _| f(offset + done, all)))
+    let run = || -> crate::Result<EncDecRun> {
+        let src = model.encode_source(source)?;
+        let target = target.filter(|t| !t.trim().is_empty());
+        let (tgt, decoded) = match target {
+            Some(t) => (model.decoder_input(t)?, None),
+            None => {
+                let ids = model.greedy(&src, MAX_NEW)?;
+                let text = model
+                    .target_tokenizer
+                    .inner()
+                    .decode(&ids, true)
+                    .map_err(|e| crate::Error::Tokenizer(e.to_string()))?;
+                let mut input = vec![model.decoder_start];
+                input.extend(ids);
+                input.truncate(model.info.max_len);
+                (model.target_ids(&input), Some(text))
+            }
+        };
+        let n_enc = model.encoder.blocks.len();
+        let all = n_enc + model.decoder.blocks.len();
+        crate::model::budget::check_encdec(
+            &model.info,
+            (n_enc, model.decoder.blocks.len()),
+            (src.ids.len(), tgt.ids.len()),
+            budget,
+            "the explorer",
+        )?;
+        // One progress over both stacks: the decoder's blocks count after the encoder's.
+        let shifted = |offset: usize| {
+            progress.as_ref().map(|p| {
+                let f = p.0.clone();
+                Progress(Arc::new(move |done, _| f(offset + done, all)))
+            })
+        };
+        let enc_opts = ForwardOptions {
+            keep_attention: true,
+            progress: shifted(0),
+            ..Default::default()
+        };
+        let source_trace = model.encode(&src, &enc_opts)?;
+        // What the decoder reads: the encoder's last stream through its final norm where it has one (T5).
+        let memory = model.memory(&source_trace)?;
+        let dec_opts = ForwardOptions {
+            keep_attention: true,
+            progress: shifted(n_enc),
+            ..Default::default()
+        };
+        let (target_trace, logits) = model.decode(&tgt, &memory, &dec_opts)?;
+        let n_source = source_trace.n_tokens();
+        let cross = cross::cross_summary(&target_trace, n_source).map_err(crate::Error::Input)?;
+        let enc = Summary::new(source_trace).map_err(crate::Error::Input)?;
+        let dec = Summary::new(target_trace).map_err(crate::Error::Input)?;
+        Ok(EncDecRun {
+            kinds: [enc, dec, cross],
+            logits: Arc::new(logits),
+            memory: Arc::new(memory),
+            target: target.map(str::to_string),
+            decoded,
         })
     };
-    let enc_opts = ForwardOptions {
-        keep_attention: true,
-        progress: shifted(0),
-        ..Default::default()
-    };
-    let source_trace = model.encode(&src, &enc_opts)?;
-    // What the decoder reads: the encoder's last stream through its final norm where it has one (T5).
-    let memory = model.memory(&source_trace)?;
-    let dec_opts = ForwardOptions {
-        keep_attention: true,
-        progress: shifted(n_enc),
-        ..Default::default()
-    };
-    let (target_trace, logits) = model.decode(&tgt, &memory, &dec_opts)?;
-    let n_source = source_trace.n_tokens();
-    let cross = cross::cross_summary(&target_trace, n_source).map_err(crate::Error::Input)?;
-    let enc = Summary::new(source_trace).map_err(crate::Error::Input)?;
-    let dec = Summary::new(target_trace).map_err(crate::Error::Input)?;
-    Ok(EncDecRun {
-        kinds: [enc, dec, cross],
-        logits: Arc::new(logits),
-        target: target.map(str::to_string),
-        decoded,
-    })
+    // Errors reach the status line: escape what came from files or the input.
+    run().map_err(|e| crate::tokenize::escape_text(&e.to_string()))
 }
 
 #[cfg(test)]

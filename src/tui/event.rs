@@ -60,6 +60,8 @@ pub enum Job {
         req: super::explained::ExplainRequest,
         trace: Arc<Trace>,
         w_o: Option<Arc<ndarray::Array2<f32>>>,
+        /// Encoder–decoders: which attention, and the encoder memory.
+        side: Option<super::explained::EncDecSide>,
     },
     /// Ablation, sweep, attribution, generation (see [`crate::tui::interp`]).
     Interp(crate::tui::interp::InterpJob),

@@ -7,8 +7,8 @@
 use crate::explain::block_walk::BlockWalk;
 use crate::explain::embedding::EmbeddingParts;
 use crate::explain::run as ex;
+use crate::explain::subject::Subject;
 use crate::explain::{WeightComputation, row_normalized};
-use crate::model::Model;
 use crate::trace::Trace;
 use ndarray::{Array2, Array3, Axis};
 use std::sync::Arc;
@@ -22,6 +22,13 @@ pub struct ExplainRequest {
     pub head: usize,
     pub query: usize,
     pub key: usize,
+}
+
+/// Which attention of an encoder–decoder an explanation is for, with the encoder memory the decoder reads.
+#[derive(Debug, Clone)]
+pub struct EncDecSide {
+    pub part: crate::explain::subject::Part,
+    pub memory: Option<Arc<Array2<f32>>>,
 }
 
 /// What the worker computed for a request.
@@ -43,14 +50,15 @@ pub struct Explained {
 }
 
 /// The worker's side: capture the layer (unless `trace` already holds it) and compute every explanation.
-pub fn compute(
-    model: &dyn Model,
+pub fn compute<'a>(
+    model: impl Into<Subject<'a>>,
     trace: Arc<Trace>,
     w_o: Option<Arc<Array2<f32>>>,
     req: ExplainRequest,
 ) -> Explained {
+    let model = model.into();
     let start = Instant::now();
-    let captured = if trace.captures.q(req.layer).is_some() {
+    let captured = if trace.captures.get(model.points().q, req.layer).is_some() {
         trace
     } else {
         match ex::with_layer(model, &trace, req.layer) {
@@ -82,8 +90,8 @@ pub fn compute(
     Explained {
         req,
         weight: ex::weight(model, t, w, req.layer, req.head, req.query, Some(req.key)).map_err(s),
-        head_norms: ex::head_norms(t, w, req.layer, req.query).unwrap_or_default(),
-        value_weighted: ex::value_weighted(t, w, req.layer).ok(),
+        head_norms: ex::head_norms(model, t, (w, req.layer, req.query)).unwrap_or_default(),
+        value_weighted: ex::value_weighted(model, t, w, req.layer).ok(),
         embedding: ex::embedding(model, t, req.query).map_err(s),
         walk: ex::block_walk(model, t, w, req.layer, req.query).map_err(s),
         elapsed: start.elapsed(),

@@ -52,16 +52,16 @@ pub fn run_job_within(
             pos,
             trace,
         } => {
-            let rows = lens(model, &trace, pos);
+            let rows = lens(&trace, pos, |one| model.logit_lens(one, LENS_K));
             Event::Lens(Box::new(LensOutcome {
                 generation,
                 pos,
                 rows,
             }))
         }
-        Job::Explain { req, trace, w_o } => {
-            Event::Explained(Box::new(super::explained::compute(model, trace, w_o, req)))
-        }
+        Job::Explain {
+            req, trace, w_o, ..
+        } => Event::Explained(Box::new(super::explained::compute(model, trace, w_o, req))),
         Job::Interp(job) => {
             let tx = progress.map(|tx| std::sync::Mutex::new(tx.clone()));
             let tell = |o: super::interp::InterpOutcome| {
@@ -126,7 +126,12 @@ pub fn prepare_within(
     run().map_err(|e| crate::tokenize::escape_text(&e.to_string()))
 }
 
-fn lens(model: &dyn Model, trace: &Trace, pos: usize) -> Option<Vec<Vec<TopToken>>> {
+/// The logit lens at `pos`: every layer's output row through `top` (the final norm and LM head's top tokens).
+pub fn lens(
+    trace: &Trace,
+    pos: usize,
+    top: impl Fn(&ndarray::Array2<f32>) -> Option<Vec<Vec<TopToken>>>,
+) -> Option<Vec<Vec<TopToken>>> {
     let mut rows = Vec::with_capacity(trace.n_layers());
     for l in 0..trace.n_layers() {
         let h = trace.hidden.get(l + 1)?;
@@ -134,10 +139,73 @@ fn lens(model: &dyn Model, trace: &Trace, pos: usize) -> Option<Vec<Vec<TopToken
             return None;
         }
         let one = h.slice(ndarray::s![pos..pos + 1, ..]).to_owned();
-        let mut top = model.logit_lens(&one, LENS_K)?;
+        let mut top = top(&one)?;
         rows.push(top.pop().unwrap_or_default());
     }
     Some(rows)
+}
+
+/// Run one job of an encoder–decoder synchronously (the encoder–decoder worker's body): runs decode (when the target
+/// is empty) and run both stacks; explanations and the logit lens read the attention kind the job names.
+pub fn run_encdec_job(
+    model: &EncoderDecoder,
+    job: Job,
+    budget: u64,
+    progress: Option<&Sender<Event>>,
+) -> Event {
+    let (generation, source, target) = match job {
+        Job::Run {
+            generation,
+            text,
+            text_b,
+        } => (generation, text, text_b),
+        Job::Explain {
+            req,
+            trace,
+            w_o,
+            side: Some(side),
+        } => return super::encdec::explain(model, trace, w_o, req, &side),
+        Job::Lens {
+            generation,
+            pos,
+            trace,
+        } => {
+            let rows = encdec_lens(model, &trace, pos);
+            return Event::Lens(Box::new(LensOutcome {
+                generation,
+                pos,
+                rows,
+            }));
+        }
+        // Interventions are not offered on encoder–decoders.
+        _ => return Event::Tick,
+    };
+    let start = Instant::now();
+    let result = super::encdec::prepare(
+        model,
+        &source,
+        target.as_deref(),
+        budget,
+        progress.and_then(|tx| progress_to(tx, generation)),
+    );
+    Event::EncDecTraced(Box::new(super::encdec::EncDecOutcome {
+        generation,
+        result,
+        total: start.elapsed(),
+    }))
+}
+
+/// The logit lens on the decoder of an encoder–decoder at target position `pos` (`trace`: the decoder's): each
+/// decoder layer's output through the decoder's final norm and LM head (with its scale and bias).
+pub fn encdec_lens(
+    model: &EncoderDecoder,
+    trace: &Trace,
+    pos: usize,
+) -> Option<Vec<Vec<TopToken>>> {
+    let d = model.head.unembed.dim().1;
+    lens(trace, pos, |one| {
+        (one.ncols() == d).then(|| model.head.top_tokens(one, LENS_K, &model.target_tokenizer))
+    })
 }
 
 /// The handle the run loop keeps: send jobs here.
@@ -161,28 +229,7 @@ impl Worker {
     /// A worker for an encoder–decoder: run jobs decode (when the target is empty) and run both stacks.
     pub fn spawn_encdec(model: Arc<EncoderDecoder>, events: Sender<Event>, budget: u64) -> Worker {
         Self::spawn_runner(events, move |job, tx| {
-            // The app asks an encoder–decoder for runs only.
-            let Job::Run {
-                generation,
-                text: source,
-                text_b: target,
-            } = job
-            else {
-                return Event::Tick;
-            };
-            let start = Instant::now();
-            let result = super::encdec::prepare(
-                &model,
-                &source,
-                target.as_deref(),
-                budget,
-                progress_to(tx, generation),
-            );
-            Event::EncDecTraced(Box::new(super::encdec::EncDecOutcome {
-                generation,
-                result,
-                total: start.elapsed(),
-            }))
+            run_encdec_job(&model, job, budget, Some(tx))
         })
     }
 

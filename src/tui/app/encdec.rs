@@ -10,6 +10,7 @@ use super::{App, Effect, LineEdit, View};
 use crate::analysis::Summary;
 use crate::tokenize::TokenInfo;
 use crate::tui::encdec::{AttnKind, EncDecDump, EncDecOutcome};
+use crate::tui::explained::EncDecSide;
 use crate::tui::keymap::Action;
 use ndarray::Array2;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct EncDec {
     pub kinds: [Option<Summary>; 3],
     /// The last run's logits, for `D`.
     pub logits: Option<Arc<Array2<f32>>>,
+    /// The last run's encoder memory (what cross-attention read), for the explanation views.
+    pub memory: Option<Arc<Array2<f32>>>,
     /// The source text of the last run.
     pub source: String,
     /// The target text the last run's decoder input was made from (`None`: the greedy output).
@@ -181,6 +184,7 @@ impl App {
         let active = kinds[e.kind.index()].take();
         e.kinds = kinds;
         e.logits = Some(run.logits);
+        e.memory = Some(run.memory);
         e.source = source;
         e.target = run.target;
         if let Some(text) = &decoded {
@@ -202,20 +206,21 @@ impl App {
 
     /// Why an action does not apply to an encoder–decoder, if it does not.
     pub(super) fn encdec_refuses(&self, a: Action) -> Option<&'static str> {
-        self.encdec.as_ref()?;
-        match a {
-            Action::Lens => Some(
-                "the logit lens reads a decoder-only model's stream; for an encoder–decoder, T decodes and the target line shows the output",
-            ),
-            Action::Weight
-            | Action::Writes
-            | Action::Embedding
-            | Action::Walk
-            | Action::ValueWeighted => Some(
-                "the computation views (E o v b B) recompute a layer of an encoder or decoder model; they do not cover encoder–decoder stacks yet",
+        match (a, self.kind()?) {
+            (Action::Lens, AttnKind::EncoderSelf) => Some(
+                "the logit lens reads the decoder's stream through its LM head: t to decoder self or cross (rows = target tokens)",
             ),
             _ => None,
         }
+    }
+
+    /// Encoder–decoders: which attention the explanation views are for, with the encoder memory.
+    pub fn encdec_side(&self) -> Option<EncDecSide> {
+        let e = self.encdec.as_ref()?;
+        Some(EncDecSide {
+            part: crate::tui::encdec::part(e.kind),
+            memory: e.memory.clone(),
+        })
     }
 
     /// What `D` writes for an encoder–decoder: the `attn dump` encoder–decoder contract.

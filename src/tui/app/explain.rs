@@ -25,7 +25,12 @@ impl App {
         let want = self.explain_request()?;
         let trace = &self.data.as_ref()?.trace;
         let (req, trace, w_o) = self.explain.next(want, trace)?;
-        Some(Effect::Job(Job::Explain { req, trace, w_o }))
+        Some(Effect::Job(Job::Explain {
+            req,
+            trace,
+            w_o,
+            side: self.encdec_side(),
+        }))
     }
 
     /// `v`: the grid shows ‖α·v W_O‖ per key instead of α.

@@ -314,7 +314,10 @@ impl App {
             Action::Positions => self.toggle_view(View::Positional),
             Action::Norms => self.toggle_view(View::Norms),
             Action::Lens => {
-                if self.info.causal || self.trace().is_some_and(|t| t.next_tokens.is_some()) {
+                if self.info.causal
+                    || self.encdec.is_some()
+                    || self.trace().is_some_and(|t| t.next_tokens.is_some())
+                {
                     self.toggle_view(View::Lens);
                     if self.view == View::Lens {
                         fx.extend(self.want_lens());

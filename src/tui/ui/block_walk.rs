@@ -1,7 +1,7 @@
 //! The block walk-through: one token through one block, each arrow with the vector's norm (the same numbers as the
 //! residual-norm view), the heads' contributions, and the MLP (activation, zeros or gate, top neurons).
 
-use super::explain::{boxed, tok, vectors};
+use super::explain::{boxed_lines, tok, vectors};
 use super::widgets::{Theme, hbar};
 use crate::explain::block_walk::BlockWalk;
 use ratatui::buffer::Buffer;
@@ -107,16 +107,15 @@ pub fn render(
     scroll: (usize, usize),
     theme: &Theme,
 ) {
-    let ls = lines(w, labels, area.width.saturating_sub(2), scroll.1, theme);
-    boxed(
+    boxed_lines(
         buf,
         area,
         format!(
             " Block {} walk-through · token {} · j/k token · J/K scroll ",
             w.layer, w.token
         ),
-        ls,
-        scroll.0,
+        |width, pan| lines(w, labels, width, pan, theme),
+        scroll,
         theme,
     );
 }

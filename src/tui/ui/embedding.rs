@@ -2,7 +2,7 @@
 //! sum, embedding norm), each with its norm, ending at the vector that enters block 0. Small models show every
 //! number; large ones signed bars over the dimensions (panned with `[`/`]`).
 
-use super::explain::{boxed, tok, vectors};
+use super::explain::{boxed_lines, tok, vectors};
 use super::widgets::Theme;
 use crate::explain::embedding::EmbeddingParts;
 use ratatui::buffer::Buffer;
@@ -46,13 +46,12 @@ pub fn render(
     scroll: (usize, usize),
     theme: &Theme,
 ) {
-    let ls = lines(e, labels, area.width.saturating_sub(2), scroll.1, theme);
-    boxed(
+    boxed_lines(
         buf,
         area,
         format!(" Embedding · token {} · j/k token · [ ] dims ", e.token),
-        ls,
-        scroll.0,
+        |width, pan| lines(e, labels, width, pan, theme),
+        scroll,
         theme,
     );
 }

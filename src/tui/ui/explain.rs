@@ -159,10 +159,27 @@ pub fn tok(labels: &[String], i: usize) -> String {
         .unwrap_or_else(|| format!("#{i}"))
 }
 
+/// The labels of the query tokens (rows) and the key tokens (columns: the source tokens for cross-attention).
+#[derive(Debug, Clone, Copy)]
+pub struct Labels<'a> {
+    pub query: &'a [String],
+    pub key: &'a [String],
+}
+
+impl<'a> Labels<'a> {
+    /// Self-attention: queries and keys are the same tokens.
+    pub fn same(labels: &'a [String]) -> Self {
+        Labels {
+            query: labels,
+            key: labels,
+        }
+    }
+}
+
 /// The lines of the weight computation (`scroll` pans dimensions of large heads).
 pub fn weight_lines(
     c: &WeightComputation,
-    labels: &[String],
+    labels: Labels,
     width: u16,
     pan: usize,
     theme: &Theme,
@@ -175,33 +192,32 @@ pub fn weight_lines(
     l.push(Line::styled(
         format!(
             "query {} · key {} · head {}{kv}",
-            tok(labels, c.query),
-            tok(labels, c.key),
+            tok(labels.query, c.query),
+            tok(labels.key, c.key),
             c.head
         ),
         theme.title(),
     ));
     if let Some(r) = &c.rotary {
-        l.push(Line::styled(
-            "rotary: q and k below are rotated by their positions; before the rotation:",
-            theme.dim(),
-        ));
-        l.extend(vectors(
-            &[("q pre", &r.q_pre, &[]), ("k pre", &r.k_pre, &[])],
-            pan,
-            width,
-            theme,
-        ));
-        l.push(Line::styled(
-            "angles of the pairs (d, d + d_head/2) at the query's / key's position, radians:",
-            theme.dim(),
-        ));
-        l.extend(vectors(
-            &[("θ query", &r.angles_q, &[]), ("θ key", &r.angles_k, &[])],
-            pan,
-            width,
-            theme,
-        ));
+        let none: &[usize] = &[];
+        for (caption, pair) in [
+            (
+                "rotary: q and k below are rotated by their positions; before the rotation:",
+                [("q pre", &r.q_pre), ("k pre", &r.k_pre)],
+            ),
+            (
+                "angles of the pairs (d, d + d_head/2) at the query's / key's position, radians:",
+                [("θ query", &r.angles_q), ("θ key", &r.angles_k)],
+            ),
+        ] {
+            l.push(Line::styled(caption, theme.dim()));
+            l.extend(vectors(
+                &pair.map(|(name, v)| (name, v.as_slice(), none)),
+                pan,
+                width,
+                theme,
+            ));
+        }
     }
     l.extend(vectors(
         &[
@@ -225,7 +241,20 @@ pub fn weight_lines(
     l.push(Line::from(vec![
         Span::styled("q·k = Σ q⊙k = ", theme.dim()),
         Span::raw(format!("{:.4}", c.score)),
-        Span::styled(format!("  × scale {:.4} (1/√d_head)", c.scale), theme.dim()),
+        Span::styled(
+            if c.scale == 1.0 {
+                "  (no 1/√d scale)".to_string()
+            } else {
+                format!("  × scale {:.4} (1/√d_head)", c.scale)
+            },
+            theme.dim(),
+        ),
+        Span::styled(
+            c.bias
+                .map(|b| format!("  + position bias {b:.4}"))
+                .unwrap_or_default(),
+            theme.dim(),
+        ),
         Span::styled(" = scaled ", theme.dim()),
         Span::styled(format!("{:.4}", c.scaled), theme.accent()),
     ]));
@@ -259,7 +288,7 @@ pub fn weight_lines(
     ));
     let bw = (width as usize).saturating_sub(46).min(20) as u16;
     for (j, s) in c.row_scaled.iter().enumerate() {
-        let name = crate::show::fit(&tok(labels, j), 13);
+        let name = crate::show::fit(&tok(labels.key, j), 13);
         let scaled = s.map_or("−∞".to_string(), |v| format!("{v:.3}"));
         let text = format!(
             "{name} {scaled:>9}{:>12.4}{:>9}  ",
@@ -292,7 +321,7 @@ pub fn weight_lines(
 /// the head's slice of W_O and every head's ‖W_O^h z_h‖ (`head_norms`, this head marked).
 pub fn writes_lines(
     c: &WeightComputation,
-    labels: &[String],
+    labels: Labels,
     through_wo: bool,
     head_norms: &[f32],
     width: u16,
@@ -303,7 +332,7 @@ pub fn writes_lines(
         format!(
             "head {} · query {}: z = Σ_j α_ij · v_j",
             c.head,
-            tok(labels, c.query)
+            tok(labels.query, c.query)
         ),
         theme.title(),
     )];
@@ -345,7 +374,7 @@ pub fn writes_lines(
                 Span::styled(
                     format!(
                         "{} {:>8}{:>9.3}{:>10.3}  ",
-                        crate::show::fit(&tok(labels, j), 13),
+                        crate::show::fit(&tok(labels.key, j), 13),
                         w3(w),
                         n,
                         n * w
@@ -399,6 +428,20 @@ pub fn writes_lines(
     l
 }
 
+/// Draw a view's lines (made for the box's inner width and the dimensions panned by `scroll.1`) in a framed box
+/// scrolled by `scroll.0` rows.
+pub fn boxed_lines(
+    buf: &mut Buffer,
+    area: Rect,
+    title: String,
+    lines: impl FnOnce(u16, usize) -> Vec<Line<'static>>,
+    scroll: (usize, usize),
+    theme: &Theme,
+) {
+    let ls = lines(area.width.saturating_sub(2), scroll.1);
+    boxed(buf, area, title, ls, scroll.0, theme);
+}
+
 /// Draw lines in a framed box, scrolled by `scroll` rows.
 pub fn boxed(
     buf: &mut Buffer,
@@ -422,16 +465,22 @@ pub fn render_weight(
     buf: &mut Buffer,
     area: Rect,
     c: &WeightComputation,
-    labels: &[String],
+    labels: Labels,
     scroll: (usize, usize),
     theme: &Theme,
 ) {
-    let lines = weight_lines(c, labels, area.width.saturating_sub(2), scroll.1, theme);
     let title = format!(
         " How weight ({}, {}) is computed · hjkl cell · J/K scroll · o: what the head writes ",
         c.query, c.key
     );
-    boxed(buf, area, title, lines, scroll.0, theme);
+    boxed_lines(
+        buf,
+        area,
+        title,
+        |w, pan| weight_lines(c, labels, w, pan, theme),
+        scroll,
+        theme,
+    );
 }
 
 /// The what-the-head-writes view; `through_wo`: every head's ‖W_O^h z_h‖ for the query (the view's `o` toggle).
@@ -439,7 +488,7 @@ pub fn render_writes(
     buf: &mut Buffer,
     area: Rect,
     c: &WeightComputation,
-    labels: &[String],
+    labels: Labels,
     through_wo: Option<&[f32]>,
     scroll: (usize, usize),
     theme: &Theme,

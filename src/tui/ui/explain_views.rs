@@ -14,6 +14,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         .trace()
         .map(|t| t.tokens.iter().map(|x| x.label.clone()).collect())
         .unwrap_or_default();
+    let keys: Vec<String> = app.key_tokens().iter().map(|x| x.label.clone()).collect();
+    let both = explain::Labels {
+        query: &labels,
+        key: &keys,
+    };
     let scroll = app.explain.scroll;
     let Some(r) = app.explain.current(app.explain_request()) else {
         let msg = if app.data.is_some() {
@@ -43,7 +48,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     };
     match app.view {
         View::Weight => match &r.weight {
-            Ok(c) => explain::render_weight(buf, area, c, &labels, scroll, &theme),
+            Ok(c) => explain::render_weight(buf, area, c, both, scroll, &theme),
             Err(e) => fail(buf, e),
         },
         View::Writes => match &r.weight {
@@ -51,7 +56,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 buf,
                 area,
                 c,
-                &labels,
+                both,
                 app.explain.through_wo.then_some(r.head_norms.as_slice()),
                 scroll,
                 &theme,

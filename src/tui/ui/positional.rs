@@ -26,12 +26,19 @@ fn block<'a>(title: String, theme: &Theme) -> Block<'a> {
 pub fn position(app: &App) -> Option<usize> {
     let t = app.trace()?;
     let rows = t.positional.matrix().nrows();
-    let q = app.query_token()?;
+    // A relative bias has one row per head: the head on screen.
+    let q = match t.positional {
+        Positional::Relative(_) => app.sel.head,
+        _ => app.query_token()?,
+    };
     (rows > 0).then(|| q.min(rows - 1))
 }
 
 fn label(app: &App, pos: usize) -> String {
-    app.token_label(pos)
+    match app.trace().map(|t| &t.positional) {
+        Some(Positional::Relative(_)) => format!("head {pos}"),
+        _ => app.token_label(pos),
+    }
 }
 
 /// What one position's bars show, its values, and the value that fills a bar.
@@ -54,6 +61,14 @@ pub fn bar_values(p: &Positional, pos: usize) -> (Vec<f32>, f32) {
         Positional::Rotary { angles, .. } => (
             angles.row(pos).iter().map(|a| a.rem_euclid(TAU)).collect(),
             TAU,
+        ),
+        // Every head on one scale, so heads compare.
+        Positional::Relative(m) => (
+            m.row(pos).to_vec(),
+            m.iter()
+                .filter(|v| v.is_finite())
+                .fold(0.0f32, |a, v| a.max(v.abs()))
+                .max(1e-6),
         ),
     }
 }
@@ -100,6 +115,10 @@ fn caption(p: &Positional, d: usize) -> String {
             freqs.first().copied().unwrap_or(0.0),
             freqs.last().copied().unwrap_or(0.0)
         ),
+        Positional::Relative(_) => format!(
+            "relative position bias on q·k (T5 buckets) · distance key − query from −{0} (left) to +{0}",
+            d / 2
+        ),
     }
 }
 
@@ -115,6 +134,7 @@ pub fn render_bars(app: &App, area: Rect, buf: &mut Buffer) {
     let (values, full) = bar_values(p, pos);
     let what = match p {
         Positional::Rotary { .. } => "rotation angle per frequency pair (mod 2π)",
+        Positional::Relative(_) => "bias added to the scores by distance",
         _ => "vector added to the embedding",
     };
     let title = format!(
@@ -173,10 +193,10 @@ pub fn render_bars(app: &App, area: Rect, buf: &mut Buffer) {
     };
     // Rotary bars widen to the width: every pair from `start` is on screen when they fit.
     let end = (start + inner.width as usize * per_col).min(values.len());
-    let unit = if matches!(p, Positional::Rotary { .. }) {
-        "pairs"
-    } else {
-        "dims"
+    let unit = match p {
+        Positional::Rotary { .. } => "pairs",
+        Positional::Relative(_) => "distances",
+        _ => "dims",
     };
     let axis = match p {
         Positional::Rotary { .. } => "full bar 2π".to_string(),
@@ -211,7 +231,7 @@ fn short_num(v: f32) -> String {
 /// outlier dimensions, the rest small): a signed square root over the true maximum shows both without saturating.
 fn heat_value(p: &Positional, max_abs: f32, r: usize, c: usize) -> f32 {
     match p {
-        Positional::Sinusoidal(m) => {
+        Positional::Sinusoidal(m) | Positional::Relative(m) => {
             let v = m.get([r, c]).copied().unwrap_or(0.0);
             (0.5 + 0.5 * v / max_abs).clamp(0.0, 1.0)
         }
@@ -233,6 +253,7 @@ pub fn render_heatmap(app: &App, area: Rect, buf: &mut Buffer) {
     let m = p.matrix();
     let what = match p {
         Positional::Rotary { .. } => "cos(angle): positions × frequency pairs",
+        Positional::Relative(_) => "relative bias: heads × distance key − query",
         _ => "positions × dimensions",
     };
     let b = block(

@@ -1,5 +1,4 @@
 use super::*;
-use crate::explain::HeadInputs;
 use crate::tui::app::Palette;
 
 use crate::tui::ui::buffer_rows as rows;
@@ -18,19 +17,30 @@ fn labels() -> Vec<String> {
     ["I", "love", "AI"].map(String::from).to_vec()
 }
 
-#[test]
-fn every_number_of_a_small_head() {
-    let c = example(None, false);
-    let mut buf = Buffer::empty(Rect::new(0, 0, 72, 19));
+/// The weight view of `c` drawn in `w × h` with the tokens `labels` and `scroll`.
+fn draw_weight(
+    c: &WeightComputation,
+    (w, h): (u16, u16),
+    labels: &[String],
+    scroll: (usize, usize),
+) -> Buffer {
+    let mut buf = Buffer::empty(Rect::new(0, 0, w, h));
     let area = buf.area;
     render_weight(
         &mut buf,
         area,
-        &c,
-        &labels(),
-        (0, 0),
+        c,
+        Labels::same(labels),
+        scroll,
         &Theme::new(Palette::Mono),
     );
+    buf
+}
+
+#[test]
+fn every_number_of_a_small_head() {
+    let c = example(None, false);
+    let buf = draw_weight(&c, (72, 19), &labels(), (0, 0));
     assert_eq!(
         rows(&buf),
         [
@@ -63,16 +73,7 @@ fn every_number_of_a_small_head() {
 #[test]
 fn a_masked_cell_says_why_and_a_rotary_head_shows_the_rotation() {
     let c = example(Some(2), true);
-    let mut buf = Buffer::empty(Rect::new(0, 0, 90, 26));
-    let area = buf.area;
-    render_weight(
-        &mut buf,
-        area,
-        &c,
-        &labels(),
-        (0, 0),
-        &Theme::new(Palette::Mono),
-    );
+    let buf = draw_weight(&c, (90, 26), &labels(), (0, 0));
     let r = rows(&buf);
     assert_eq!(
         t(&r[2]),
@@ -105,7 +106,7 @@ fn what_the_head_writes_through_w_o() {
         &mut buf,
         area,
         &c,
-        &labels(),
+        Labels::same(&labels()),
         Some(&norms),
         (0, 0),
         &Theme::new(Palette::Mono),
@@ -159,25 +160,8 @@ fn a_wide_head_becomes_bars_with_its_top_dimensions() {
     let q = ndarray::Array1::from_shape_fn(d, |i| if i == 5 { 2.0 } else { 0.1 });
     let k = ndarray::Array2::from_shape_fn((2, d), |(_, i)| if i == 5 { -1.0 } else { 0.1 });
     let v = ndarray::Array2::<f32>::ones((2, d));
-    let mask = [false, false];
-    let c = WeightComputation::compute(&HeadInputs {
-        query: 0,
-        key: Some(1),
-        head: 0,
-        kv_head: None,
-        q: q.view(),
-        k: k.view(),
-        v: v.view(),
-        scale: 0.125,
-        bias: None,
-        mask: &mask,
-        w_o: None,
-        rotary: None,
-    })
-    .unwrap();
-    let mut buf = Buffer::empty(Rect::new(0, 0, 40, 14));
-    let area = buf.area;
-    render_weight(&mut buf, area, &c, &[], (0, 0), &Theme::new(Palette::Mono));
+    let c = crate::explain::examples::plain_head(q.view(), k.view(), v.view(), 0.125, None);
+    let buf = draw_weight(&c, (40, 14), &[], (0, 0));
     let r = rows(&buf);
     assert_eq!(r[2], "│dims 0–29 of 64 · bars: ± up to 2.000 │");
     assert_eq!(r[3], "│q            █                        │");
@@ -192,15 +176,36 @@ fn a_wide_head_becomes_bars_with_its_top_dimensions() {
         "{r:#?}"
     );
     // Panning shows the last dimensions.
-    let mut buf = Buffer::empty(Rect::new(0, 0, 40, 14));
-    let area = buf.area;
-    render_weight(
-        &mut buf,
-        area,
-        &c,
-        &[],
-        (0, 100),
-        &Theme::new(Palette::Mono),
-    );
+    let buf = draw_weight(&c, (40, 14), &[], (0, 100));
     assert_eq!(rows(&buf)[2], "│dims 34–63 of 64 · bars: ± up to 2.000│");
+}
+
+#[test]
+fn a_relative_bias_is_shown_and_cross_keys_are_labelled_with_the_source() {
+    let q = ndarray::array![1.0f32];
+    let k = ndarray::array![[1.0f32], [1.0]];
+    let v = ndarray::array![[1.0f32], [3.0]];
+    let bias = ndarray::array![0.0f32, 2.0f32.ln()];
+    let c =
+        crate::explain::examples::plain_head(q.view(), k.view(), v.view(), 1.0, Some(bias.view()));
+    let (target, source) = (
+        vec!["a".to_string()],
+        vec!["x".to_string(), "y".to_string()],
+    );
+    let mut buf = Buffer::empty(Rect::new(0, 0, 100, 16));
+    let area = buf.area;
+    let both = Labels {
+        query: &target,
+        key: &source,
+    };
+    render_weight(&mut buf, area, &c, both, (0, 0), &Theme::new(Palette::Mono));
+    let r = rows(&buf);
+    assert!(r[1].contains("query 0 «a» · key 1 «y» · head 0"), "{r:#?}");
+    assert!(
+        r.iter().any(|s| s.contains(
+            "q·k = Σ q⊙k = 1.0000  (no 1/√d scale)  + position bias 0.6931 = scaled 1.6931"
+        )),
+        "{r:#?}"
+    );
+    assert!(r.iter().any(|s| s.contains("1 «y»")), "{r:#?}");
 }
