@@ -87,7 +87,21 @@ pub fn choose(row: &ArrayView1<f32>, s: &Sampling, rng: &mut impl Rng) -> usize 
 }
 
 /// Generate `max_new` tokens after `prompt` with a KV cache.
+///
+/// The loop runs on a thread of the rayon pool (the caller waits): a decoding step alternates short serial work with
+/// many small parallel products, and run from outside the pool each of those would wake the pool's threads and then
+/// put the caller to sleep.
 pub fn generate(
+    model: &dyn Model,
+    prompt: &[u32],
+    max_new: usize,
+    sampling: &Sampling,
+    record_attention: bool,
+) -> Result<Generated> {
+    rayon::scope(|_| generate_here(model, prompt, max_new, sampling, record_attention))
+}
+
+fn generate_here(
     model: &dyn Model,
     prompt: &[u32],
     max_new: usize,

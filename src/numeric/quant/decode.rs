@@ -214,7 +214,7 @@ fn q3_k(b: &[u8], o: &mut [f32; QK_K]) {
 
 /// The 8 six-bit scales and mins of Q4_K/Q5_K, packed in 12 bytes.
 #[inline(always)]
-fn k_scale_min(s: &[u8]) -> ([u8; 8], [u8; 8]) {
+pub(super) fn k_scale_min(s: &[u8]) -> ([u8; 8], [u8; 8]) {
     let mut sc = [0u8; 8];
     let mut mn = [0u8; 8];
     for j in 0..4 {

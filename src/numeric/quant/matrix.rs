@@ -23,6 +23,8 @@ use std::sync::Arc;
 
 /// From this many tokens on, rows are decoded into packed panels (see the module docs).
 pub const PANEL_MIN_TOKENS: usize = 8;
+/// Below this many weights a one-token product runs on the calling thread (a parallel region costs more).
+const SERIAL_WEIGHTS: usize = 1 << 16;
 /// Rows decoded together on the few-token path.
 const ROWS: usize = 4;
 /// Tokens per register tile on the few-token path.
@@ -178,6 +180,9 @@ impl QuantMatrix {
         }
         let x = x.as_standard_layout();
         let xs = x.as_slice().expect("standard layout is contiguous");
+        if n == 1 {
+            return self.matvec(xs);
+        }
         let threads = rayon::current_num_threads().max(1);
         // Groups of whole panels (16 rows), a few per thread; each group fills its own [n, width] block.
         let n_panels = m.div_ceil(NR);
@@ -207,6 +212,43 @@ impl QuantMatrix {
             }
         }
         y
+    }
+
+    /// One token (a decoding step): rows split into a few contiguous ranges across threads (none below
+    /// [`SERIAL_WEIGHTS`]), each row decoded and dotted in registers where the format has a fused kernel.
+    fn matvec(&self, x: &[f32]) -> Array2<f32> {
+        let m = self.m;
+        let mut y = vec![0f32; m];
+        let threads = rayon::current_num_threads().max(1);
+        let tasks = if m * self.k < SERIAL_WEIGHTS {
+            1
+        } else {
+            2 * threads
+        };
+        let chunk = m.div_ceil(tasks).max(1);
+        if tasks == 1 {
+            self.dot_rows(x, 0, &mut y);
+        } else {
+            y.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(i, o)| self.dot_rows(x, i * chunk, o));
+        }
+        Array2::from_shape_vec((1, m), y).expect("m values")
+    }
+
+    /// `out[j] = row (r0 + j) · x` for one token.
+    fn dot_rows(&self, x: &[f32], r0: usize, out: &mut [f32]) {
+        let rows = r0..r0 + out.len();
+        #[cfg(target_arch = "x86_64")]
+        {
+            let rb = self.row_bytes;
+            let data = &self.data.bytes()[rows.start * rb..rows.end * rb];
+            if super::fused::dot_rows(self.ty, data, rb, x, out) {
+                return;
+            }
+        }
+        let width = out.len();
+        self.rows_kernel(x, 1, rows, out, width);
     }
 
     /// Few tokens: decode [`ROWS`] rows at a time and dot them with every token.

@@ -2,6 +2,7 @@
 //! [`super::decode`], in the same order (multiply, then add or subtract; never fused), so the results are the same
 //! bits. Scales are converted from f16 with the same scalar conversion ([`super::types::h`]).
 
+use super::decode::k_scale_min;
 use super::types::GgmlType;
 use super::types::h;
 use std::arch::x86_64::*;
@@ -9,15 +10,15 @@ use std::arch::x86_64::*;
 /// Decode with SIMD if this type has a SIMD decoder and the CPU has what it needs; `false` if not (nothing written).
 pub fn decode(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> bool {
     use GgmlType::*;
-    if !std::arch::is_x86_feature_detected!("avx2") {
+    if !has_avx2_f16c() {
         return false;
     }
     let ts = ty.type_size();
-    // SAFETY (every call below): AVX2 is present (checked above; F16C for F16 checked in its arm), and each block
+    // SAFETY (every call below): AVX2 and F16C are present (checked above), and each block
     // function receives exactly `type_size` bytes and exactly `block_size` floats.
     unsafe {
         match ty {
-            F16 if std::arch::is_x86_feature_detected!("f16c") => f16_avx2(bytes, out),
+            F16 => f16_avx2(bytes, out),
             BF16 => bf16_avx2(bytes, out),
             Q4_0 => each_q4_0(bytes, ts, out),
             Q4_1 => each_q4_1(bytes, ts, out),
@@ -35,8 +36,8 @@ pub fn decode(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> bool {
 
 /// The block loop of each format, compiled with AVX2 so the block function inlines into it.
 macro_rules! block_loops {
-    ($( $name:ident = $block:ident / $b:expr; )*) => {$(
-        #[target_feature(enable = "avx2")]
+    ($( $name:ident = $block:path, $b:expr; )*) => {$(
+        #[target_feature(enable = "avx2,f16c")]
         fn $name(bytes: &[u8], ts: usize, out: &mut [f32]) {
             for (o, b) in out.chunks_exact_mut($b).zip(bytes.chunks_exact(ts)) {
                 $block(b, o);
@@ -46,14 +47,26 @@ macro_rules! block_loops {
 }
 
 block_loops! {
-    each_q4_0 = q4_0 / 32;
-    each_q4_1 = q4_1 / 32;
-    each_q5_0 = q5_0 / 32;
-    each_q5_1 = q5_1 / 32;
-    each_q8_0 = q8_0 / 32;
-    each_q4_k = q4_k / 256;
-    each_q5_k = q5_k / 256;
-    each_q6_k = q6_k / 256;
+    each_q4_0 = q4_0, 32;
+    each_q4_1 = q4_1, 32;
+    each_q5_0 = q5_0, 32;
+    each_q5_1 = q5_1, 32;
+    each_q8_0 = q8_0, 32;
+    each_q4_k = q45_k::<false>, 256;
+    each_q5_k = q45_k::<true>, 256;
+    each_q6_k = q6_k, 256;
+}
+
+/// Whether the CPU has what the decoders here need (AVX2 and F16C; every AVX2 CPU has F16C).
+pub(super) fn has_avx2_f16c() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c")
+}
+
+/// The f16 at byte `at` of a block, as f32, converted by F16C (exact, as [`h`]); callers enable F16C.
+#[inline(always)]
+unsafe fn hx(b: &[u8], at: usize) -> f32 {
+    let bits = u16::from_le_bytes([b[at], b[at + 1]]);
+    unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32))) }
 }
 
 /// 32 signed bytes → 4 × 8 floats.
@@ -101,58 +114,29 @@ unsafe fn bit4_from_u32(bits: u32) -> __m256i {
     }
 }
 
-/// `d · v` (the multiplication order of the portable decoders matters only for NaN payloads; kept anyway).
-#[inline(always)]
-unsafe fn scale4(v: [__m256; 4], d: __m256) -> [__m256; 4] {
-    unsafe {
+/// `[f(v[0]), …, f(v[3])]` for an expression `f` of one register (the element-wise step of a block decoder).
+macro_rules! map4 {
+    ($v:expr, |$x:ident| $f:expr) => {{
+        let v = $v;
         [
-            _mm256_mul_ps(d, v[0]),
-            _mm256_mul_ps(d, v[1]),
-            _mm256_mul_ps(d, v[2]),
-            _mm256_mul_ps(d, v[3]),
+            {
+                let $x = v[0];
+                $f
+            },
+            {
+                let $x = v[1];
+                $f
+            },
+            {
+                let $x = v[2];
+                $f
+            },
+            {
+                let $x = v[3];
+                $f
+            },
         ]
-    }
-}
-
-/// `v · d`.
-#[inline(always)]
-unsafe fn mul_by4(v: [__m256; 4], d: __m256) -> [__m256; 4] {
-    unsafe {
-        [
-            _mm256_mul_ps(v[0], d),
-            _mm256_mul_ps(v[1], d),
-            _mm256_mul_ps(v[2], d),
-            _mm256_mul_ps(v[3], d),
-        ]
-    }
-}
-
-/// `d · v + m`, rounded after the multiplication and after the addition (no FMA).
-#[inline(always)]
-unsafe fn scale_add4(v: [__m256; 4], d: __m256, m: __m256) -> [__m256; 4] {
-    unsafe {
-        let s = scale4(v, d);
-        [
-            _mm256_add_ps(s[0], m),
-            _mm256_add_ps(s[1], m),
-            _mm256_add_ps(s[2], m),
-            _mm256_add_ps(s[3], m),
-        ]
-    }
-}
-
-/// `d · v − m`, rounded after the multiplication and after the subtraction (no FMA).
-#[inline(always)]
-unsafe fn scale_sub4(v: [__m256; 4], d: __m256, m: __m256) -> [__m256; 4] {
-    unsafe {
-        let s = scale4(v, d);
-        [
-            _mm256_sub_ps(s[0], m),
-            _mm256_sub_ps(s[1], m),
-            _mm256_sub_ps(s[2], m),
-            _mm256_sub_ps(s[3], m),
-        ]
-    }
+    }};
 }
 
 #[inline(always)]
@@ -165,115 +149,97 @@ unsafe fn store4(o: &mut [f32], v: [__m256; 4]) {
     }
 }
 
-#[target_feature(enable = "avx2")]
-#[inline]
-fn q4_0(b: &[u8], o: &mut [f32]) {
+// The 32-element formats, decoded into four registers. `d · v` (the multiplication order of the portable decoders
+// matters only for NaN payloads; kept anyway); `d · v + m` rounded after the multiplication and after the addition
+// (no FMA), as the portable decoders do.
+
+#[inline(always)]
+pub(super) unsafe fn q4_0_regs(b: &[u8]) -> [__m256; 4] {
     assert!(b.len() >= 18);
     unsafe {
-        let d = _mm256_set1_ps(h(b, 0));
+        let d = _mm256_set1_ps(hx(b, 0));
         let q = _mm256_sub_epi8(nibbles(b.as_ptr().add(2)), _mm256_set1_epi8(8));
-        store4(o, scale4(i8x32_to_f32(q), d));
+        map4!(i8x32_to_f32(q), |v| _mm256_mul_ps(d, v))
     }
 }
 
-#[target_feature(enable = "avx2")]
-#[inline]
-fn q4_1(b: &[u8], o: &mut [f32]) {
+#[inline(always)]
+pub(super) unsafe fn q4_1_regs(b: &[u8]) -> [__m256; 4] {
     assert!(b.len() >= 20);
     unsafe {
-        let (d, m) = (_mm256_set1_ps(h(b, 0)), _mm256_set1_ps(h(b, 2)));
+        let (d, m) = (_mm256_set1_ps(hx(b, 0)), _mm256_set1_ps(hx(b, 2)));
         let q = nibbles(b.as_ptr().add(4));
-        store4(o, scale_add4(i8x32_to_f32(q), d, m));
+        map4!(i8x32_to_f32(q), |v| _mm256_add_ps(_mm256_mul_ps(d, v), m))
     }
 }
 
-#[target_feature(enable = "avx2")]
-#[inline]
-fn q5_0(b: &[u8], o: &mut [f32]) {
+#[inline(always)]
+pub(super) unsafe fn q5_0_regs(b: &[u8]) -> [__m256; 4] {
     assert!(b.len() >= 22);
     unsafe {
-        let d = _mm256_set1_ps(h(b, 0));
+        let d = _mm256_set1_ps(hx(b, 0));
         let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
         let q = _mm256_or_si256(nibbles(b.as_ptr().add(6)), bit4_from_u32(qh));
         let q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
-        store4(o, scale4(i8x32_to_f32(q), d));
+        map4!(i8x32_to_f32(q), |v| _mm256_mul_ps(d, v))
     }
 }
 
-#[target_feature(enable = "avx2")]
-#[inline]
-fn q5_1(b: &[u8], o: &mut [f32]) {
+#[inline(always)]
+pub(super) unsafe fn q5_1_regs(b: &[u8]) -> [__m256; 4] {
     assert!(b.len() >= 24);
     unsafe {
-        let (d, m) = (_mm256_set1_ps(h(b, 0)), _mm256_set1_ps(h(b, 2)));
+        let (d, m) = (_mm256_set1_ps(hx(b, 0)), _mm256_set1_ps(hx(b, 2)));
         let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
         let q = _mm256_or_si256(nibbles(b.as_ptr().add(8)), bit4_from_u32(qh));
-        store4(o, scale_add4(i8x32_to_f32(q), d, m));
+        map4!(i8x32_to_f32(q), |v| _mm256_add_ps(_mm256_mul_ps(d, v), m))
     }
 }
 
-#[target_feature(enable = "avx2")]
-#[inline]
-fn q8_0(b: &[u8], o: &mut [f32]) {
+#[inline(always)]
+pub(super) unsafe fn q8_0_regs(b: &[u8]) -> [__m256; 4] {
     assert!(b.len() >= 34);
     unsafe {
-        let d = _mm256_set1_ps(h(b, 0));
+        let d = _mm256_set1_ps(hx(b, 0));
         let q = _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i);
-        store4(o, mul_by4(i8x32_to_f32(q), d));
+        map4!(i8x32_to_f32(q), |v| _mm256_mul_ps(v, d))
     }
 }
 
-/// The 8 six-bit scales and mins of Q4_K/Q5_K (the same unpacking as the portable decoder).
-#[inline(always)]
-fn k_scale_min(s: &[u8]) -> ([u8; 8], [u8; 8]) {
-    let mut sc = [0u8; 8];
-    let mut mn = [0u8; 8];
-    for j in 0..4 {
-        sc[j] = s[j] & 0x3F;
-        mn[j] = s[j + 4] & 0x3F;
-        sc[j + 4] = (s[j + 8] & 0x0F) | ((s[j] >> 2) & 0x30);
-        mn[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 2) & 0x30);
-    }
-    (sc, mn)
-}
-
-#[target_feature(enable = "avx2")]
-#[inline]
-fn q4_k(b: &[u8], o: &mut [f32]) {
-    assert!(b.len() >= 144 && o.len() >= 256);
-    let (d, dmin) = (h(b, 0), h(b, 2));
-    let (sc, mn) = k_scale_min(&b[4..16]);
-    unsafe {
-        let m = _mm256_set1_epi8(0x0F);
-        for chunk in 0..4 {
-            let q = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * chunk) as *const __m256i);
-            for (half, q) in [
-                _mm256_and_si256(q, m),
-                _mm256_and_si256(_mm256_srli_epi16(q, 4), m),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                let sb = 2 * chunk + half;
-                let ds = _mm256_set1_ps(d * sc[sb] as f32);
-                let dm = _mm256_set1_ps(dmin * mn[sb] as f32);
-                store4(&mut o[32 * sb..], scale_sub4(i8x32_to_f32(q), ds, dm));
-            }
+/// The block function of a 32-element format: its registers, stored.
+macro_rules! stored {
+    ($($name:ident = $regs:ident;)*) => {$(
+        #[target_feature(enable = "avx2,f16c")]
+        #[inline]
+        fn $name(b: &[u8], o: &mut [f32]) {
+            // SAFETY: AVX2 is enabled here; `$regs` checks the block's length and `store4` the output's.
+            unsafe { store4(o, $regs(b)) }
         }
-    }
+    )*};
 }
 
+stored! {
+    q4_0 = q4_0_regs;
+    q4_1 = q4_1_regs;
+    q5_0 = q5_0_regs;
+    q5_1 = q5_1_regs;
+    q8_0 = q8_0_regs;
+}
+
+/// Q4_K (`FIVE` false) and Q5_K (`FIVE` true, with the fifth bits `qh[32]` before the nibbles): 8 sub-blocks of 32,
+/// `d·scale · q − dmin·min`, rounded after the multiplication and after the subtraction (no FMA).
 #[target_feature(enable = "avx2")]
 #[inline]
-fn q5_k(b: &[u8], o: &mut [f32]) {
-    assert!(b.len() >= 176 && o.len() >= 256);
+fn q45_k<const FIVE: bool>(b: &[u8], o: &mut [f32]) {
+    let qs = if FIVE { 48 } else { 16 };
+    assert!(b.len() >= qs + 128 && o.len() >= 256);
     let (d, dmin) = (h(b, 0), h(b, 2));
     let (sc, mn) = k_scale_min(&b[4..16]);
     unsafe {
         let m = _mm256_set1_epi8(0x0F);
         let qh = _mm256_loadu_si256(b.as_ptr().add(16) as *const __m256i);
         for chunk in 0..4 {
-            let q = _mm256_loadu_si256(b.as_ptr().add(48 + 32 * chunk) as *const __m256i);
+            let q = _mm256_loadu_si256(b.as_ptr().add(qs + 32 * chunk) as *const __m256i);
             for (half, q) in [
                 _mm256_and_si256(q, m),
                 _mm256_and_si256(_mm256_srli_epi16(q, 4), m),
@@ -282,12 +248,17 @@ fn q5_k(b: &[u8], o: &mut [f32]) {
             .enumerate()
             {
                 let sb = 2 * chunk + half;
-                let bit = _mm256_set1_epi8(1 << sb);
-                let hb = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
-                let q = _mm256_or_si256(q, _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
+                let q = if FIVE {
+                    let bit = _mm256_set1_epi8(1 << sb);
+                    let hb = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
+                    _mm256_or_si256(q, _mm256_and_si256(hb, _mm256_set1_epi8(0x10)))
+                } else {
+                    q
+                };
                 let ds = _mm256_set1_ps(d * sc[sb] as f32);
                 let dm = _mm256_set1_ps(dmin * mn[sb] as f32);
-                store4(&mut o[32 * sb..], scale_sub4(i8x32_to_f32(q), ds, dm));
+                let v = map4!(i8x32_to_f32(q), |v| _mm256_sub_ps(_mm256_mul_ps(ds, v), dm));
+                store4(&mut o[32 * sb..], v);
             }
         }
     }
