@@ -3,9 +3,8 @@
 //! multiplied are the same bits as the dequantized f32), and multiplied into the token's values at once: no buffer of
 //! decoded weights, and the quantized bytes are read once.
 
-use super::simd::{has_avx2_f16c, q4_0_regs, q4_1_regs, q5_0_regs, q5_1_regs, q8_0_regs};
+use super::simd::{has_avx2_f16c, rows_q4_0, rows_q4_1, rows_q5_0, rows_q5_1, rows_q8_0};
 use super::types::GgmlType;
-use std::arch::x86_64::*;
 
 /// `out[r] = Σ_i decode(row r)[i] · x[i]` for the `out.len()` rows of `data` (`row_bytes` each, `x.len()` elements
 /// each). `false` (nothing written) if `ty` has no fused kernel or the CPU lacks AVX2/FMA/F16C.
@@ -31,43 +30,6 @@ pub fn dot_rows(ty: GgmlType, data: &[u8], row_bytes: usize, x: &[f32], out: &mu
         }
     }
     true
-}
-
-/// The row loop of each 32-element format, compiled with AVX2/FMA/F16C so the block decoder inlines into it.
-macro_rules! fused_rows {
-    ($($name:ident = $regs:ident;)*) => {$(
-        #[target_feature(enable = "avx2,fma,f16c")]
-        fn $name(data: &[u8], row_bytes: usize, ts: usize, x: &[f32], out: &mut [f32]) {
-            for (o, row) in out.iter_mut().zip(data.chunks_exact(row_bytes)) {
-                // Four independent accumulators, one per register of a block.
-                let mut acc = [_mm256_setzero_ps(); 4];
-                for (b, xs) in row.chunks_exact(ts).zip(x.chunks_exact(32)) {
-                    // SAFETY: `$regs` checks the block's length; xs holds 32 floats.
-                    unsafe {
-                        let w = $regs(b);
-                        for (i, (a, w)) in acc.iter_mut().zip(w).enumerate() {
-                            *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(xs.as_ptr().add(8 * i)), *a);
-                        }
-                    }
-                }
-                let s = _mm256_add_ps(
-                    _mm256_add_ps(acc[0], acc[1]),
-                    _mm256_add_ps(acc[2], acc[3]),
-                );
-                let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-                *o = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-            }
-        }
-    )*};
-}
-
-fused_rows! {
-    rows_q4_0 = q4_0_regs;
-    rows_q4_1 = q4_1_regs;
-    rows_q5_0 = q5_0_regs;
-    rows_q5_1 = q5_1_regs;
-    rows_q8_0 = q8_0_regs;
 }
 
 #[cfg(test)]

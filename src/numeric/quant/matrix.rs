@@ -267,7 +267,8 @@ impl QuantMatrix {
                 let r = TOKENS.min(n - t0);
                 let x = &xs[t0 * k..(t0 + r) * k];
                 let mut res = [[0f32; ROWS]; TOKENS];
-                dot_dispatch(x, r, k, &buf[..c * k], c, &mut res);
+                let w = &buf[..c * k];
+                dot_dispatch(&Tile { x, r, k, w, c }, &mut res);
                 for (t, row) in res.iter().enumerate().take(r) {
                     let o = (t0 + t) * width + col;
                     out[o..o + c].copy_from_slice(&row[..c]);
@@ -306,19 +307,23 @@ impl QuantMatrix {
     }
 }
 
-/// `res[t][j] = Σ_kk x[t·k + kk] · w[j·k + kk]` for `t < r` tokens, `j < c` rows.
-fn dot_dispatch(
-    x: &[f32],
+/// A register tile of the few-token path: `r` tokens `x` `[r, k]` by `c` decoded rows `w` `[c, k]`.
+#[derive(Clone, Copy)]
+struct Tile<'a> {
+    x: &'a [f32],
     r: usize,
     k: usize,
-    w: &[f32],
+    w: &'a [f32],
     c: usize,
-    res: &mut [[f32; ROWS]; TOKENS],
-) {
+}
+
+/// `res[t][j] = Σ_kk x[t·k + kk] · w[j·k + kk]` for `t < r` tokens, `j < c` rows.
+fn dot_dispatch(tile: &Tile, res: &mut [[f32; ROWS]; TOKENS]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
+            let Tile { x, r, k, w, c } = *tile;
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             unsafe {
                 match (r, c) {
@@ -333,17 +338,11 @@ fn dot_dispatch(
             return;
         }
     }
-    dot_portable(x, r, k, w, c, res)
+    dot_portable(tile, res)
 }
 
-fn dot_portable(
-    x: &[f32],
-    r: usize,
-    k: usize,
-    w: &[f32],
-    c: usize,
-    res: &mut [[f32; ROWS]; TOKENS],
-) {
+fn dot_portable(tile: &Tile, res: &mut [[f32; ROWS]; TOKENS]) {
+    let Tile { x, r, k, w, c } = *tile;
     for (t, rt) in res.iter_mut().enumerate().take(r) {
         for (j, o) in rt.iter_mut().enumerate().take(c) {
             let (xr, wr) = (&x[t * k..(t + 1) * k], &w[j * k..(j + 1) * k]);

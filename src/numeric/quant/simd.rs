@@ -18,8 +18,8 @@ pub fn decode(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> bool {
     // function receives exactly `type_size` bytes and exactly `block_size` floats.
     unsafe {
         match ty {
-            F16 => f16_avx2(bytes, out),
-            BF16 => bf16_avx2(bytes, out),
+            F16 => half_avx2::<false>(bytes, out),
+            BF16 => half_avx2::<true>(bytes, out),
             Q4_0 => each_q4_0(bytes, ts, out),
             Q4_1 => each_q4_1(bytes, ts, out),
             Q5_0 => each_q5_0(bytes, ts, out),
@@ -153,45 +153,40 @@ unsafe fn store4(o: &mut [f32], v: [__m256; 4]) {
 // matters only for NaN payloads; kept anyway); `d · v + m` rounded after the multiplication and after the addition
 // (no FMA), as the portable decoders do.
 
+/// The quants of Q4_0/Q4_1 (nibbles at byte `at`) or, with `FIVE`, of Q5_0/Q5_1 (their fifth bits in the four bytes
+/// before the nibbles), as unsigned bytes.
 #[inline(always)]
-pub(super) unsafe fn q4_0_regs(b: &[u8]) -> [__m256; 4] {
-    assert!(b.len() >= 18);
+unsafe fn quants<const FIVE: bool>(b: &[u8], at: usize) -> __m256i {
+    assert!(b.len() >= at + 16 && (!FIVE || at >= 4));
+    unsafe {
+        let q = nibbles(b.as_ptr().add(at));
+        if FIVE {
+            let qh = u32::from_le_bytes([b[at - 4], b[at - 3], b[at - 2], b[at - 1]]);
+            _mm256_or_si256(q, bit4_from_u32(qh))
+        } else {
+            q
+        }
+    }
+}
+
+/// Q4_0 (`FIVE` false) or Q5_0: `d · (q − 8)` or `d · (q − 16)`.
+#[inline(always)]
+pub(super) unsafe fn qx_0_regs<const FIVE: bool>(b: &[u8]) -> [__m256; 4] {
+    let (at, offset) = if FIVE { (6, 16) } else { (2, 8) };
     unsafe {
         let d = _mm256_set1_ps(hx(b, 0));
-        let q = _mm256_sub_epi8(nibbles(b.as_ptr().add(2)), _mm256_set1_epi8(8));
+        let q = _mm256_sub_epi8(quants::<FIVE>(b, at), _mm256_set1_epi8(offset));
         map4!(i8x32_to_f32(q), |v| _mm256_mul_ps(d, v))
     }
 }
 
+/// Q4_1 (`FIVE` false) or Q5_1: `d · q + m`.
 #[inline(always)]
-pub(super) unsafe fn q4_1_regs(b: &[u8]) -> [__m256; 4] {
-    assert!(b.len() >= 20);
+pub(super) unsafe fn qx_1_regs<const FIVE: bool>(b: &[u8]) -> [__m256; 4] {
+    let at = if FIVE { 8 } else { 4 };
     unsafe {
         let (d, m) = (_mm256_set1_ps(hx(b, 0)), _mm256_set1_ps(hx(b, 2)));
-        let q = nibbles(b.as_ptr().add(4));
-        map4!(i8x32_to_f32(q), |v| _mm256_add_ps(_mm256_mul_ps(d, v), m))
-    }
-}
-
-#[inline(always)]
-pub(super) unsafe fn q5_0_regs(b: &[u8]) -> [__m256; 4] {
-    assert!(b.len() >= 22);
-    unsafe {
-        let d = _mm256_set1_ps(hx(b, 0));
-        let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
-        let q = _mm256_or_si256(nibbles(b.as_ptr().add(6)), bit4_from_u32(qh));
-        let q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
-        map4!(i8x32_to_f32(q), |v| _mm256_mul_ps(d, v))
-    }
-}
-
-#[inline(always)]
-pub(super) unsafe fn q5_1_regs(b: &[u8]) -> [__m256; 4] {
-    assert!(b.len() >= 24);
-    unsafe {
-        let (d, m) = (_mm256_set1_ps(hx(b, 0)), _mm256_set1_ps(hx(b, 2)));
-        let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-        let q = _mm256_or_si256(nibbles(b.as_ptr().add(8)), bit4_from_u32(qh));
+        let q = quants::<FIVE>(b, at);
         map4!(i8x32_to_f32(q), |v| _mm256_add_ps(_mm256_mul_ps(d, v), m))
     }
 }
@@ -206,24 +201,50 @@ pub(super) unsafe fn q8_0_regs(b: &[u8]) -> [__m256; 4] {
     }
 }
 
-/// The block function of a 32-element format: its registers, stored.
-macro_rules! stored {
-    ($($name:ident = $regs:ident;)*) => {$(
+/// For each 32-element format, from its register decoder: the block function (the registers, stored) and the fused
+/// one-token row loop of [`super::fused`] (each block's registers multiplied into the token's values at once).
+macro_rules! from_regs {
+    ($($name:ident, $rows:ident = $regs:path;)*) => {$(
         #[target_feature(enable = "avx2,f16c")]
         #[inline]
         fn $name(b: &[u8], o: &mut [f32]) {
             // SAFETY: AVX2 is enabled here; `$regs` checks the block's length and `store4` the output's.
             unsafe { store4(o, $regs(b)) }
         }
+
+        /// `out[r]` = row `r` of `data` (`row_bytes` each, blocks of `ts` bytes) decoded · `x`.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(super) fn $rows(data: &[u8], row_bytes: usize, ts: usize, x: &[f32], out: &mut [f32]) {
+            for (o, row) in out.iter_mut().zip(data.chunks_exact(row_bytes)) {
+                // Four independent accumulators, one per register of a block.
+                let mut acc = [_mm256_setzero_ps(); 4];
+                for (b, xs) in row.chunks_exact(ts).zip(x.chunks_exact(32)) {
+                    // SAFETY: `$regs` checks the block's length; xs holds 32 floats.
+                    unsafe {
+                        let w = $regs(b);
+                        for (i, (a, w)) in acc.iter_mut().zip(w).enumerate() {
+                            *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(xs.as_ptr().add(8 * i)), *a);
+                        }
+                    }
+                }
+                let s = _mm256_add_ps(
+                    _mm256_add_ps(acc[0], acc[1]),
+                    _mm256_add_ps(acc[2], acc[3]),
+                );
+                let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                *o = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+            }
+        }
     )*};
 }
 
-stored! {
-    q4_0 = q4_0_regs;
-    q4_1 = q4_1_regs;
-    q5_0 = q5_0_regs;
-    q5_1 = q5_1_regs;
-    q8_0 = q8_0_regs;
+from_regs! {
+    q4_0, rows_q4_0 = qx_0_regs::<false>;
+    q4_1, rows_q4_1 = qx_1_regs::<false>;
+    q5_0, rows_q5_0 = qx_0_regs::<true>;
+    q5_1, rows_q5_1 = qx_1_regs::<true>;
+    q8_0, rows_q8_0 = q8_0_regs;
 }
 
 /// Q4_K (`FIVE` false) and Q5_K (`FIVE` true, with the fifth bits `qh[32]` before the nibbles): 8 sub-blocks of 32,
@@ -309,39 +330,30 @@ fn q6_k(b: &[u8], o: &mut [f32]) {
     }
 }
 
+/// F16 (`BF` false, converted by F16C) or BF16 (`BF` true: the 16 bits become the top of an f32).
 #[allow(clippy::needless_range_loop)] // the scalar tail indexes bytes and out together
 #[target_feature(enable = "avx2,f16c")]
-fn f16_avx2(bytes: &[u8], out: &mut [f32]) {
+fn half_avx2<const BF: bool>(bytes: &[u8], out: &mut [f32]) {
     let n = out.len().min(bytes.len() / 2);
     let mut i = 0;
     while i + 8 <= n {
         // SAFETY: elements i..i+8 are within both slices.
         unsafe {
             let hv = _mm_loadu_si128(bytes.as_ptr().add(2 * i) as *const __m128i);
-            _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_cvtph_ps(hv));
+            let v = if BF {
+                _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(hv), 16))
+            } else {
+                _mm256_cvtph_ps(hv)
+            };
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), v);
         }
         i += 8;
     }
     for j in i..n {
-        out[j] = h(bytes, 2 * j);
-    }
-}
-
-#[target_feature(enable = "avx2")]
-fn bf16_avx2(bytes: &[u8], out: &mut [f32]) {
-    let n = out.len().min(bytes.len() / 2);
-    let mut i = 0;
-    while i + 8 <= n {
-        // SAFETY: elements i..i+8 are within both slices.
-        unsafe {
-            let hv = _mm_loadu_si128(bytes.as_ptr().add(2 * i) as *const __m128i);
-            let w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(hv), 16);
-            _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_castsi256_ps(w));
-        }
-        i += 8;
-    }
-    for j in i..n {
-        out[j] =
-            f32::from_bits((u16::from_le_bytes([bytes[2 * j], bytes[2 * j + 1]]) as u32) << 16);
+        out[j] = if BF {
+            f32::from_bits((u16::from_le_bytes([bytes[2 * j], bytes[2 * j + 1]]) as u32) << 16)
+        } else {
+            h(bytes, 2 * j)
+        };
     }
 }
