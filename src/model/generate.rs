@@ -207,7 +207,8 @@ pub fn append(
         ..Default::default()
     };
     let start = Instant::now();
-    let st = t.step(&ids, Some(cache), &opts)?;
+    // On a pool thread, as `generate` (see there).
+    let st = rayon::scope(|_| t.step(&ids, Some(cache), &opts))?;
     let enc = t.tokenizer.encode_ids(&ids)?;
     let (_, positional) = t.embed.embed(&enc)?;
     let grow = |old: &Array2<f32>, new: &Array2<f32>| -> Result<Array2<f32>> {
@@ -239,11 +240,12 @@ pub fn append(
     }
     let mut out = Trace::new(enc.tokens, hidden, layers, positional, start.elapsed());
     out.text = t.tokenizer.decode(&ids);
-    let top = ForwardOptions {
-        top_k,
+    // The GQA groups and the (empty) interventions; the next tokens of the old positions are the trace's own.
+    let no_top = ForwardOptions {
+        top_k: 0,
         ..Default::default()
     };
-    t.finish(&mut out, &top);
+    t.finish(&mut out, &no_top);
     if let (Some(old), Some(head), true) = (&trace.next_tokens, &t.head, top_k > 0) {
         let last = st
             .hidden
