@@ -5,10 +5,10 @@ mod common;
 
 use attn::analysis::{ablation, attribution};
 use attn::hooks::Intervention;
-use attn::model::generate::{Sampling, generate};
+use attn::model::generate::{Sampling, append, generate};
 use attn::model::{self, Model, TextbookConfig};
 use attn::trace::ForwardOptions;
-use common::{Npy, real_model, repo};
+use common::{Npy, assert_same_run, real_model, repo};
 use ndarray::{Axis, Ix3, s};
 
 struct Case {
@@ -85,6 +85,41 @@ fn greedy_ids_equal_transformers_and_cached_rows_equal_the_full_matrix() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn tokens_appended_by_kv_cache_steps_equal_a_full_run() {
+    let opts = || ForwardOptions {
+        keep_attention: true,
+        top_k: 5,
+        ..Default::default()
+    };
+    for c in cases() {
+        let m = c.model.as_ref();
+        let prompt = ids(&c.golden["ids"]);
+        let mut trace = model::run_ids(m, &prompt, &opts()).unwrap();
+        let mut cache = None;
+        for _ in 0..3 {
+            let last = trace.hidden.last().unwrap();
+            let logits = m
+                .engine()
+                .logits(&last.slice(s![-1.., ..]).to_owned())
+                .unwrap();
+            let next = attn::model::generate::argmax(&logits.row(0)) as u32;
+            let (t, kv) = append(m, &trace, next, cache.as_ref(), 5).unwrap();
+            let ids: Vec<u32> = t.tokens.iter().map(|t| t.id).collect();
+            assert_eq!(kv.len(), ids.len(), "{}", c.name);
+            let full = model::run_ids(m, &ids, &opts()).unwrap();
+            assert_same_run(&t, &full, m);
+            assert_eq!(t.text, full.text);
+            (trace, cache) = (t, Some(kv));
+        }
+        // A cache that does not fit the trace is recomputed from its streams, not used.
+        let short = cache.as_ref().unwrap().truncated(2);
+        let (a, _) = append(m, &trace, 0, Some(&short), 5).unwrap();
+        let (b, _) = append(m, &trace, 0, None, 5).unwrap();
+        assert_eq!(a.layers[0].attention, b.layers[0].attention, "{}", c.name);
     }
 }
 

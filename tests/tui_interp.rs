@@ -14,7 +14,7 @@ use attn::tui::event::Event;
 use attn::tui::interp::InterpOutcome;
 use attn::tui::worker::{Outcome, run_job};
 use attn::tui::{self, ui};
-use common::repo;
+use common::{assert_same_run, repo};
 use crossterm::event::KeyCode;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -292,6 +292,11 @@ fn generation_appends_the_greedy_token_and_removes_it() {
     let want = generate(m.as_ref(), &prompt, 2, &Sampling::default(), false).unwrap();
     assert_eq!(press(&mut app, m.as_ref(), KeyCode::Char('+')), 1);
     assert_eq!(press(&mut app, m.as_ref(), KeyCode::Char('+')), 1);
+    // Appended by KV-cache steps: the app holds the cache of the trace on screen.
+    assert_eq!(
+        app.interp.generation.cache.as_ref().map(|c| c.len()),
+        Some(n + 2)
+    );
     let ids: Vec<u32> = app.trace().unwrap().tokens.iter().map(|t| t.id).collect();
     assert_eq!(ids[..n], prompt[..]);
     assert_eq!(ids[n..], want.new_ids[..]);
@@ -300,14 +305,21 @@ fn generation_appends_the_greedy_token_and_removes_it() {
     let s = screen(&app);
     assert!(s.contains("greedy · candidates:"), "{s}");
     snap_both("generation", &mut app);
-    // The attention recorded is the full matrix of the longer sequence.
+    // The attention recorded (by two KV-cache steps) is the full matrix of the longer sequence.
     let full = model::run_ids(m.as_ref(), &ids, &Default::default()).unwrap();
-    assert_eq!(
-        full.layers[1].attention,
-        app.trace().unwrap().layers[1].attention
-    );
+    assert_same_run(app.trace().unwrap(), &full, m.as_ref());
+    let one = app.interp.generation.history.last().unwrap().trace.clone();
     press(&mut app, m.as_ref(), KeyCode::Char('-'));
     assert_eq!(app.trace().unwrap().n_tokens(), n + 1);
+    // `-` restores the previous run itself (no re-run), and `+` from there appends the same token again.
+    assert!(std::ptr::eq(app.trace().unwrap(), &*one));
+    assert_eq!(
+        app.interp.generation.cache.as_ref().map(|c| c.len()),
+        Some(n + 1)
+    );
+    assert_eq!(press(&mut app, m.as_ref(), KeyCode::Char('+')), 1);
+    assert_same_run(app.trace().unwrap(), &full, m.as_ref());
+    press(&mut app, m.as_ref(), KeyCode::Char('-'));
     press(&mut app, m.as_ref(), KeyCode::Char('-'));
     assert_eq!(app.trace().unwrap().n_tokens(), n);
     assert!(screen(&app).contains("removed"));

@@ -193,6 +193,25 @@ fn hook_full(
     Ok(())
 }
 
+/// The keys (rotated from position `k0` on rotary models) and values `[m, kv_heads·head_dim]` of the rows `xkv`.
+pub fn keys_values(
+    spec: &AttnSpec,
+    w: &AttnWeights,
+    xkv: &ArrayView2<f32>,
+    rope: Option<(&Array2<f32>, &Array2<f32>)>,
+    k0: usize,
+) -> (Array2<f32>, Array2<f32>) {
+    let mut k = w.k.forward(xkv);
+    let v = w.v.forward(xkv);
+    if let Some((cos, sin)) = rope {
+        let m = k.nrows();
+        let kc = cos.slice(s![k0..k0 + m, ..]).to_owned();
+        let ks = sin.slice(s![k0..k0 + m, ..]).to_owned();
+        ops::apply_rope_half(&mut k, spec.n_kv_heads, spec.head_dim, &kc, &ks);
+    }
+    (k, v)
+}
+
 /// Attention of queries from `xq` `[n, d]` over keys and values from `xkv` `[m, d]` (the same stream for
 /// self-attention). Captures go into `caps`.
 pub fn attend(
@@ -205,10 +224,10 @@ pub fn attend(
 ) -> Result<AttnOutput> {
     let (h, kvh, hd) = (spec.n_heads, spec.n_kv_heads, spec.head_dim);
     let mut q = w.q.forward(xq);
-    let mut k = w.k.forward(xkv);
-    let mut v = w.v.forward(xkv);
+    let k0 = site.past.map_or(0, |(pk, _)| pk.nrows());
+    let (mut k, mut v) = keys_values(spec, w, xkv, site.rope, k0);
     if let Some((cos, sin)) = site.rope {
-        let (n, m) = (q.nrows(), k.nrows());
+        let n = q.nrows();
         let qc = cos
             .slice(s![site.q_offset..site.q_offset + n, ..])
             .to_owned();
@@ -216,10 +235,6 @@ pub fn attend(
             .slice(s![site.q_offset..site.q_offset + n, ..])
             .to_owned();
         ops::apply_rope_half(&mut q, h, hd, &qc, &qs);
-        let k0 = site.past.map_or(0, |(pk, _)| pk.nrows());
-        let kc = cos.slice(s![k0..k0 + m, ..]).to_owned();
-        let ks = sin.slice(s![k0..k0 + m, ..]).to_owned();
-        ops::apply_rope_half(&mut k, kvh, hd, &kc, &ks);
     }
     if let Some((pk, pv)) = site.past {
         k = ndarray::concatenate(Axis(0), &[pk.view(), k.view()])

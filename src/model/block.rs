@@ -180,6 +180,18 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The first `n` positions (all of them when fewer are cached).
+    pub fn truncated(&self, n: usize) -> KvCache {
+        let first = |a: &Vec<Array2<f32>>| -> Vec<Array2<f32>> {
+            a.iter()
+                .map(|x| x.slice(ndarray::s![..n.min(x.nrows()), ..]).to_owned())
+                .collect()
+        };
+        KvCache {
+            k: first(&self.k),
+            v: first(&self.v),
+        }
+    }
 }
 
 /// What running (part of) a stack produced.
@@ -389,6 +401,22 @@ impl Stack {
             captures: caps,
             kv,
         })
+    }
+
+    /// The self-attention keys and values of every block, recomputed from the streams entering them (`hidden[l]`
+    /// `[n, d]`, a clean run's): the cache a run of those positions would have kept.
+    pub fn kv_of(&self, hidden: &[Array2<f32>], env: &Env) -> Result<KvCache> {
+        let mut c = KvCache::default();
+        for (l, b) in self.blocks.iter().enumerate() {
+            let x = hidden.get(l).ok_or_else(|| {
+                Error::Input(format!("no stream entering block {l} to take keys from"))
+            })?;
+            let a_in = sublayer_input(self.placement == Placement::Pre, &b.ln_attn, x);
+            let (k, v) = attention::keys_values(&self.attn, &b.attn, &a_in.view(), env.rope, 0);
+            c.k.push(k);
+            c.v.push(v);
+        }
+        Ok(c)
     }
 
     /// The attention pattern `[heads, n, n]` of block `layer` recomputed from the stream entering it.

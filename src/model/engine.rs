@@ -7,9 +7,10 @@ use super::head::LmHead;
 use super::{Model, ModelInfo};
 use crate::numeric::ops;
 use crate::tokenize::{Encoded, Tokenizer};
-use crate::trace::{ForwardOptions, TopToken, Trace};
+use crate::trace::{ForwardOptions, LayerTrace, TopToken, Trace};
 use crate::{Error, Result};
 use ndarray::{Array2, Array3};
+
 use std::time::Instant;
 
 /// A decoder-only or encoder-only Transformer.
@@ -50,7 +51,18 @@ impl Transformer {
         (hidden.ncols() == self.info.d_model).then(|| head.logits(hidden))
     }
 
-    fn finish(&self, trace: &mut Trace, opts: &ForwardOptions) {
+    /// The keys and values a run of `trace`'s positions keeps, recomputed from its streams (a clean trace of all
+    /// its layers).
+    pub fn kv_of(&self, trace: &Trace) -> Result<KvCache> {
+        let rope = self.rope_tables(trace.n_tokens());
+        let env = Env {
+            rope: rope.as_ref().map(|(c, s)| (c, s)),
+            ..Default::default()
+        };
+        self.stack.kv_of(&trace.hidden, &env)
+    }
+
+    pub(super) fn finish(&self, trace: &mut Trace, opts: &ForwardOptions) {
         if let (Some(head), true) = (&self.head, opts.top_k > 0)
             && let Some(last) = trace.hidden.last()
         {
@@ -69,8 +81,9 @@ impl Transformer {
 pub struct Step {
     /// The stream of the new rows entering each block, then leaving the last: `L + 1` entries `[new, d]`.
     pub hidden: Vec<Array2<f32>>,
-    /// Each layer's attention of the new rows over every position `[heads, new, all]` (when kept).
-    pub attention: Vec<Option<Array3<f32>>>,
+    /// Each layer's record of the new rows: attention over every position `[heads, new, all]` (when kept), the
+    /// mid-block stream and the sub-layer update norms.
+    pub layers: Vec<LayerTrace>,
     /// Logits of the new rows `[new, vocab]` (decoders).
     pub logits: Option<Array2<f32>>,
     /// Keys and values of every position, for the next step.
@@ -108,7 +121,7 @@ impl Transformer {
         let run = self.stack.run(x, 0, opts, &env)?;
         let logits = run.hidden.last().and_then(|h| self.logits(h));
         Ok(Step {
-            attention: run.layers.into_iter().map(|l| l.attention).collect(),
+            layers: run.layers,
             hidden: run.hidden,
             logits,
             cache: run.kv.unwrap_or_default(),

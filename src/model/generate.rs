@@ -8,9 +8,9 @@
 use super::Model;
 use super::block::KvCache;
 use super::engine::Transformer;
-use crate::trace::ForwardOptions;
+use crate::trace::{ForwardOptions, LayerTrace, Trace};
 use crate::{Error, Result};
-use ndarray::{Array3, ArrayView1};
+use ndarray::{Array2, Array3, ArrayView1, Axis, s};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
@@ -87,7 +87,21 @@ pub fn choose(row: &ArrayView1<f32>, s: &Sampling, rng: &mut impl Rng) -> usize 
 }
 
 /// Generate `max_new` tokens after `prompt` with a KV cache.
+///
+/// The loop runs on a thread of the rayon pool (the caller waits): a decoding step alternates short serial work with
+/// many small parallel products, and run from outside the pool each of those would wake the pool's threads and then
+/// put the caller to sleep.
 pub fn generate(
+    model: &dyn Model,
+    prompt: &[u32],
+    max_new: usize,
+    sampling: &Sampling,
+    record_attention: bool,
+) -> Result<Generated> {
+    rayon::scope(|_| generate_here(model, prompt, max_new, sampling, record_attention))
+}
+
+fn generate_here(
     model: &dyn Model,
     prompt: &[u32],
     max_new: usize,
@@ -138,7 +152,7 @@ pub fn generate(
             let st = t.step(&ids, Some(&cache), &opts)?;
             step_ms.push(s0.elapsed().as_secs_f64() * 1e3);
             if record_attention {
-                attention.push(st.attention.into_iter().flatten().collect());
+                attention.push(st.layers.into_iter().filter_map(|l| l.attention).collect());
             }
             logits = st.logits;
             cache = st.cache;
@@ -152,6 +166,97 @@ pub fn generate(
         step_ms,
         prompt_ms,
     })
+}
+
+/// `trace` (a clean run of a decoder, every layer, attention kept) with the token `next` appended by one KV-cache
+/// step: every attention matrix grows by a row (its last column is zero above it, as the causal mask makes it), the
+/// streams and the mid-block records by a row, the next tokens by the new position's `top_k`. Equal to a run of the
+/// longer sequence up to the rounding of the one-row products. `cache` holds the keys and values of `trace`'s
+/// positions (recomputed from its streams when `None`); the grown cache is returned with the trace.
+pub fn append(
+    model: &dyn Model,
+    trace: &Trace,
+    next: u32,
+    cache: Option<&KvCache>,
+    top_k: usize,
+) -> Result<(Trace, KvCache)> {
+    let t: &Transformer = model.engine();
+    let n = trace.n_tokens();
+    let complete = trace.layers.len() == t.stack.blocks.len()
+        && trace.hidden.len() == trace.layers.len() + 1
+        && trace.layers.iter().all(|l| l.attention.is_some())
+        && trace.interventions.is_empty();
+    if !complete || n == 0 {
+        return Err(Error::Input(
+            "appending a token needs a clean run of every layer with its attention kept".into(),
+        ));
+    }
+    let recomputed;
+    let cache = match cache {
+        Some(c) if c.len() == n && c.k.len() == t.stack.blocks.len() => c,
+        _ => {
+            recomputed = t.kv_of(trace)?;
+            &recomputed
+        }
+    };
+    let mut ids: Vec<u32> = trace.tokens.iter().map(|t| t.id).collect();
+    ids.push(next);
+    let opts = ForwardOptions {
+        keep_attention: true,
+        top_k: 0,
+        ..Default::default()
+    };
+    let start = Instant::now();
+    // On a pool thread, as `generate` (see there).
+    let st = rayon::scope(|_| t.step(&ids, Some(cache), &opts))?;
+    let enc = t.tokenizer.encode_ids(&ids)?;
+    let (_, positional) = t.embed.embed(&enc)?;
+    let grow = |old: &Array2<f32>, new: &Array2<f32>| -> Result<Array2<f32>> {
+        ndarray::concatenate(Axis(0), &[old.view(), new.view()])
+            .map_err(|e| Error::Input(format!("a new row does not fit the trace: {e}")))
+    };
+    let hidden = trace
+        .hidden
+        .iter()
+        .zip(&st.hidden)
+        .map(|(o, r)| grow(o, r))
+        .collect::<Result<Vec<_>>>()?;
+    let mut layers = Vec::with_capacity(trace.layers.len());
+    for (old, new) in trace.layers.iter().zip(st.layers) {
+        let (Some(a), Some(row)) = (&old.attention, &new.attention) else {
+            return Err(Error::Input("the step kept no attention".into()));
+        };
+        let mut att = Array3::<f32>::zeros((a.shape()[0], n + 1, n + 1));
+        att.slice_mut(s![.., ..n, ..n]).assign(a);
+        att.slice_mut(s![.., n.., ..]).assign(row);
+        let norms = |o: &[f32], r: &[f32]| [o, r].concat();
+        layers.push(LayerTrace {
+            attention: Some(att),
+            cross_attention: None,
+            mid: grow(&old.mid, &new.mid)?,
+            attn_update_norm: norms(&old.attn_update_norm, &new.attn_update_norm),
+            ffn_update_norm: norms(&old.ffn_update_norm, &new.ffn_update_norm),
+        });
+    }
+    let mut out = Trace::new(enc.tokens, hidden, layers, positional, start.elapsed());
+    out.text = t.tokenizer.decode(&ids);
+    // The GQA groups and the (empty) interventions; the next tokens of the old positions are the trace's own.
+    let no_top = ForwardOptions {
+        top_k: 0,
+        ..Default::default()
+    };
+    t.finish(&mut out, &no_top);
+    if let (Some(old), Some(head), true) = (&trace.next_tokens, &t.head, top_k > 0) {
+        let last = st
+            .hidden
+            .last()
+            .ok_or_else(|| Error::Input("the step ran no block".into()))?;
+        let mut all = old.clone();
+        all.extend(head.top_tokens(last, top_k, &t.tokenizer));
+        out.next_tokens = Some(all);
+    }
+    out.elapsed = start.elapsed();
+    Ok((out, st.cache))
 }
 
 #[cfg(test)]

@@ -8,12 +8,14 @@
 //!   encoders — the cosine similarity of each token's final hidden state to the clean one.
 //! - **Sweep**: [`crate::analysis::ablation::sweep_until`], with progress and a cancel flag.
 //! - **Attribution**: [`crate::analysis::attribution::attribute_ids`] at a position for its top prediction.
-//! - **Generation** chooses the next token from the clean trace's last logits (greedy, or sampled) and re-runs the
-//!   sequence with it appended, so the recorded attention is the full matrix, exactly as a fresh run records it.
+//! - **Generation** chooses the next token from the clean trace's last logits (greedy, or sampled) and appends it by
+//!   one KV-cache step ([`generate::append`]): every attention matrix grows by the new row, as a fresh run of the
+//!   longer sequence records it (to rounding). The app keeps the cache of the trace on screen for the next `+`.
 
 use crate::analysis::Summary;
 use crate::analysis::ablation::{self, Sweep};
 use crate::analysis::attribution::{self, Attribution};
+use crate::model::block::KvCache;
 use crate::model::generate::{self, Sampling};
 use crate::model::head::top_tokens_of_logits;
 use crate::model::{self, Model, budget};
@@ -58,11 +60,13 @@ pub enum InterpJob {
         trace: Arc<Trace>,
         position: usize,
     },
-    /// Append one token to `trace`'s sequence (its generation number is the new run's).
+    /// Append one token to `trace`'s sequence (its generation number is the new run's). `cache`: the keys and
+    /// values of `trace`'s positions, when the app holds them.
     Generate {
         generation: u64,
         trace: Arc<Trace>,
         sampling: Sampling,
+        cache: Option<Arc<KvCache>>,
     },
 }
 
@@ -111,6 +115,8 @@ pub struct Generated {
     pub token: TopToken,
     /// The most likely candidates there, with their probabilities.
     pub candidates: Vec<TopToken>,
+    /// The keys and values of the longer sequence, for the next `+` (`None` after a full re-run).
+    pub cache: Option<Arc<KvCache>>,
 }
 
 /// What the worker sends back.
@@ -220,11 +226,12 @@ pub fn compute(
             generation,
             trace,
             sampling,
+            cache,
         } => {
             let start = Instant::now();
             InterpOutcome::Generated {
                 generation,
-                result: generate_one(model, &trace, &sampling, budget),
+                result: generate_one(model, &trace, &sampling, cache.as_deref(), budget),
                 total: start.elapsed(),
             }
         }
@@ -336,11 +343,14 @@ fn next_effects(
     Ok(out)
 }
 
-/// Choose the next token after `trace`'s sequence and run the longer sequence.
+/// Choose the next token after `trace`'s sequence and run the longer sequence: one KV-cache step appended to the
+/// trace when every attention matrix is kept (the cache recomputed from the trace's streams if `cache` is not its),
+/// else a full run.
 fn generate_one(
     model: &dyn Model,
     trace: &Trace,
     sampling: &Sampling,
+    cache: Option<&KvCache>,
     budget: u64,
 ) -> Result<Generated, String> {
     let e = |e: crate::Error| crate::tokenize::escape_text(&e.to_string());
@@ -383,11 +393,19 @@ fn generate_one(
         "the explorer",
     )
     .map_err(e)?;
-    let mut t = model::run_ids(model, &ids, &opts).map_err(e)?;
+    let appended = opts
+        .keep_attention
+        .then(|| generate::append(model, trace, next as u32, cache, opts.top_k).ok())
+        .flatten();
+    let (mut t, cache) = match appended {
+        Some((t, c)) => (t, Some(Arc::new(c))),
+        None => (model::run_ids(model, &ids, &opts).map_err(e)?, None),
+    };
     t.text_b = None;
     Ok(Generated {
         summary: Summary::new(t)?,
         token,
         candidates,
+        cache,
     })
 }

@@ -3,6 +3,8 @@
 
 pub mod tmux;
 
+use attn::model::Model;
+use attn::trace::Trace;
 use ndarray::{ArrayD, IxDyn};
 use std::path::{Path, PathBuf};
 
@@ -187,4 +189,46 @@ fn succeeded(o: std::process::Output, args: &[&str]) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8(o.stdout).expect("utf-8 stdout")
+}
+
+/// Every attention matrix of `got` (grown by KV-cache steps) equals the full run `want` within 1e-4; its streams and
+/// the logits of every position within 1e-4 of their largest magnitude (at least 1: SmolLM2's streams reach the
+/// hundreds, its logits ~20, where one-row and many-row products round differently); the same top next tokens.
+pub fn assert_same_run(got: &Trace, want: &Trace, m: &dyn Model) {
+    let within = |a: &ArrayD<f32>, b: &ArrayD<f32>, tol: f32, what: &str| {
+        assert_eq!(a.shape(), b.shape(), "{what}");
+        let d = a.iter().zip(b).fold(0f32, |d, (x, y)| d.max((x - y).abs()));
+        assert!(d <= tol, "{what}: max |Δ| {d} > {tol}");
+    };
+    let close = |a: &ArrayD<f32>, b: &ArrayD<f32>, what: &str| within(a, b, 1e-4, what);
+    assert_eq!(got.tokens, want.tokens);
+    assert_eq!(got.layers.len(), want.layers.len());
+    for (l, (a, b)) in got.layers.iter().zip(&want.layers).enumerate() {
+        let (a, b) = (a.attention.clone().unwrap(), b.attention.clone().unwrap());
+        close(
+            &a.into_dyn(),
+            &b.into_dyn(),
+            &format!("attention of layer {l}"),
+        );
+    }
+    let relative = |a: ArrayD<f32>, b: ArrayD<f32>, what: &str| {
+        let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+        within(&a, &b, 1e-4 * scale, what);
+    };
+    for (l, (a, b)) in got.hidden.iter().zip(&want.hidden).enumerate() {
+        relative(
+            a.clone().into_dyn(),
+            b.clone().into_dyn(),
+            &format!("stream {l}"),
+        );
+    }
+    let logits = |t: &Trace| m.engine().logits(t.hidden.last().unwrap()).unwrap();
+    relative(logits(got).into_dyn(), logits(want).into_dyn(), "logits");
+    let top = |t: &Trace| -> Vec<Vec<u32>> {
+        let nt = t.next_tokens.as_ref().unwrap();
+        nt.iter()
+            .map(|p| p.iter().map(|c| c.id).collect())
+            .collect()
+    };
+    assert_eq!(top(got), top(want));
 }

@@ -86,8 +86,8 @@ pub fn decode_portable(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()
         Q8_0 => blocks::<32>(bytes, ts, out, q8_0),
         Q2_K => blocks::<QK_K>(bytes, ts, out, q2_k),
         Q3_K => blocks::<QK_K>(bytes, ts, out, q3_k),
-        Q4_K => blocks::<QK_K>(bytes, ts, out, q4_k),
-        Q5_K => blocks::<QK_K>(bytes, ts, out, q5_k),
+        Q4_K => blocks::<QK_K>(bytes, ts, out, qx_k::<false>),
+        Q5_K => blocks::<QK_K>(bytes, ts, out, qx_k::<true>),
         Q6_K => blocks::<QK_K>(bytes, ts, out, q6_k),
         _ => return Err(DequantError::Unsupported(ty)),
     }
@@ -214,7 +214,7 @@ fn q3_k(b: &[u8], o: &mut [f32; QK_K]) {
 
 /// The 8 six-bit scales and mins of Q4_K/Q5_K, packed in 12 bytes.
 #[inline(always)]
-fn k_scale_min(s: &[u8]) -> ([u8; 8], [u8; 8]) {
+pub(super) fn k_scale_min(s: &[u8]) -> ([u8; 8], [u8; 8]) {
     let mut sc = [0u8; 8];
     let mut mn = [0u8; 8];
     for j in 0..4 {
@@ -226,34 +226,20 @@ fn k_scale_min(s: &[u8]) -> ([u8; 8], [u8; 8]) {
     (sc, mn)
 }
 
-/// Q4_K: d, dmin, scales[12], qs[128]; 8 sub-blocks of 32.
-fn q4_k(b: &[u8], o: &mut [f32; QK_K]) {
-    let (d, dmin) = (h(b, 0), h(b, 2));
-    let (sc, mn) = k_scale_min(&b[4..16]);
-    let qs = &b[16..144];
-    for (sb, o) in o.chunks_exact_mut(32).enumerate() {
-        let ds = d * sc[sb] as f32;
-        let dm = dmin * mn[sb] as f32;
-        let (chunk, shift) = (sb / 2, 4 * (sb % 2));
-        for (j, o) in o.iter_mut().enumerate() {
-            let q = (qs[chunk * 32 + j] >> shift) & 0x0F;
-            *o = ds * q as f32 - dm;
-        }
-    }
-}
-
-/// Q5_K: d, dmin, scales[12], qh[32], qs[128]; 8 sub-blocks of 32.
-fn q5_k(b: &[u8], o: &mut [f32; QK_K]) {
+/// Q4_K (`FIVE` false: d, dmin, scales[12], qs[128]) and Q5_K (`FIVE` true: d, dmin, scales[12], qh[32], qs[128]);
+/// 8 sub-blocks of 32.
+fn qx_k<const FIVE: bool>(b: &[u8], o: &mut [f32; QK_K]) {
     let (d, dmin) = (h(b, 0), h(b, 2));
     let (sc, mn) = k_scale_min(&b[4..16]);
     let qh = &b[16..48];
-    let qs = &b[48..176];
+    let qs = if FIVE { &b[48..176] } else { &b[16..144] };
     for (sb, o) in o.chunks_exact_mut(32).enumerate() {
         let ds = d * sc[sb] as f32;
         let dm = dmin * mn[sb] as f32;
         let (chunk, shift) = (sb / 2, 4 * (sb % 2));
         for (j, o) in o.iter_mut().enumerate() {
-            let q = ((qs[chunk * 32 + j] >> shift) & 0x0F) | (((qh[j] >> sb) & 1) << 4);
+            let fifth = if FIVE { ((qh[j] >> sb) & 1) << 4 } else { 0 };
+            let q = ((qs[chunk * 32 + j] >> shift) & 0x0F) | fifth;
             *o = ds * q as f32 - dm;
         }
     }

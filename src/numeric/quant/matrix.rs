@@ -23,6 +23,8 @@ use std::sync::Arc;
 
 /// From this many tokens on, rows are decoded into packed panels (see the module docs).
 pub const PANEL_MIN_TOKENS: usize = 8;
+/// Below this many weights a one-token product runs on the calling thread (a parallel region costs more).
+const SERIAL_WEIGHTS: usize = 1 << 16;
 /// Rows decoded together on the few-token path.
 const ROWS: usize = 4;
 /// Tokens per register tile on the few-token path.
@@ -178,6 +180,9 @@ impl QuantMatrix {
         }
         let x = x.as_standard_layout();
         let xs = x.as_slice().expect("standard layout is contiguous");
+        if n == 1 {
+            return self.matvec(xs);
+        }
         let threads = rayon::current_num_threads().max(1);
         // Groups of whole panels (16 rows), a few per thread; each group fills its own [n, width] block.
         let n_panels = m.div_ceil(NR);
@@ -209,6 +214,43 @@ impl QuantMatrix {
         y
     }
 
+    /// One token (a decoding step): rows split into a few contiguous ranges across threads (none below
+    /// [`SERIAL_WEIGHTS`]), each row decoded and dotted in registers where the format has a fused kernel.
+    fn matvec(&self, x: &[f32]) -> Array2<f32> {
+        let m = self.m;
+        let mut y = vec![0f32; m];
+        let threads = rayon::current_num_threads().max(1);
+        let tasks = if m * self.k < SERIAL_WEIGHTS {
+            1
+        } else {
+            2 * threads
+        };
+        let chunk = m.div_ceil(tasks).max(1);
+        if tasks == 1 {
+            self.dot_rows(x, 0, &mut y);
+        } else {
+            y.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(i, o)| self.dot_rows(x, i * chunk, o));
+        }
+        Array2::from_shape_vec((1, m), y).expect("m values")
+    }
+
+    /// `out[j] = row (r0 + j) · x` for one token.
+    fn dot_rows(&self, x: &[f32], r0: usize, out: &mut [f32]) {
+        let rows = r0..r0 + out.len();
+        #[cfg(target_arch = "x86_64")]
+        {
+            let rb = self.row_bytes;
+            let data = &self.data.bytes()[rows.start * rb..rows.end * rb];
+            if super::fused::dot_rows(self.ty, data, rb, x, out) {
+                return;
+            }
+        }
+        let width = out.len();
+        self.rows_kernel(x, 1, rows, out, width);
+    }
+
     /// Few tokens: decode [`ROWS`] rows at a time and dot them with every token.
     fn rows_kernel(&self, xs: &[f32], n: usize, rows: Range<usize>, out: &mut [f32], width: usize) {
         let k = self.k;
@@ -225,7 +267,8 @@ impl QuantMatrix {
                 let r = TOKENS.min(n - t0);
                 let x = &xs[t0 * k..(t0 + r) * k];
                 let mut res = [[0f32; ROWS]; TOKENS];
-                dot_dispatch(x, r, k, &buf[..c * k], c, &mut res);
+                let w = &buf[..c * k];
+                dot_dispatch(&Tile { x, r, k, w, c }, &mut res);
                 for (t, row) in res.iter().enumerate().take(r) {
                     let o = (t0 + t) * width + col;
                     out[o..o + c].copy_from_slice(&row[..c]);
@@ -264,19 +307,23 @@ impl QuantMatrix {
     }
 }
 
-/// `res[t][j] = Σ_kk x[t·k + kk] · w[j·k + kk]` for `t < r` tokens, `j < c` rows.
-fn dot_dispatch(
-    x: &[f32],
+/// A register tile of the few-token path: `r` tokens `x` `[r, k]` by `c` decoded rows `w` `[c, k]`.
+#[derive(Clone, Copy)]
+struct Tile<'a> {
+    x: &'a [f32],
     r: usize,
     k: usize,
-    w: &[f32],
+    w: &'a [f32],
     c: usize,
-    res: &mut [[f32; ROWS]; TOKENS],
-) {
+}
+
+/// `res[t][j] = Σ_kk x[t·k + kk] · w[j·k + kk]` for `t < r` tokens, `j < c` rows.
+fn dot_dispatch(tile: &Tile, res: &mut [[f32; ROWS]; TOKENS]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
+            let Tile { x, r, k, w, c } = *tile;
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             unsafe {
                 match (r, c) {
@@ -291,17 +338,11 @@ fn dot_dispatch(
             return;
         }
     }
-    dot_portable(x, r, k, w, c, res)
+    dot_portable(tile, res)
 }
 
-fn dot_portable(
-    x: &[f32],
-    r: usize,
-    k: usize,
-    w: &[f32],
-    c: usize,
-    res: &mut [[f32; ROWS]; TOKENS],
-) {
+fn dot_portable(tile: &Tile, res: &mut [[f32; ROWS]; TOKENS]) {
+    let Tile { x, r, k, w, c } = *tile;
     for (t, rt) in res.iter_mut().enumerate().take(r) {
         for (j, o) in rt.iter_mut().enumerate().take(c) {
             let (xr, wr) = (&x[t * k..(t + 1) * k], &w[j * k..(j + 1) * k]);

@@ -2,6 +2,8 @@
 //! [`QuantMatrix`], a weight matrix that stays in its file's format and is decoded inside the matrix kernel.
 
 pub mod decode;
+#[cfg(target_arch = "x86_64")]
+mod fused;
 pub mod matrix;
 #[cfg(target_arch = "x86_64")]
 mod simd;

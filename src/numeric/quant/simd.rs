@@ -2,6 +2,7 @@
 //! [`super::decode`], in the same order (multiply, then add or subtract; never fused), so the results are the same
 //! bits. Scales are converted from f16 with the same scalar conversion ([`super::types::h`]).
 
+use super::decode::k_scale_min;
 use super::types::GgmlType;
 use super::types::h;
 use std::arch::x86_64::*;
@@ -9,16 +10,16 @@ use std::arch::x86_64::*;
 /// Decode with SIMD if this type has a SIMD decoder and the CPU has what it needs; `false` if not (nothing written).
 pub fn decode(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> bool {
     use GgmlType::*;
-    if !std::arch::is_x86_feature_detected!("avx2") {
+    if !has_avx2_f16c() {
         return false;
     }
     let ts = ty.type_size();
-    // SAFETY (every call below): AVX2 is present (checked above; F16C for F16 checked in its arm), and each block
+    // SAFETY (every call below): AVX2 and F16C are present (checked above), and each block
     // function receives exactly `type_size` bytes and exactly `block_size` floats.
     unsafe {
         match ty {
-            F16 if std::arch::is_x86_feature_detected!("f16c") => f16_avx2(bytes, out),
-            BF16 => bf16_avx2(bytes, out),
+            F16 => half_avx2::<false>(bytes, out),
+            BF16 => half_avx2::<true>(bytes, out),
             Q4_0 => each_q4_0(bytes, ts, out),
             Q4_1 => each_q4_1(bytes, ts, out),
             Q5_0 => each_q5_0(bytes, ts, out),
@@ -35,8 +36,8 @@ pub fn decode(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> bool {
 
 /// The block loop of each format, compiled with AVX2 so the block function inlines into it.
 macro_rules! block_loops {
-    ($( $name:ident = $block:ident / $b:expr; )*) => {$(
-        #[target_feature(enable = "avx2")]
+    ($( $name:ident = $block:path, $b:expr; )*) => {$(
+        #[target_feature(enable = "avx2,f16c")]
         fn $name(bytes: &[u8], ts: usize, out: &mut [f32]) {
             for (o, b) in out.chunks_exact_mut($b).zip(bytes.chunks_exact(ts)) {
                 $block(b, o);
@@ -46,14 +47,26 @@ macro_rules! block_loops {
 }
 
 block_loops! {
-    each_q4_0 = q4_0 / 32;
-    each_q4_1 = q4_1 / 32;
-    each_q5_0 = q5_0 / 32;
-    each_q5_1 = q5_1 / 32;
-    each_q8_0 = q8_0 / 32;
-    each_q4_k = q4_k / 256;
-    each_q5_k = q5_k / 256;
-    each_q6_k = q6_k / 256;
+    each_q4_0 = q4_0, 32;
+    each_q4_1 = q4_1, 32;
+    each_q5_0 = q5_0, 32;
+    each_q5_1 = q5_1, 32;
+    each_q8_0 = q8_0, 32;
+    each_q4_k = q45_k::<false>, 256;
+    each_q5_k = q45_k::<true>, 256;
+    each_q6_k = q6_k, 256;
+}
+
+/// Whether the CPU has what the decoders here need (AVX2 and F16C; every AVX2 CPU has F16C).
+pub(super) fn has_avx2_f16c() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c")
+}
+
+/// The f16 at byte `at` of a block, as f32, converted by F16C (exact, as [`h`]); callers enable F16C.
+#[inline(always)]
+unsafe fn hx(b: &[u8], at: usize) -> f32 {
+    let bits = u16::from_le_bytes([b[at], b[at + 1]]);
+    unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32))) }
 }
 
 /// 32 signed bytes → 4 × 8 floats.
@@ -101,58 +114,29 @@ unsafe fn bit4_from_u32(bits: u32) -> __m256i {
     }
 }
 
-/// `d · v` (the multiplication order of the portable decoders matters only for NaN payloads; kept anyway).
-#[inline(always)]
-unsafe fn scale4(v: [__m256; 4], d: __m256) -> [__m256; 4] {
-    unsafe {
+/// `[f(v[0]), …, f(v[3])]` for an expression `f` of one register (the element-wise step of a block decoder).
+macro_rules! map4 {
+    ($v:expr, |$x:ident| $f:expr) => {{
+        let v = $v;
         [
-            _mm256_mul_ps(d, v[0]),
-            _mm256_mul_ps(d, v[1]),
-            _mm256_mul_ps(d, v[2]),
-            _mm256_mul_ps(d, v[3]),
+            {
+                let $x = v[0];
+                $f
+            },
+            {
+                let $x = v[1];
+                $f
+            },
+            {
+                let $x = v[2];
+                $f
+            },
+            {
+                let $x = v[3];
+                $f
+            },
         ]
-    }
-}
-
-/// `v · d`.
-#[inline(always)]
-unsafe fn mul_by4(v: [__m256; 4], d: __m256) -> [__m256; 4] {
-    unsafe {
-        [
-            _mm256_mul_ps(v[0], d),
-            _mm256_mul_ps(v[1], d),
-            _mm256_mul_ps(v[2], d),
-            _mm256_mul_ps(v[3], d),
-        ]
-    }
-}
-
-/// `d · v + m`, rounded after the multiplication and after the addition (no FMA).
-#[inline(always)]
-unsafe fn scale_add4(v: [__m256; 4], d: __m256, m: __m256) -> [__m256; 4] {
-    unsafe {
-        let s = scale4(v, d);
-        [
-            _mm256_add_ps(s[0], m),
-            _mm256_add_ps(s[1], m),
-            _mm256_add_ps(s[2], m),
-            _mm256_add_ps(s[3], m),
-        ]
-    }
-}
-
-/// `d · v − m`, rounded after the multiplication and after the subtraction (no FMA).
-#[inline(always)]
-unsafe fn scale_sub4(v: [__m256; 4], d: __m256, m: __m256) -> [__m256; 4] {
-    unsafe {
-        let s = scale4(v, d);
-        [
-            _mm256_sub_ps(s[0], m),
-            _mm256_sub_ps(s[1], m),
-            _mm256_sub_ps(s[2], m),
-            _mm256_sub_ps(s[3], m),
-        ]
-    }
+    }};
 }
 
 #[inline(always)]
@@ -165,115 +149,118 @@ unsafe fn store4(o: &mut [f32], v: [__m256; 4]) {
     }
 }
 
-#[target_feature(enable = "avx2")]
-#[inline]
-fn q4_0(b: &[u8], o: &mut [f32]) {
-    assert!(b.len() >= 18);
-    unsafe {
-        let d = _mm256_set1_ps(h(b, 0));
-        let q = _mm256_sub_epi8(nibbles(b.as_ptr().add(2)), _mm256_set1_epi8(8));
-        store4(o, scale4(i8x32_to_f32(q), d));
-    }
-}
+// The 32-element formats, decoded into four registers. `d · v` (the multiplication order of the portable decoders
+// matters only for NaN payloads; kept anyway); `d · v + m` rounded after the multiplication and after the addition
+// (no FMA), as the portable decoders do.
 
-#[target_feature(enable = "avx2")]
-#[inline]
-fn q4_1(b: &[u8], o: &mut [f32]) {
-    assert!(b.len() >= 20);
-    unsafe {
-        let (d, m) = (_mm256_set1_ps(h(b, 0)), _mm256_set1_ps(h(b, 2)));
-        let q = nibbles(b.as_ptr().add(4));
-        store4(o, scale_add4(i8x32_to_f32(q), d, m));
-    }
-}
-
-#[target_feature(enable = "avx2")]
-#[inline]
-fn q5_0(b: &[u8], o: &mut [f32]) {
-    assert!(b.len() >= 22);
-    unsafe {
-        let d = _mm256_set1_ps(h(b, 0));
-        let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
-        let q = _mm256_or_si256(nibbles(b.as_ptr().add(6)), bit4_from_u32(qh));
-        let q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
-        store4(o, scale4(i8x32_to_f32(q), d));
-    }
-}
-
-#[target_feature(enable = "avx2")]
-#[inline]
-fn q5_1(b: &[u8], o: &mut [f32]) {
-    assert!(b.len() >= 24);
-    unsafe {
-        let (d, m) = (_mm256_set1_ps(h(b, 0)), _mm256_set1_ps(h(b, 2)));
-        let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-        let q = _mm256_or_si256(nibbles(b.as_ptr().add(8)), bit4_from_u32(qh));
-        store4(o, scale_add4(i8x32_to_f32(q), d, m));
-    }
-}
-
-#[target_feature(enable = "avx2")]
-#[inline]
-fn q8_0(b: &[u8], o: &mut [f32]) {
-    assert!(b.len() >= 34);
-    unsafe {
-        let d = _mm256_set1_ps(h(b, 0));
-        let q = _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i);
-        store4(o, mul_by4(i8x32_to_f32(q), d));
-    }
-}
-
-/// The 8 six-bit scales and mins of Q4_K/Q5_K (the same unpacking as the portable decoder).
+/// The quants of Q4_0/Q4_1 (nibbles at byte `at`) or, with `FIVE`, of Q5_0/Q5_1 (their fifth bits in the four bytes
+/// before the nibbles), as unsigned bytes.
 #[inline(always)]
-fn k_scale_min(s: &[u8]) -> ([u8; 8], [u8; 8]) {
-    let mut sc = [0u8; 8];
-    let mut mn = [0u8; 8];
-    for j in 0..4 {
-        sc[j] = s[j] & 0x3F;
-        mn[j] = s[j + 4] & 0x3F;
-        sc[j + 4] = (s[j + 8] & 0x0F) | ((s[j] >> 2) & 0x30);
-        mn[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 2) & 0x30);
-    }
-    (sc, mn)
-}
-
-#[target_feature(enable = "avx2")]
-#[inline]
-fn q4_k(b: &[u8], o: &mut [f32]) {
-    assert!(b.len() >= 144 && o.len() >= 256);
-    let (d, dmin) = (h(b, 0), h(b, 2));
-    let (sc, mn) = k_scale_min(&b[4..16]);
+unsafe fn quants<const FIVE: bool>(b: &[u8], at: usize) -> __m256i {
+    assert!(b.len() >= at + 16 && (!FIVE || at >= 4));
     unsafe {
-        let m = _mm256_set1_epi8(0x0F);
-        for chunk in 0..4 {
-            let q = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * chunk) as *const __m256i);
-            for (half, q) in [
-                _mm256_and_si256(q, m),
-                _mm256_and_si256(_mm256_srli_epi16(q, 4), m),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                let sb = 2 * chunk + half;
-                let ds = _mm256_set1_ps(d * sc[sb] as f32);
-                let dm = _mm256_set1_ps(dmin * mn[sb] as f32);
-                store4(&mut o[32 * sb..], scale_sub4(i8x32_to_f32(q), ds, dm));
-            }
+        let q = nibbles(b.as_ptr().add(at));
+        if FIVE {
+            let qh = u32::from_le_bytes([b[at - 4], b[at - 3], b[at - 2], b[at - 1]]);
+            _mm256_or_si256(q, bit4_from_u32(qh))
+        } else {
+            q
         }
     }
 }
 
+/// Q4_0 (`FIVE` false) or Q5_0: `d · (q − 8)` or `d · (q − 16)`.
+#[inline(always)]
+pub(super) unsafe fn qx_0_regs<const FIVE: bool>(b: &[u8]) -> [__m256; 4] {
+    let (at, offset) = if FIVE { (6, 16) } else { (2, 8) };
+    unsafe {
+        let d = _mm256_set1_ps(hx(b, 0));
+        let q = _mm256_sub_epi8(quants::<FIVE>(b, at), _mm256_set1_epi8(offset));
+        map4!(i8x32_to_f32(q), |v| _mm256_mul_ps(d, v))
+    }
+}
+
+/// Q4_1 (`FIVE` false) or Q5_1: `d · q + m`.
+#[inline(always)]
+pub(super) unsafe fn qx_1_regs<const FIVE: bool>(b: &[u8]) -> [__m256; 4] {
+    let at = if FIVE { 8 } else { 4 };
+    unsafe {
+        let (d, m) = (_mm256_set1_ps(hx(b, 0)), _mm256_set1_ps(hx(b, 2)));
+        let q = quants::<FIVE>(b, at);
+        map4!(i8x32_to_f32(q), |v| _mm256_add_ps(_mm256_mul_ps(d, v), m))
+    }
+}
+
+#[inline(always)]
+pub(super) unsafe fn q8_0_regs(b: &[u8]) -> [__m256; 4] {
+    assert!(b.len() >= 34);
+    unsafe {
+        let d = _mm256_set1_ps(hx(b, 0));
+        let q = _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i);
+        map4!(i8x32_to_f32(q), |v| _mm256_mul_ps(v, d))
+    }
+}
+
+/// For each 32-element format, from its register decoder: the block function (the registers, stored) and the fused
+/// one-token row loop of [`super::fused`] (each block's registers multiplied into the token's values at once).
+macro_rules! from_regs {
+    ($($name:ident, $rows:ident = $regs:path;)*) => {$(
+        #[target_feature(enable = "avx2,f16c")]
+        #[inline]
+        fn $name(b: &[u8], o: &mut [f32]) {
+            // SAFETY: AVX2 is enabled here; `$regs` checks the block's length and `store4` the output's.
+            unsafe { store4(o, $regs(b)) }
+        }
+
+        /// `out[r]` = row `r` of `data` (`row_bytes` each, blocks of `ts` bytes) decoded · `x`.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(super) fn $rows(data: &[u8], row_bytes: usize, ts: usize, x: &[f32], out: &mut [f32]) {
+            for (o, row) in out.iter_mut().zip(data.chunks_exact(row_bytes)) {
+                // Four independent accumulators, one per register of a block.
+                let mut acc = [_mm256_setzero_ps(); 4];
+                for (b, xs) in row.chunks_exact(ts).zip(x.chunks_exact(32)) {
+                    // SAFETY: `$regs` checks the block's length; xs holds 32 floats.
+                    unsafe {
+                        let w = $regs(b);
+                        for (i, (a, w)) in acc.iter_mut().zip(w).enumerate() {
+                            *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(xs.as_ptr().add(8 * i)), *a);
+                        }
+                    }
+                }
+                let s = _mm256_add_ps(
+                    _mm256_add_ps(acc[0], acc[1]),
+                    _mm256_add_ps(acc[2], acc[3]),
+                );
+                let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                *o = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+            }
+        }
+    )*};
+}
+
+from_regs! {
+    q4_0, rows_q4_0 = qx_0_regs::<false>;
+    q4_1, rows_q4_1 = qx_1_regs::<false>;
+    q5_0, rows_q5_0 = qx_0_regs::<true>;
+    q5_1, rows_q5_1 = qx_1_regs::<true>;
+    q8_0, rows_q8_0 = q8_0_regs;
+}
+
+/// Q4_K (`FIVE` false) and Q5_K (`FIVE` true, with the fifth bits `qh[32]` before the nibbles): 8 sub-blocks of 32,
+/// `d·scale · q − dmin·min`, rounded after the multiplication and after the subtraction (no FMA).
 #[target_feature(enable = "avx2")]
 #[inline]
-fn q5_k(b: &[u8], o: &mut [f32]) {
-    assert!(b.len() >= 176 && o.len() >= 256);
+fn q45_k<const FIVE: bool>(b: &[u8], o: &mut [f32]) {
+    let qs = if FIVE { 48 } else { 16 };
+    assert!(b.len() >= qs + 128 && o.len() >= 256);
     let (d, dmin) = (h(b, 0), h(b, 2));
     let (sc, mn) = k_scale_min(&b[4..16]);
     unsafe {
         let m = _mm256_set1_epi8(0x0F);
         let qh = _mm256_loadu_si256(b.as_ptr().add(16) as *const __m256i);
         for chunk in 0..4 {
-            let q = _mm256_loadu_si256(b.as_ptr().add(48 + 32 * chunk) as *const __m256i);
+            let q = _mm256_loadu_si256(b.as_ptr().add(qs + 32 * chunk) as *const __m256i);
             for (half, q) in [
                 _mm256_and_si256(q, m),
                 _mm256_and_si256(_mm256_srli_epi16(q, 4), m),
@@ -282,12 +269,17 @@ fn q5_k(b: &[u8], o: &mut [f32]) {
             .enumerate()
             {
                 let sb = 2 * chunk + half;
-                let bit = _mm256_set1_epi8(1 << sb);
-                let hb = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
-                let q = _mm256_or_si256(q, _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
+                let q = if FIVE {
+                    let bit = _mm256_set1_epi8(1 << sb);
+                    let hb = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
+                    _mm256_or_si256(q, _mm256_and_si256(hb, _mm256_set1_epi8(0x10)))
+                } else {
+                    q
+                };
                 let ds = _mm256_set1_ps(d * sc[sb] as f32);
                 let dm = _mm256_set1_ps(dmin * mn[sb] as f32);
-                store4(&mut o[32 * sb..], scale_sub4(i8x32_to_f32(q), ds, dm));
+                let v = map4!(i8x32_to_f32(q), |v| _mm256_sub_ps(_mm256_mul_ps(ds, v), dm));
+                store4(&mut o[32 * sb..], v);
             }
         }
     }
@@ -338,39 +330,30 @@ fn q6_k(b: &[u8], o: &mut [f32]) {
     }
 }
 
+/// F16 (`BF` false, converted by F16C) or BF16 (`BF` true: the 16 bits become the top of an f32).
 #[allow(clippy::needless_range_loop)] // the scalar tail indexes bytes and out together
 #[target_feature(enable = "avx2,f16c")]
-fn f16_avx2(bytes: &[u8], out: &mut [f32]) {
+fn half_avx2<const BF: bool>(bytes: &[u8], out: &mut [f32]) {
     let n = out.len().min(bytes.len() / 2);
     let mut i = 0;
     while i + 8 <= n {
         // SAFETY: elements i..i+8 are within both slices.
         unsafe {
             let hv = _mm_loadu_si128(bytes.as_ptr().add(2 * i) as *const __m128i);
-            _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_cvtph_ps(hv));
+            let v = if BF {
+                _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(hv), 16))
+            } else {
+                _mm256_cvtph_ps(hv)
+            };
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), v);
         }
         i += 8;
     }
     for j in i..n {
-        out[j] = h(bytes, 2 * j);
-    }
-}
-
-#[target_feature(enable = "avx2")]
-fn bf16_avx2(bytes: &[u8], out: &mut [f32]) {
-    let n = out.len().min(bytes.len() / 2);
-    let mut i = 0;
-    while i + 8 <= n {
-        // SAFETY: elements i..i+8 are within both slices.
-        unsafe {
-            let hv = _mm_loadu_si128(bytes.as_ptr().add(2 * i) as *const __m128i);
-            let w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(hv), 16);
-            _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_castsi256_ps(w));
-        }
-        i += 8;
-    }
-    for j in i..n {
-        out[j] =
-            f32::from_bits((u16::from_le_bytes([bytes[2 * j], bytes[2 * j + 1]]) as u32) << 16);
+        out[j] = if BF {
+            f32::from_bits((u16::from_le_bytes([bytes[2 * j], bytes[2 * j + 1]]) as u32) << 16)
+        } else {
+            h(bytes, 2 * j)
+        };
     }
 }

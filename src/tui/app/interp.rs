@@ -11,6 +11,7 @@ use crate::analysis::ablation::Sweep;
 use crate::analysis::attribution::Attribution;
 use crate::analysis::rollout;
 use crate::analysis::scans::{self, INDUCTION_CLEAR};
+use crate::model::block::KvCache;
 use crate::model::generate::Sampling;
 use crate::trace::TopToken;
 use crate::tui::event::Job;
@@ -79,6 +80,8 @@ pub struct Gen {
     pub tokens: Vec<TopToken>,
     /// The candidates the last token was chosen from.
     pub candidates: Vec<TopToken>,
+    /// The keys and values of the clean trace's positions (after a `+`), for the next `+`.
+    pub cache: Option<Arc<KvCache>>,
 }
 
 impl Gen {
@@ -233,6 +236,7 @@ impl App {
         self.interp.generation.history.clear();
         self.interp.generation.tokens.clear();
         self.interp.generation.candidates.clear();
+        self.interp.generation.cache = None;
     }
 
     fn want_ablation(&mut self) -> Option<Effect> {
@@ -475,6 +479,7 @@ impl App {
             generation: self.runs.generation,
             trace,
             sampling: self.interp.generation.sampling(),
+            cache: self.interp.generation.cache.clone(),
         })))
     }
 
@@ -485,6 +490,9 @@ impl App {
         };
         let gone = self.interp.generation.tokens.pop();
         self.interp.generation.candidates.clear();
+        let n = prev.trace.n_tokens();
+        let g = &mut self.interp.generation;
+        g.cache = g.cache.take().map(|c| Arc::new(c.truncated(n)));
         self.runs.generation += 1;
         self.runs.busy_since = None;
         let g = self.runs.generation;

@@ -114,6 +114,7 @@ impl App {
                         ));
                         self.interp.generation.tokens.push(g.token);
                         self.interp.generation.candidates = g.candidates;
+                        self.interp.generation.cache = g.cache;
                         fx.extend(self.accept_run(g.summary, generation, total));
                         // The new token's row, highlighted by the cursor.
                         let last = self.grid.visible.len().saturating_sub(1);

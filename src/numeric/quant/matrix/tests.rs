@@ -86,14 +86,14 @@ fn the_portable_dot_kernel_agrees() {
     let x = input(3, k);
     let w = input(4, k).mapv(|v| v * 0.7 + 0.1);
     let mut res = [[0f32; ROWS]; TOKENS];
-    dot_portable(
-        x.as_slice().unwrap(),
-        3,
+    let tile = Tile {
+        x: x.as_slice().unwrap(),
+        r: 3,
         k,
-        w.as_slice().unwrap(),
-        4,
-        &mut res,
-    );
+        w: w.as_slice().unwrap(),
+        c: 4,
+    };
+    dot_portable(&tile, &mut res);
     let want = x.dot(&w.t());
     for t in 0..3 {
         for j in 0..4 {
