@@ -1,7 +1,7 @@
 //! Writers for `.npy`, `.csv` and `.json` dumps. Every dump is staged in a hidden directory inside its target and
 //! moved into place only when every file was written ([`staged`]): a failure or a signal leaves nothing partial
 //! behind, an existing file is never overwritten unless `force` is set, and `force` replaces a previous dump whole
-//! (the `files` manifest in its `meta.json`). Attention is streamed one layer at a time in every format.
+//! (the `files` manifest in its `meta.json`). Attention is streamed one head at a time in every format.
 
 pub mod staged;
 mod summary;
