@@ -333,6 +333,14 @@ pub struct DumpArgs {
     /// Also write mlp_post.npy [layers, n, d_ff]: the MLP activations (the input of the down projection).
     #[arg(long)]
     pub mlp: bool,
+    /// Write the attention of these layers only: indices and ranges, e.g. `0`, `3-5`, `0,4` (default: every layer).
+    /// Attention is then computed one head at a time for the selection alone (long inputs). (`--layers` is the
+    /// textbook model's depth.)
+    #[arg(long, value_name = "SEL")]
+    pub attn_layers: Option<String>,
+    /// Write the attention of these heads only, e.g. `0`, `0,4`, `2-3` (default: every head).
+    #[arg(long, value_name = "SEL")]
+    pub attn_heads: Option<String>,
     #[command(flatten)]
     pub run: RunArgs,
     /// No progress on stderr.

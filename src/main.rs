@@ -5,7 +5,7 @@ use attn::cli::{
     AttributeArgs, Cli, Command, DumpArgs, ExplainArgs, ExploreArgs, GenerateArgs, HeadsArgs,
     InfoArgs, ShowArgs, SweepArgs,
 };
-use attn::model::layer_attention;
+use attn::model::head_attention;
 use attn::model::{self, Model};
 use attn::show;
 use attn::trace::ForwardOptions;
@@ -305,10 +305,23 @@ fn dump(a: DumpArgs) -> Result<()> {
     if a.mlp {
         hooks.capture_all(attn::trace::HookPoint::MlpPost, info.n_layers);
     }
+    let pick = |sel: &Option<String>, count, flag| {
+        sel.as_deref()
+            .map(|s| attn::export::parse_selection(s, count, flag))
+            .transpose()
+    };
+    let layers = pick(&a.attn_layers, info.n_layers, "--attn-layers")?;
+    let heads = pick(&a.attn_heads, info.n_heads, "--attn-heads")?;
+    // A selection is computed head by head from the residual stream: nothing else is kept.
+    let attention = if layers.is_some() || heads.is_some() {
+        model::budget::AttentionUse::Recompute
+    } else {
+        model::budget::AttentionUse::KeepIfFits
+    };
     let mut opts = plan_run(
         m.as_ref(),
         &input,
-        model::budget::AttentionUse::KeepIfFits,
+        attention,
         hooks,
         a.budget.mem_budget,
         "attn dump",
@@ -343,6 +356,8 @@ fn dump(a: DumpArgs) -> Result<()> {
         format: a.format.into(),
         force: a.force,
         progress: show_progress.then_some(&writing as &(dyn Fn(usize, usize) + Sync)),
+        layers: layers.as_deref(),
+        heads: heads.as_deref(),
     };
     let mut files = attn::export::dump_with(m.as_ref(), &trace, &a.out, &dump_opts, &extra)?;
     if a.rollout {
@@ -450,9 +465,9 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
     apply_run_args(&mut opts, &a.run, info)?;
     let trace = run_input(m.as_ref(), input, &opts)?;
     check_finite(&trace, a.strict)?;
-    let att = layer_attention(m.as_ref(), &trace, a.layer)?;
-
-    let head = att.index_axis(ndarray::Axis(0), a.head);
+    // The one head shown, alone: at 8k tokens a head is 256 MiB, a whole layer several GiB.
+    let att = head_attention(m.as_ref(), &trace, a.layer, a.head)?;
+    let head = att.view();
     let labels: Vec<String> = trace.tokens.iter().map(|t| t.label.clone()).collect();
     let _ = writeln!(
         out,

@@ -119,8 +119,19 @@ impl TapMkdir for PathBuf {
 
 #[test]
 fn memory_budget_refuses_before_allocating_naming_figure_and_flag() {
+    // 16,000 tokens need ~1.8 GiB (streams, query tiles, the one head shown: 1 GB) against a 1 GiB budget.
     let text = vec!["word"; 16000].join(" ");
-    let mut c = attn_cmd(&["show", "-m", "textbook", "--max-len", "16384", "-t", &text]);
+    let mut c = attn_cmd(&[
+        "show",
+        "-m",
+        "textbook",
+        "--max-len",
+        "16384",
+        "--mem-budget",
+        "1G",
+        "-t",
+        &text,
+    ]);
     // Under a 3 GiB address-space limit: the old code allocated 10+ GB; the refusal allocates nothing big.
     let o = Command::new("prlimit")
         .arg("--as=3221225472")
@@ -134,7 +145,7 @@ fn memory_budget_refuses_before_allocating_naming_figure_and_flag() {
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(
         e.contains("attn show on 16002 tokens")
-            && e.contains("over the memory budget of 4.0 GiB")
+            && e.contains("over the memory budget of 1.0 GiB")
             && e.contains("--mem-budget"),
         "{e}"
     );

@@ -1,7 +1,7 @@
 //! Writers for `.npy`, `.csv` and `.json` dumps. Every dump is staged in a hidden directory inside its target and
 //! moved into place only when every file was written ([`staged`]): a failure or a signal leaves nothing partial
 //! behind, an existing file is never overwritten unless `force` is set, and `force` replaces a previous dump whole
-//! (the `files` manifest in its `meta.json`). Attention is streamed one layer at a time in every format.
+//! (the `files` manifest in its `meta.json`). Attention is streamed one head at a time in every format.
 
 pub mod staged;
 mod summary;
@@ -9,6 +9,9 @@ pub use staged::Staged;
 pub use summary::written_summary;
 
 pub mod encdec;
+mod select;
+use select::each_head;
+pub use select::parse_selection;
 
 use crate::analysis;
 use crate::hooks::HookPoint;
@@ -120,6 +123,10 @@ pub struct DumpOptions<'a> {
     pub force: bool,
     /// Told `(layers written, layers)` after each layer's attention is written.
     pub progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+    /// Write the attention of these layers only (`--layers`; `None`: every layer).
+    pub layers: Option<&'a [usize]>,
+    /// Write the attention of these heads only (`--heads`; `None`: every head).
+    pub heads: Option<&'a [usize]>,
 }
 
 impl<'a> DumpOptions<'a> {
@@ -128,6 +135,8 @@ impl<'a> DumpOptions<'a> {
             format,
             force,
             progress: None,
+            layers: None,
+            heads: None,
         }
     }
 }
@@ -195,8 +204,8 @@ pub fn matrix_csv(labels: &[String], m: &ndarray::ArrayView2<f32>) -> String {
     s
 }
 
-/// The files a dump writes, for the no-overwrite check.
-pub fn dump_file_names(layers: usize, heads: usize, format: Format) -> Vec<String> {
+/// The files a dump writes, for the no-overwrite check: `layers` and `heads` are the selected indices.
+pub fn dump_file_names(layers: &[usize], heads: &[usize], format: Format) -> Vec<String> {
     let mut names: Vec<String> = [
         "tokens.json",
         "hidden.npy",
@@ -211,8 +220,8 @@ pub fn dump_file_names(layers: usize, heads: usize, format: Format) -> Vec<Strin
         Format::Npy => names.push("attention.npy".into()),
         Format::Json => names.push("attention.json".into()),
         Format::Csv => {
-            for l in 0..layers {
-                for h in 0..heads {
+            for &l in layers {
+                for &h in heads {
                     names.push(csv_name(l, h));
                 }
             }
@@ -328,7 +337,19 @@ pub fn dump_with(
         trace.n_tokens(),
         trace.d_model(),
     );
-    let mut names = dump_file_names(nl, nh, format);
+    let all = |count: usize, sel: Option<&[usize]>, what: &str| -> Result<Vec<usize>> {
+        let v = sel.map_or_else(|| (0..count).collect(), <[usize]>::to_vec);
+        match v.iter().find(|&&i| i >= count) {
+            Some(i) => Err(Error::Input(format!(
+                "{what} {i} is out of range (0..={})",
+                count.saturating_sub(1)
+            ))),
+            None => Ok(v),
+        }
+    };
+    let (ls, hs) = (all(nl, opts.layers, "layer")?, all(nh, opts.heads, "head")?);
+    let (sl, sh) = (ls.len(), hs.len());
+    let mut names = dump_file_names(&ls, &hs, format);
     names.extend(full_captures(trace).into_iter().map(capture_file));
     names.extend(extra.iter().map(|(n, _)| n.clone()));
     staged::write_dump(out, force, &names, |st| {
@@ -373,51 +394,45 @@ pub fn dump_with(
         Ok(())
     })?;
 
+        // Streamed one head at a time in every format: attention that was not kept is recomputed head by head.
+        let sel = (model, trace, ls.as_slice(), hs.as_slice());
         match format {
             Format::Npy => {
-                // Streamed one layer at a time: attention that was not kept is recomputed layer by layer.
                 st.write("attention.npy", |w| {
-                    write_npy_header(w, &[nl, nh, n, n])?;
-                    for l in 0..nl {
-                        let a = layer_attention(model, trace, l).map_err(std::io::Error::other)?;
-                        a.iter().try_for_each(|v| w.write_all(&v.to_le_bytes()))?;
-                        progress(l + 1, nl);
-                    }
-                    Ok(())
+                    write_npy_header(w, &[sl, sh, n, n])?;
+                    each_head(sel, &progress, std::io::Error::other, &mut |_, _, m| {
+                        m.iter().try_for_each(|v| w.write_all(&v.to_le_bytes()))
+                    })
                 })?;
             }
             Format::Csv => {
-                for l in 0..nl {
-                    let a = layer_attention(model, trace, l)?;
-                    for h in 0..nh {
-                        let csv = matrix_csv(&labels, &a.index_axis(ndarray::Axis(0), h));
-                        st.write(&csv_name(l, h), |w| w.write_all(csv.as_bytes()))?;
-                    }
-                    progress(l + 1, nl);
-                }
+                each_head(sel, &progress, |e| e, &mut |li, hi, m| {
+                    let csv = matrix_csv(&labels, &m.view());
+                    st.write(&csv_name(ls[li], hs[hi]), |w| w.write_all(csv.as_bytes()))
+                })?;
             }
             Format::Json => {
-                // Streamed like the npy: one layer's attention in memory at a time.
                 st.write("attention.json", |w| {
                     w.write_all(b"{\"tokens\":")?;
                     serde_json::to_writer(&mut *w, &labels)?;
-                    write!(w, ",\"shape\":[{nl},{nh},{n},{n}],\"attention\":[")?;
-                    for l in 0..nl {
-                        let a = layer_attention(model, trace, l).map_err(std::io::Error::other)?;
-                        w.write_all(if l == 0 { b"[" } else { b",[" })?;
-                        for (h, m) in a.outer_iter().enumerate() {
-                            w.write_all(if h == 0 { b"[" } else { b",[" })?;
-                            for (i, r) in m.rows().into_iter().enumerate() {
-                                if i > 0 {
-                                    w.write_all(b",")?;
-                                }
-                                serde_json::to_writer(&mut *w, &r.to_vec())?;
+                    write!(w, ",\"shape\":[{sl},{sh},{n},{n}],\"attention\":[")?;
+                    each_head(sel, &progress, std::io::Error::other, &mut |li, hi, m| {
+                        if hi == 0 {
+                            w.write_all(if li == 0 { b"[" } else { b",[" })?;
+                        }
+                        w.write_all(if hi == 0 { b"[" } else { b",[" })?;
+                        for (i, r) in m.rows().into_iter().enumerate() {
+                            if i > 0 {
+                                w.write_all(b",")?;
                             }
-                            w.write_all(b"]")?;
+                            serde_json::to_writer(&mut *w, &r.to_vec())?;
                         }
                         w.write_all(b"]")?;
-                        progress(l + 1, nl);
-                    }
+                        if hi + 1 == sh {
+                            w.write_all(b"]")?;
+                        }
+                        Ok(())
+                    })?;
                     w.write_all(b"]}")
                 })?;
             }
@@ -442,6 +457,8 @@ pub fn dump_with(
             "text_b": trace.text_b,
             "n_tokens": n,
             "format": format.name(),
+            "attention_layers": ls,
+            "attention_heads": hs,
             "non_finite": analysis::first_non_finite(trace).map(|nf| nf.to_string()),
             "attn_version": env!("CARGO_PKG_VERSION"),
             "interventions": trace.interventions,

@@ -212,16 +212,14 @@ pub fn keys_values(
     (k, v)
 }
 
-/// Attention of queries from `xq` `[n, d]` over keys and values from `xkv` `[m, d]` (the same stream for
-/// self-attention). Captures go into `caps`.
-pub fn attend(
-    spec: &AttnSpec,
-    w: &AttnWeights,
-    xq: &ArrayView2<f32>,
-    xkv: &ArrayView2<f32>,
+/// The queries `[n, heads·hd]`, keys and values `[m, kv_heads·hd]` of an attention call: projected, rotated (rotary
+/// models), the past prepended (incremental decoding), and through the `q`/`k`/`v` hooks.
+fn project(
+    (spec, w): (&AttnSpec, &AttnWeights),
+    (xq, xkv): (&ArrayView2<f32>, &ArrayView2<f32>),
     site: &Site,
     caps: &mut Captures,
-) -> Result<AttnOutput> {
+) -> Result<(Array2<f32>, Array2<f32>, Array2<f32>)> {
     let (h, kvh, hd) = (spec.n_heads, spec.n_kv_heads, spec.head_dim);
     let mut q = w.q.forward(xq);
     let k0 = site.past.map_or(0, |(pk, _)| pk.nrows());
@@ -247,33 +245,89 @@ pub fn attend(
     hook_heads(site, p.q, &mut q, h, hd, caps)?;
     hook_heads(site, p.k, &mut k, kvh, hd, caps)?;
     hook_heads(site, p.v, &mut v, kvh, hd, caps)?;
+    Ok((q, k, v))
+}
+
+/// The scaled, biased, masked scores of query head `hh` for the queries `rows` over the first `keys` keys,
+/// `[rows, keys]`.
+fn scores_rows(
+    spec: &AttnSpec,
+    site: &Site,
+    (q, k): (&Array2<f32>, &Array2<f32>),
+    hh: usize,
+    rows: std::ops::Range<usize>,
+    keys: usize,
+) -> Array2<f32> {
+    let hd = spec.head_dim;
+    let g = hh / spec.group().max(1);
+    let qh = q.slice(s![rows.clone(), hh * hd..(hh + 1) * hd]);
+    let kh = k.slice(s![..keys, g * hd..(g + 1) * hd]);
+    let mut sc = fast::head_scores(&qh, &kh, spec.scale);
+    if let Some(bias) = site.score_bias {
+        sc += &bias.slice(s![hh, rows.clone(), ..keys]);
+    }
+    if spec.causal {
+        for (r, i) in rows.enumerate() {
+            let first_hidden = (site.q_offset + i + 1).min(keys);
+            sc.slice_mut(s![r, first_hidden..]).fill(f32::NEG_INFINITY);
+        }
+    }
+    sc
+}
+
+/// The attention probabilities `[n, m]` of each query head in `heads` only (one head's matrix at a time is what a
+/// long input can afford), equal to the rows of [`attend`]'s pattern. No hooks run.
+pub fn head_patterns(
+    spec: &AttnSpec,
+    w: &AttnWeights,
+    x: &ArrayView2<f32>,
+    site: &Site,
+    heads: &[usize],
+) -> Result<Vec<Array2<f32>>> {
+    if let Some(&bad) = heads.iter().find(|&&hh| hh >= spec.n_heads) {
+        return Err(Error::Input(format!(
+            "head {bad} out of range (the model has heads 0..={})",
+            spec.n_heads.saturating_sub(1)
+        )));
+    }
+    let mut caps = Captures::default();
+    let (q, k, _) = project((spec, w), (x, x), site, &mut caps)?;
+    let (n, m) = (q.nrows(), k.nrows());
+    Ok(heads
+        .iter()
+        .map(|&hh| {
+            let mut sc = scores_rows(spec, site, (&q, &k), hh, 0..n, m);
+            ops::softmax_rows(&mut sc);
+            sc
+        })
+        .collect())
+}
+
+/// Attention of queries from `xq` `[n, d]` over keys and values from `xkv` `[m, d]` (the same stream for
+/// self-attention). Captures go into `caps`.
+pub fn attend(
+    spec: &AttnSpec,
+    w: &AttnWeights,
+    xq: &ArrayView2<f32>,
+    xkv: &ArrayView2<f32>,
+    site: &Site,
+    caps: &mut Captures,
+) -> Result<AttnOutput> {
+    let (h, hd) = (spec.n_heads, spec.head_dim);
+    let (q, k, v) = project((spec, w), (xq, xkv), site, caps)?;
+    let p = site.points;
 
     let (n, m) = (q.nrows(), k.nrows());
     let group = spec.group().max(1);
     // Short inputs stay on one thread, where spreading heads out costs more than it saves.
     let min_len = if n < 32 { h.max(1) } else { 1 };
     let staged = site.hooks.wants(p.scores, site.layer) || site.hooks.wants(p.pattern, site.layer);
-    // Scores of head `hh` for the queries `rows`, `[rows, m]`.
-    let scores_rows = |hh: usize, rows: std::ops::Range<usize>| -> Array2<f32> {
-        let g = hh / group;
-        let qh = q.slice(s![rows.clone(), hh * hd..(hh + 1) * hd]);
-        let kh = k.slice(s![.., g * hd..(g + 1) * hd]);
-        let mut sc = fast::head_scores(&qh, &kh, spec.scale);
-        if let Some(bias) = site.score_bias {
-            sc += &bias.slice(s![hh, rows.clone(), ..]);
-        }
-        if spec.causal {
-            for (r, i) in rows.enumerate() {
-                let first_hidden = (site.q_offset + i + 1).min(m);
-                sc.slice_mut(s![r, first_hidden..]).fill(f32::NEG_INFINITY);
-            }
-        }
-        sc
-    };
-    let scores_of = |hh: usize| scores_rows(hh, 0..n);
+    let scores_of = |hh: usize| scores_rows(spec, site, (&q, &k), hh, 0..n, m);
     let context_of = |hh: usize, pattern: &ArrayView2<f32>| -> Array2<f32> {
         let g = hh / group;
-        fast::head_context(pattern, &v.slice(s![.., g * hd..(g + 1) * hd]))
+        // A causal tile sees only the first `pattern.ncols()` keys.
+        let keys = pattern.ncols();
+        fast::head_context(pattern, &v.slice(s![..keys, g * hd..(g + 1) * hd]))
     };
     let mut pattern: Array3<f32>;
     let mut z = Array2::<f32>::zeros((n, h * hd));
@@ -284,7 +338,13 @@ pub fn attend(
                 let mut c = Array2::<f32>::zeros((n, hd));
                 for r0 in (0..n).step_by(QUERY_TILE) {
                     let rows = r0..(r0 + QUERY_TILE).min(n);
-                    let mut sc = scores_rows(hh, rows.clone());
+                    // Causal: keys after the tile's last query are masked for every row; they are not computed.
+                    let keys = if spec.causal {
+                        (site.q_offset + rows.end).min(m)
+                    } else {
+                        m
+                    };
+                    let mut sc = scores_rows(spec, site, (&q, &k), hh, rows.clone(), keys);
                     ops::softmax_rows(&mut sc);
                     c.slice_mut(s![rows, ..])
                         .assign(&context_of(hh, &sc.view()));

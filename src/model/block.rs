@@ -442,4 +442,21 @@ impl Stack {
         )?
         .pattern)
     }
+
+    /// The attention `[n, n]` of each head in `heads` of block `layer`, recomputed from the stream entering it, one
+    /// head's matrix at a time (what a long input can afford).
+    pub fn head_patterns(
+        &self,
+        layer: usize,
+        resid_in: &Array2<f32>,
+        width: usize,
+        env: &Env,
+        heads: &[usize],
+    ) -> Result<Vec<Array2<f32>>> {
+        let b = super::checked_block(&self.blocks, layer, resid_in, width)?;
+        let hooks = Hooks::default();
+        let site = self.site(layer, &hooks, env, false);
+        let a_in = sublayer_input(self.placement == Placement::Pre, &b.ln_attn, resid_in);
+        attention::head_patterns(&self.attn, &b.attn, &a_in.view(), &site, heads)
+    }
 }

@@ -4,7 +4,10 @@
 //! The estimate, in f32 bytes, for a model of `L` layers, `H` heads, width `d`, feed-forward width `f`, vocabulary
 //! `V`, on `n` tokens:
 //! - the residual stream at every layer boundary, `(L+1)·n·d`, and the mid-block stream, `L·n·d` (always kept);
-//! - one block's transient work: its scores and probabilities `2·H·n²`, and its activations `n·(4d + 2f)`;
+//! - one block's transient work: its activations `n·(4d + 2f)`, and its scores and probabilities: `2·H·n²` when
+//!   the attention is kept (each head's matrix, then the layer's copy), else the query tiles in flight
+//!   `H·min(n, T)·n` (`T` = [`QUERY_TILE`](super::attention::QUERY_TILE)) plus the one head's `n²` a command
+//!   recomputes to show or write it (`attn show`, `attn dump --heads`, the explorer's visible head);
 //! - every layer's attention `L·H·n²` when the caller keeps it (the explorer does; dumps stream it);
 //! - the logits `n·V` when next tokens are asked for;
 //! - every tensor a hook captures (`--qkv`, `--mlp`, …): per captured point and layer `n·d` for residual streams
@@ -56,7 +59,7 @@ pub fn estimate(info: &ModelInfo, n: usize, keep_attention: bool, top_k: usize) 
     let nn = mul(&[n, n]);
     Estimate {
         streams: mul(&[(2 * l + 1), n, d, f]),
-        transient: mul(&[2, h, nn, f]).saturating_add(mul(&[
+        transient: attention_work(h, n, keep_attention).saturating_add(mul(&[
             n,
             (4 * d).saturating_add(2 * info.d_ff as u64),
             f,
@@ -72,6 +75,18 @@ pub fn estimate(info: &ModelInfo, n: usize, keep_attention: bool, top_k: usize) 
             0
         },
         captures: 0,
+    }
+}
+
+/// One block's scores and probabilities in bytes (see the module docs): the kept path holds every head's `n × n`
+/// twice, the tiled path `min(n, QUERY_TILE)` rows per head plus one head recomputed whole.
+fn attention_work(h: u64, n: u64, keep: bool) -> u64 {
+    let mul = |xs: &[u64]| xs.iter().fold(1u64, |a, &b| a.saturating_mul(b));
+    if keep {
+        mul(&[2, h, n, n, 4])
+    } else {
+        let tile = n.min(super::attention::QUERY_TILE as u64);
+        mul(&[h, tile, n, 4]).saturating_add(mul(&[n, n, 4]))
     }
 }
 
@@ -189,8 +204,12 @@ pub fn plan_with(
     what: &str,
 ) -> Result<ForwardOptions> {
     let captures = capture_bytes(info, n, &hooks);
-    let needs = |keep| Estimate {
+    // A hook on the scores or the pattern makes every block hold its whole `[H, n, n]`, as the kept path does.
+    let whole = (0..info.n_layers)
+        .any(|l| hooks.wants(HookPoint::AttnScores, l) || hooks.wants(HookPoint::AttnPattern, l));
+    let needs = |keep: bool| Estimate {
         captures,
+        transient: estimate(info, n, keep || whole, top_k).transient,
         ..estimate(info, n, keep, top_k)
     };
     let keep = match attention {
@@ -306,7 +325,19 @@ mod tests {
         );
         assert_eq!(e.attention, 6 * 8 * 100 * 100 * 4);
         assert_eq!(e.logits, 0, "encoders have no logits");
-        assert_eq!(estimate(&info(), 100, false, 5).attention, 0);
+        let streamed = estimate(&info(), 100, false, 5);
+        assert_eq!(streamed.attention, 0);
+        assert_eq!(
+            streamed.transient,
+            8 * 100 * 100 * 4 + 100 * 100 * 4 + 100 * (4 * 512 + 2 * 2048) * 4,
+            "100 tokens are one tile: every head's rows, then one head recomputed"
+        );
+        // Long inputs: only 128-row tiles are in flight, not 2·H·n².
+        let long = estimate(&info(), 8192, false, 0);
+        assert_eq!(
+            long.transient,
+            8 * 128 * 8192 * 4 + 8192 * 8192 * 4 + 8192 * (4 * 512 + 2 * 2048) * 4
+        );
         let big = estimate(&info(), usize::MAX, true, 5);
         assert_eq!(big.total(), u64::MAX, "saturates instead of overflowing");
     }
@@ -362,7 +393,7 @@ mod tests {
         assert!(!o.keep_attention, "3 GiB of attention is streamed");
         let e = plan(
             &i,
-            16000,
+            40000,
             AttentionUse::Recompute,
             0,
             DEFAULT_BUDGET,
@@ -371,7 +402,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("attn show on 16000 tokens")
+            e.contains("attn show on 40000 tokens")
                 && e.contains("over the memory budget of 4.0 GiB")
                 && e.contains("--mem-budget"),
             "{e}"

@@ -209,6 +209,21 @@ impl Model for Transformer {
         self.stack.pattern(layer, resid_in, self.info.d_model, &env)
     }
 
+    fn head_attention(
+        &self,
+        layer: usize,
+        heads: &[usize],
+        resid_in: &Array2<f32>,
+    ) -> Result<Vec<Array2<f32>>> {
+        let rope = self.rope_tables(resid_in.nrows());
+        let env = Env {
+            rope: rope.as_ref().map(|(c, s)| (c, s)),
+            ..Default::default()
+        };
+        self.stack
+            .head_patterns(layer, resid_in, self.info.d_model, &env, heads)
+    }
+
     fn logit_lens(&self, hidden: &Array2<f32>, k: usize) -> Option<Vec<Vec<TopToken>>> {
         let head = self.head.as_ref()?;
         (hidden.ncols() == self.info.d_model).then(|| head.top_tokens(hidden, k, &self.tokenizer))

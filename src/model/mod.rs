@@ -103,6 +103,15 @@ pub trait Model: Send + Sync {
     /// Recompute the attention probabilities `[heads, n, n]` of `layer` from the residual stream entering it
     /// (`Trace::hidden[layer]`); equal to what `forward` recorded.
     fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>>;
+    /// The attention `[n, n]` of each query head in `heads` of `layer`, from the residual stream entering it: the
+    /// same rows as [`Model::layer_attention`], computed one head at a time (at 8k tokens a head is 256 MiB, a layer
+    /// of SmolLM2 2.3 GiB).
+    fn head_attention(
+        &self,
+        layer: usize,
+        heads: &[usize],
+        resid_in: &Array2<f32>,
+    ) -> Result<Vec<Array2<f32>>>;
     /// Re-run blocks `layer..` from `clean.hidden[layer]` (the cached `resid_pre`) with `opts` — e.g. an
     /// intervention at `layer` — and return the whole trace: `hidden[..=layer]`, `layers[..layer]` and the captures of
     /// earlier layers are `clean`'s.
@@ -219,17 +228,44 @@ pub fn layer_attention<'a>(
     trace: &'a Trace,
     layer: usize,
 ) -> Result<std::borrow::Cow<'a, Array3<f32>>> {
-    let lt = trace.layers.get(layer).ok_or_else(|| {
-        Error::Input(format!(
-            "layer {layer} out of range (the model has {} layers, numbered 0..{})",
-            trace.layers.len(),
-            trace.layers.len().saturating_sub(1)
-        ))
-    })?;
-    match &lt.attention {
+    match &layer_of(trace, layer)?.attention {
         Some(a) => Ok(std::borrow::Cow::Borrowed(a)),
         None => Ok(std::borrow::Cow::Owned(
             model.layer_attention(layer, &trace.hidden[layer])?,
         )),
     }
+}
+
+/// The attention `[n, n]` of `head` at `layer`: borrowed from the trace when kept, else recomputed (that head alone)
+/// from `hidden[layer]`.
+pub fn head_attention(
+    model: &dyn Model,
+    trace: &Trace,
+    layer: usize,
+    head: usize,
+) -> Result<Array2<f32>> {
+    if let Some(a) = &layer_of(trace, layer)?.attention {
+        return if head < a.dim().0 {
+            Ok(a.index_axis(ndarray::Axis(0), head).to_owned())
+        } else {
+            Err(Error::Input(format!(
+                "head {head} out of range (the model has heads 0..={})",
+                a.dim().0.saturating_sub(1)
+            )))
+        };
+    }
+    let mut v = model.head_attention(layer, &[head], &trace.hidden[layer])?;
+    v.pop()
+        .ok_or_else(|| Error::Input(format!("layer {layer}: no attention for head {head}")))
+}
+
+/// What block `layer` of `trace` recorded, or an error naming the range.
+fn layer_of(trace: &Trace, layer: usize) -> Result<&crate::trace::LayerTrace> {
+    trace.layers.get(layer).ok_or_else(|| {
+        Error::Input(format!(
+            "layer {layer} out of range (the model has {} layers, numbered 0..{})",
+            trace.layers.len(),
+            trace.layers.len().saturating_sub(1)
+        ))
+    })
 }

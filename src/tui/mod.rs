@@ -14,6 +14,7 @@ pub mod interp;
 pub mod keymap;
 pub mod line_edit;
 pub mod loading;
+pub mod streamed;
 pub mod synthetic;
 pub mod ui;
 pub mod worker;
