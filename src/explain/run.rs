@@ -14,35 +14,7 @@ use crate::trace::{ForwardOptions, HookPoint, Positional, Trace};
 use crate::{Error, Result};
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView3, Axis};
 
-/// The hook points one layer's explanations read.
-pub const POINTS: [HookPoint; 12] = [
-    HookPoint::AttnQ,
-    HookPoint::AttnK,
-    HookPoint::AttnV,
-    HookPoint::AttnPattern,
-    HookPoint::AttnZ,
-    HookPoint::AttnOut,
-    HookPoint::ResidMid,
-    HookPoint::MlpPre,
-    HookPoint::MlpPreLinear,
-    HookPoint::MlpPost,
-    HookPoint::MlpOut,
-    HookPoint::ResidPost,
-];
-
-/// Forward options that capture [`POINTS`] at `layer` and nothing else.
-pub fn capture_layer(layer: usize) -> ForwardOptions {
-    let mut o = ForwardOptions {
-        keep_attention: false,
-        top_k: 0,
-        stop_after: Some(layer),
-        ..Default::default()
-    };
-    for p in POINTS {
-        o.hooks.capture.insert((p, layer));
-    }
-    o
-}
+pub use super::subject::{POINTS, capture_layer};
 
 /// `trace` with `layer`'s hook points captured: the model re-runs block `layer` alone from `hidden[layer]` (the
 /// layers before are copied, the ones after are not run: the result ends at `hidden[layer + 1]`). A trace that

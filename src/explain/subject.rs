@@ -8,7 +8,7 @@ use crate::model::attention::{AttnSpec, AttnWeights};
 use crate::model::block::{Block, Env, Stack};
 use crate::model::embed::Embeddings;
 use crate::model::encdec::EncoderDecoder;
-use crate::trace::{HookPoint, Trace};
+use crate::trace::{ForwardOptions, HookPoint, Trace};
 use crate::{Error, Result};
 use ndarray::{Array1, Array2, Axis};
 
@@ -169,7 +169,7 @@ impl<'a> Subject<'a> {
     /// `trace` with block `layer`'s hook points (self-attention, cross-attention where the block has it, stream and
     /// MLP) captured: block `layer` is re-run alone from `hidden[layer]`.
     pub fn capture(&self, trace: &Trace, layer: usize) -> Result<Trace> {
-        let mut opts = super::run::capture_layer(layer);
+        let mut opts = capture_layer(layer);
         let (model, part, memory) = match *self {
             Subject::Model(m) => return m.resume(trace, layer, &opts),
             Subject::EncDec {
@@ -227,4 +227,34 @@ impl<'a, 'b: 'a> From<&'a (dyn Model + 'b)> for Subject<'a> {
     fn from(m: &'a (dyn Model + 'b)) -> Self {
         Subject::Model(m)
     }
+}
+
+/// The hook points one layer's explanations read.
+pub const POINTS: [HookPoint; 12] = [
+    HookPoint::AttnQ,
+    HookPoint::AttnK,
+    HookPoint::AttnV,
+    HookPoint::AttnPattern,
+    HookPoint::AttnZ,
+    HookPoint::AttnOut,
+    HookPoint::ResidMid,
+    HookPoint::MlpPre,
+    HookPoint::MlpPreLinear,
+    HookPoint::MlpPost,
+    HookPoint::MlpOut,
+    HookPoint::ResidPost,
+];
+
+/// Forward options that capture [`POINTS`] at `layer` and nothing else.
+pub fn capture_layer(layer: usize) -> ForwardOptions {
+    let mut o = ForwardOptions {
+        keep_attention: false,
+        top_k: 0,
+        stop_after: Some(layer),
+        ..Default::default()
+    };
+    for p in POINTS {
+        o.hooks.capture.insert((p, layer));
+    }
+    o
 }

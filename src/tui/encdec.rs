@@ -2,7 +2,6 @@
 //! greedy output) is the decoder input, and one forward pass yields the three kinds of attention the explorer pages
 //! through — encoder self-attention, decoder (masked) self-attention and cross-attention — each as a [`Summary`].
 
-use super::event::Event;
 use super::explained::{EncDecSide, ExplainRequest};
 use crate::analysis::{Summary, cross};
 use crate::explain::subject::{Part, Subject};
@@ -75,15 +74,13 @@ pub fn explain(
     w_o: Option<Arc<Array2<f32>>>,
     req: ExplainRequest,
     side: &EncDecSide,
-) -> Event {
+) -> super::explained::Explained {
     let subject = Subject::EncDec {
         model,
         part: side.part,
         memory: side.memory.as_deref(),
     };
-    Event::Explained(Box::new(super::explained::compute(
-        subject, trace, w_o, req,
-    )))
+    super::explained::compute(subject, trace, w_o, req)
 }
 
 /// The attention of `kind` as an explanation subject's part.

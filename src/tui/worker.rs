@@ -164,7 +164,11 @@ pub fn run_encdec_job(
             trace,
             w_o,
             side: Some(side),
-        } => return super::encdec::explain(model, trace, w_o, req, &side),
+        } => {
+            return Event::Explained(Box::new(super::encdec::explain(
+                model, trace, w_o, req, &side,
+            )));
+        }
         Job::Lens {
             generation,
             pos,

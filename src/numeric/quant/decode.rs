@@ -9,8 +9,8 @@
 //! SIMD code that performs the same f32 operations in the same order (a multiply, then an add: never fused), so the
 //! floats are the same bits either way (tested against the portable functions below).
 
-use super::types::h;
 use super::types::{GgmlType, QK_K};
+use super::types::{h, k_scale_min};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
@@ -210,20 +210,6 @@ fn q3_k(b: &[u8], o: &mut [f32; QK_K]) {
         let q = ql - ((hbit ^ 1) << 2);
         *o = dl[i / 16] * q as f32;
     }
-}
-
-/// The 8 six-bit scales and mins of Q4_K/Q5_K, packed in 12 bytes.
-#[inline(always)]
-pub(super) fn k_scale_min(s: &[u8]) -> ([u8; 8], [u8; 8]) {
-    let mut sc = [0u8; 8];
-    let mut mn = [0u8; 8];
-    for j in 0..4 {
-        sc[j] = s[j] & 0x3F;
-        mn[j] = s[j + 4] & 0x3F;
-        sc[j + 4] = (s[j + 8] & 0x0F) | ((s[j] >> 2) & 0x30);
-        mn[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 2) & 0x30);
-    }
-    (sc, mn)
 }
 
 /// Q4_K (`FIVE` false: d, dmin, scales[12], qs[128]) and Q5_K (`FIVE` true: d, dmin, scales[12], qh[32], qs[128]);

@@ -2,9 +2,8 @@
 //! [`super::decode`], in the same order (multiply, then add or subtract; never fused), so the results are the same
 //! bits. Scales are converted from f16 with the same scalar conversion ([`super::types::h`]).
 
-use super::decode::k_scale_min;
 use super::types::GgmlType;
-use super::types::h;
+use super::types::{h, k_scale_min};
 use std::arch::x86_64::*;
 
 /// Decode with SIMD if this type has a SIMD decoder and the CPU has what it needs; `false` if not (nothing written).
