@@ -2,6 +2,7 @@
 //! quantized (GGML block) matrix kernel and the [`Matrix`] enum over both.
 
 pub mod fast;
+pub mod input;
 pub mod matrix;
 pub mod ops;
 pub mod packed;

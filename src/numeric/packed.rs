@@ -120,17 +120,12 @@ impl PackedMatrix {
 
     /// `x · Wᵀ`, `[n, m]`. Panics if `x` does not have `k` columns (a programming error: shapes are checked at load).
     pub fn matmul_t(&self, x: &ArrayView2<f32>) -> Array2<f32> {
-        let (n, k) = x.dim();
-        assert_eq!(
-            k, self.k,
-            "PackedMatrix::matmul_t: x has {k} columns, W has {}",
-            self.k
-        );
-        let m = self.m;
-        if n == 0 || m == 0 {
-            return Array2::zeros((n, m));
-        }
-        let x = x.as_standard_layout();
+        let x = match crate::numeric::input::rows_for("PackedMatrix::matmul_t", x, (self.m, self.k))
+        {
+            Ok(x) => x,
+            Err(empty) => return empty,
+        };
+        let (n, k, m) = (x.nrows(), self.k, self.m);
         let xs = x.as_slice().expect("standard layout is contiguous");
         let n_panels = m.div_ceil(NR);
         let threads = rayon::current_num_threads().max(1);

@@ -168,17 +168,12 @@ impl QuantMatrix {
 
     /// `x · Wᵀ`, `[n, m]`. Panics if `x` does not have `k` columns (shapes are checked at load).
     pub fn matmul_t(&self, x: &ArrayView2<f32>) -> Array2<f32> {
-        let (n, k) = x.dim();
-        assert_eq!(
-            k, self.k,
-            "QuantMatrix::matmul_t: x has {k} columns, W has {}",
-            self.k
-        );
-        let m = self.m;
-        if n == 0 || m == 0 {
-            return Array2::zeros((n, m));
-        }
-        let x = x.as_standard_layout();
+        let x = match crate::numeric::input::rows_for("QuantMatrix::matmul_t", x, (self.m, self.k))
+        {
+            Ok(x) => x,
+            Err(empty) => return empty,
+        };
+        let (n, m) = (x.nrows(), self.m);
         let xs = x.as_slice().expect("standard layout is contiguous");
         if n == 1 {
             return self.matvec(xs);
