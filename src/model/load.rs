@@ -125,6 +125,7 @@ pub enum Loaded {
 struct FolderConfig {
     text: String,
     file: String,
+    model_type: String,
     loader: HfLoader,
 }
 
@@ -138,12 +139,10 @@ pub fn describe_entry(path: &Path) -> Option<String> {
                     HfLoader::Single(_) => "folder",
                     HfLoader::EncoderDecoder(_) => "encoder–decoder folder",
                 };
-                let value: Option<serde_json::Value> = serde_json::from_str(&cfg.text).ok();
-                let t = value
-                    .as_ref()
-                    .and_then(|v| v.get("model_type")?.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                format!("{kind}, model_type {}", crate::tokenize::escape_label(&t))
+                format!(
+                    "{kind}, model_type {}",
+                    crate::tokenize::escape_label(&cfg.model_type)
+                )
             }
             Err(e) => format!(
                 "folder attn cannot open: {}",
@@ -203,6 +202,7 @@ fn read_folder_config(dir: &Path) -> Result<FolderConfig> {
     Ok(FolderConfig {
         text,
         file,
+        model_type,
         loader: *loader,
     })
 }

@@ -21,16 +21,6 @@ fn sum_lanes(v: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Whether this CPU has AVX2 and FMA (checked once): the row kernels then run a copy of themselves compiled for
-/// them, 8 lanes wide. The copies perform the same operations in the same order, so the results are the same.
-#[cfg(target_arch = "x86_64")]
-fn avx2() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    })
-}
-
 /// `pub fn $name(args)` that runs `$body` compiled for AVX2 + FMA when the CPU has them, else as built.
 macro_rules! wide {
     ($(#[$doc:meta])* pub fn $name:ident($($a:ident: $t:ty),*) $body:block) => {
@@ -44,8 +34,8 @@ macro_rules! wide {
                 unsafe fn wide($($a: $t),*) {
                     body($($a),*)
                 }
-                if avx2() {
-                    // SAFETY: the CPU has AVX2 and FMA (checked by `avx2`).
+                if crate::numeric::cpu::avx2_fma() {
+                    // SAFETY: the CPU has AVX2 and FMA (checked by `avx2_fma`).
                     return unsafe { wide($($a),*) };
                 }
             }

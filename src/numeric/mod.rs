@@ -1,6 +1,7 @@
 //! Numeric kernels, a leaf: elementwise ops, norms, softmax, RoPE, the pack-once matrix kernel, the
 //! quantized (GGML block) matrix kernel and the [`Matrix`] enum over both.
 
+pub mod cpu;
 pub mod fast;
 pub mod input;
 pub mod matrix;

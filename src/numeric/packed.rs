@@ -168,8 +168,7 @@ pub(crate) fn kernel_dispatch(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if crate::numeric::cpu::avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             unsafe { avx2::run(xs, n, k, panels, np, out, width) };
             return;

@@ -316,8 +316,7 @@ struct Tile<'a> {
 fn dot_dispatch(tile: &Tile, res: &mut [[f32; ROWS]; TOKENS]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if crate::numeric::cpu::avx2_fma() {
             let Tile { x, r, k, w, c } = *tile;
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             unsafe {
