@@ -2,83 +2,47 @@
 //! sum, embedding norm), each with its norm, ending at the vector that enters block 0. Small models show every
 //! number; large ones signed bars over the dimensions (panned with `[`/`]`).
 
-use super::explain::{boxed_lines, tok, vectors};
-use super::widgets::Theme;
+use super::explain::{Boxed, Pane, tok, vectors};
 use crate::explain::embedding::EmbeddingParts;
-use ratatui::buffer::Buffer;
-use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-pub fn lines(
-    e: &EmbeddingParts,
-    labels: &[String],
-    width: u16,
-    pan: usize,
-    theme: &Theme,
-) -> Vec<Line<'static>> {
-    let mut l = vec![Line::styled(
-        format!(
+impl Boxed for EmbeddingParts {
+    fn title(&self) -> String {
+        format!(" Embedding · token {} · j/k token · [ ] dims ", self.token)
+    }
+
+    fn lines(&self, labels: &[String], p: Pane) -> Vec<Line<'static>> {
+        let Pane { width, pan, theme } = p;
+        let e = self;
+        let mut l = p.title(format!(
             "token {} → the vector entering block 0",
             tok(labels, e.token)
-        ),
-        theme.title(),
-    )];
-    for (i, p) in e.parts.iter().enumerate() {
-        l.push(Line::from(vec![
-            Span::styled(p.label.clone(), theme.accent()),
-            Span::styled(format!("   ‖·‖ = {:.4}", p.norm), theme.dim()),
-        ]));
-        let name = if i + 1 == e.parts.len() { "= x₀" } else { "" };
-        l.extend(vectors(&[(name, &p.values, &[])], pan, width, theme));
+        ));
+        for (i, p) in e.parts.iter().enumerate() {
+            l.push(Line::from(vec![
+                Span::styled(p.label.clone(), theme.accent()),
+                Span::styled(format!("   ‖·‖ = {:.4}", p.norm), theme.dim()),
+            ]));
+            let name = if i + 1 == e.parts.len() { "= x₀" } else { "" };
+            l.extend(vectors(&[(name, &p.values, &[])], pan, width, theme));
+        }
+        if let Some(n) = &e.positional_note {
+            l.push(Line::styled(n.clone(), theme.bar_alt()));
+        }
+        l
     }
-    if let Some(n) = &e.positional_note {
-        l.push(Line::styled(n.clone(), theme.bar_alt()));
-    }
-    l
-}
-
-/// Draw the embedding view.
-pub fn render(
-    buf: &mut Buffer,
-    area: Rect,
-    e: &EmbeddingParts,
-    labels: &[String],
-    scroll: (usize, usize),
-    theme: &Theme,
-) {
-    boxed_lines(
-        buf,
-        area,
-        format!(" Embedding · token {} · j/k token · [ ] dims ", e.token),
-        |width, pan| lines(e, labels, width, pan, theme),
-        scroll,
-        theme,
-    );
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::tui::app::Palette;
-
-    use crate::tui::ui::buffer_rows as rows;
+    use crate::tui::ui::explain::boxed_rows;
 
     #[test]
     fn the_textbook_embedding_shows_every_number() {
         let e = crate::explain::examples::textbook_embedding(1);
-        let mut buf = Buffer::empty(Rect::new(0, 0, 42, 15));
-        let area = buf.area;
         let labels = vec!["I".to_string(), "love".to_string()];
-        render(
-            &mut buf,
-            area,
-            &e,
-            &labels,
-            (0, 0),
-            &Theme::new(Palette::Mono),
-        );
         assert_eq!(
-            rows(&buf),
+            boxed_rows(&e, &labels, (42, 15), (0, 0)),
             [
                 "╭ Embedding · token 1 · j/k token · [ ] d╮",
                 "│token 1 «love» → the vector entering blo│",
@@ -105,10 +69,7 @@ mod tests {
             .map(|i| if i % 2 == 0 { 1.0 } else { -0.5 })
             .collect();
         let e = crate::explain::examples::rotary_embedding(v);
-        let mut buf = Buffer::empty(Rect::new(0, 0, 30, 8));
-        let area = buf.area;
-        render(&mut buf, area, &e, &[], (0, 0), &Theme::new(Palette::Mono));
-        let r = rows(&buf);
+        let r = boxed_rows(&e, &[], (30, 8), (0, 0));
         assert_eq!(r[3], "│dims 0–19 of 64 · bars: ± up│");
         assert_eq!(r[4], "│= x₀    █ █ █ █ █ █ █ █ █ █ │");
         assert_eq!(r[5], "│         ▄ ▄ ▄ ▄ ▄ ▄ ▄ ▄ ▄ ▄│");

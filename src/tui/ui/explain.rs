@@ -177,26 +177,17 @@ impl<'a> Labels<'a> {
 }
 
 /// The lines of the weight computation (`scroll` pans dimensions of large heads).
-pub fn weight_lines(
-    c: &WeightComputation,
-    labels: Labels,
-    width: u16,
-    pan: usize,
-    theme: &Theme,
-) -> Vec<Line<'static>> {
-    let mut l = vec![];
+pub fn weight_lines(c: &WeightComputation, labels: Labels, p: Pane) -> Vec<Line<'static>> {
+    let Pane { width, pan, theme } = p;
     let kv = c
         .kv_head
         .map(|g| format!(" · k and v from KV head {g}"))
         .unwrap_or_default();
-    l.push(Line::styled(
-        format!(
-            "query {} · key {} · head {}{kv}",
-            tok(labels.query, c.query),
-            tok(labels.key, c.key),
-            c.head
-        ),
-        theme.title(),
+    let mut l = p.title(format!(
+        "query {} · key {} · head {}{kv}",
+        tok(labels.query, c.query),
+        tok(labels.key, c.key),
+        c.head
     ));
     if let Some(r) = &c.rotary {
         let none: &[usize] = &[];
@@ -324,18 +315,14 @@ pub fn writes_lines(
     labels: Labels,
     through_wo: bool,
     head_norms: &[f32],
-    width: u16,
-    pan: usize,
-    theme: &Theme,
+    p: Pane,
 ) -> Vec<Line<'static>> {
-    let mut l = vec![Line::styled(
-        format!(
-            "head {} · query {}: z = Σ_j α_ij · v_j",
-            c.head,
-            tok(labels.query, c.query)
-        ),
-        theme.title(),
-    )];
+    let Pane { width, pan, theme } = p;
+    let mut l = p.title(format!(
+        "head {} · query {}: z = Σ_j α_ij · v_j",
+        c.head,
+        tok(labels.query, c.query)
+    ));
     let d = c.z.len();
     if fits(d, width) {
         l.push(dim_header(0, d, d, theme));
@@ -434,12 +421,68 @@ pub fn boxed_lines(
     buf: &mut Buffer,
     area: Rect,
     title: String,
-    lines: impl FnOnce(u16, usize) -> Vec<Line<'static>>,
+    lines: impl FnOnce(Pane) -> Vec<Line<'static>>,
     scroll: (usize, usize),
     theme: &Theme,
 ) {
-    let ls = lines(area.width.saturating_sub(2), scroll.1);
+    let width = area.width.saturating_sub(2);
+    let ls = lines(Pane {
+        width,
+        pan: scroll.1,
+        theme,
+    });
     boxed(buf, area, title, ls, scroll.0, theme);
+}
+
+/// A view drawn as lines in a box: the embedding and the block walk-through.
+pub trait Boxed {
+    /// The box's title.
+    fn title(&self) -> String;
+    /// The lines, over the token `labels`.
+    fn lines(&self, labels: &[String], p: Pane) -> Vec<Line<'static>>;
+}
+
+/// Draw a [`Boxed`] view, scrolled by `scroll` (rows, dimensions).
+pub fn render_boxed(
+    buf: &mut Buffer,
+    area: Rect,
+    view: &dyn Boxed,
+    labels: &[String],
+    scroll: (usize, usize),
+    theme: &Theme,
+) {
+    let lines = |p: Pane| view.lines(labels, p);
+    boxed_lines(buf, area, view.title(), lines, scroll, theme);
+}
+
+/// The rows of a [`Boxed`] view drawn in monochrome on a `size` (width, height) buffer (for tests).
+#[cfg(test)]
+pub fn boxed_rows(
+    view: &dyn Boxed,
+    labels: &[String],
+    size: (u16, u16),
+    scroll: (usize, usize),
+) -> Vec<String> {
+    let mut buf = Buffer::empty(Rect::new(0, 0, size.0, size.1));
+    let theme = Theme::new(crate::tui::app::Palette::Mono);
+    let area = buf.area;
+    render_boxed(&mut buf, area, view, labels, scroll, &theme);
+    crate::tui::ui::buffer_rows(&buf)
+}
+
+/// Where a computation view's lines go: the box's inner width, the first dimension shown (`[ ]` pans) and the theme.
+#[derive(Clone, Copy)]
+pub struct Pane<'t> {
+    pub width: u16,
+    pub pan: usize,
+    pub theme: &'t Theme,
+}
+
+impl Pane<'_> {
+    /// The view's lines so far: its first line, in the title style.
+    pub fn title(&self, text: String) -> Vec<Line<'static>> {
+        vec![Line::styled(text, self.theme.title())]
+    }
 }
 
 /// Draw lines in a framed box, scrolled by `scroll` rows.
@@ -477,7 +520,7 @@ pub fn render_weight(
         buf,
         area,
         title,
-        |w, pan| weight_lines(c, labels, w, pan, theme),
+        |p| weight_lines(c, labels, p),
         scroll,
         theme,
     );
@@ -493,21 +536,14 @@ pub fn render_writes(
     scroll: (usize, usize),
     theme: &Theme,
 ) {
-    let lines = writes_lines(
-        c,
-        labels,
-        through_wo.is_some(),
-        through_wo.unwrap_or(&[]),
-        area.width.saturating_sub(2),
-        scroll.1,
-        theme,
-    );
     let title = format!(
         " What head {} writes · t: through W_O {} ",
         c.head,
         if through_wo.is_some() { "on" } else { "off" }
     );
-    boxed(buf, area, title, lines, scroll.0, theme);
+    let norms = through_wo.unwrap_or(&[]);
+    let lines = |p: Pane| writes_lines(c, labels, through_wo.is_some(), norms, p);
+    boxed_lines(buf, area, title, lines, scroll, theme);
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The explorer's explanation views: pick the widget for the view and feed it the worker's result for the cursor.
 
+use super::explain;
 use super::widgets::Theme;
-use super::{block_walk, embedding, explain};
 use crate::tui::app::{App, View};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -64,11 +64,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             Err(e) => fail(buf, e),
         },
         View::Embedding => match &r.embedding {
-            Ok(e) => embedding::render(buf, area, e, &labels, scroll, &theme),
+            Ok(e) => explain::render_boxed(buf, area, e, &labels, scroll, &theme),
             Err(e) => fail(buf, e),
         },
         View::Walk => match &r.walk {
-            Ok(w) => block_walk::render(buf, area, w, &labels, scroll, &theme),
+            Ok(w) => explain::render_boxed(buf, area, w, &labels, scroll, &theme),
             Err(e) => fail(buf, e),
         },
         _ => {}
