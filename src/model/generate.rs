@@ -98,73 +98,65 @@ pub fn generate(
     sampling: &Sampling,
     record_attention: bool,
 ) -> Result<Generated> {
-    rayon::scope(|_| generate_here(model, prompt, max_new, sampling, record_attention))
-}
-
-fn generate_here(
-    model: &dyn Model,
-    prompt: &[u32],
-    max_new: usize,
-    sampling: &Sampling,
-    record_attention: bool,
-) -> Result<Generated> {
-    let t: &Transformer = model.engine();
-    if !t.info.causal || t.head.is_none() {
-        return Err(Error::Input(format!(
-            "{} is not a decoder: generation needs a causal model with an LM head",
-            t.info.name
-        )));
-    }
-    if prompt.is_empty() {
-        return Err(Error::Input("the prompt has no tokens".into()));
-    }
-    if prompt.len() + max_new > t.info.max_len {
-        return Err(Error::Input(format!(
-            "{} prompt tokens + {max_new} new exceed {}'s {} positions",
-            prompt.len(),
-            t.info.name,
-            t.info.max_len
-        )));
-    }
-    let opts = ForwardOptions {
-        keep_attention: record_attention,
-        top_k: 0,
-        ..Default::default()
-    };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(sampling.seed);
-    let mut ids = prompt.to_vec();
-    let start = Instant::now();
-    let first = t.step(&ids, None, &opts)?;
-    let prompt_ms = start.elapsed().as_secs_f64() * 1e3;
-    let mut logits = first.logits;
-    let mut cache: KvCache = first.cache;
-    let (mut new_ids, mut attention, mut step_ms) = (vec![], vec![], vec![]);
-    for i in 0..max_new {
-        let l = logits
-            .as_ref()
-            .ok_or_else(|| Error::Input("the model produced no logits".into()))?;
-        let row = l.row(l.nrows() - 1);
-        let next = choose(&row, sampling, &mut rng) as u32;
-        ids.push(next);
-        new_ids.push(next);
-        if i + 1 < max_new || record_attention {
-            let s0 = Instant::now();
-            let st = t.step(&ids, Some(&cache), &opts)?;
-            step_ms.push(s0.elapsed().as_secs_f64() * 1e3);
-            if record_attention {
-                attention.push(st.layers.into_iter().filter_map(|l| l.attention).collect());
-            }
-            logits = st.logits;
-            cache = st.cache;
+    rayon::scope(|_| {
+        let t: &Transformer = model.engine();
+        if !t.info.causal || t.head.is_none() {
+            return Err(Error::Input(format!(
+                "{} is not a decoder: generation needs a causal model with an LM head",
+                t.info.name
+            )));
         }
-    }
-    Ok(Generated {
-        prompt: prompt.to_vec(),
-        text: t.tokenizer.decode(&new_ids),
-        new_ids,
-        attention,
-        step_ms,
-        prompt_ms,
+        if prompt.is_empty() {
+            return Err(Error::Input("the prompt has no tokens".into()));
+        }
+        if prompt.len() + max_new > t.info.max_len {
+            return Err(Error::Input(format!(
+                "{} prompt tokens + {max_new} new exceed {}'s {} positions",
+                prompt.len(),
+                t.info.name,
+                t.info.max_len
+            )));
+        }
+        let opts = ForwardOptions {
+            keep_attention: record_attention,
+            top_k: 0,
+            ..Default::default()
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(sampling.seed);
+        let mut ids = prompt.to_vec();
+        let start = Instant::now();
+        let first = t.step(&ids, None, &opts)?;
+        let prompt_ms = start.elapsed().as_secs_f64() * 1e3;
+        let mut logits = first.logits;
+        let mut cache: KvCache = first.cache;
+        let (mut new_ids, mut attention, mut step_ms) = (vec![], vec![], vec![]);
+        for i in 0..max_new {
+            let l = logits
+                .as_ref()
+                .ok_or_else(|| Error::Input("the model produced no logits".into()))?;
+            let row = l.row(l.nrows() - 1);
+            let next = choose(&row, sampling, &mut rng) as u32;
+            ids.push(next);
+            new_ids.push(next);
+            if i + 1 < max_new || record_attention {
+                let s0 = Instant::now();
+                let st = t.step(&ids, Some(&cache), &opts)?;
+                step_ms.push(s0.elapsed().as_secs_f64() * 1e3);
+                if record_attention {
+                    attention.push(st.layers.into_iter().filter_map(|l| l.attention).collect());
+                }
+                logits = st.logits;
+                cache = st.cache;
+            }
+        }
+        Ok(Generated {
+            prompt: prompt.to_vec(),
+            text: t.tokenizer.decode(&new_ids),
+            new_ids,
+            attention,
+            step_ms,
+            prompt_ms,
+        })
     })
 }
 
