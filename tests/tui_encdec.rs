@@ -29,7 +29,10 @@ fn screen(app: &App) -> String {
 }
 
 fn new_app(size: (u16, u16), color: Palette) -> App {
-    let m = dates();
+    app_of(&dates(), size, color)
+}
+
+fn app_of(m: &EncoderDecoder, size: (u16, u16), color: Palette) -> App {
     let mut app = tui::new_app(&m.info, tui::default_text(&m.info), None, color, size);
     app.enable_encdec();
     app
@@ -37,11 +40,16 @@ fn new_app(size: (u16, u16), color: Palette) -> App {
 
 /// An app that has run `source` (greedy target) with timings zeroed, so screens are reproducible.
 fn dates_app(source: &str, size: (u16, u16), color: Palette) -> App {
-    let mut app = new_app(size, color);
+    ran(&dates(), source, size, color)
+}
+
+/// [`dates_app`] on any encoder–decoder.
+fn ran(m: &EncoderDecoder, source: &str, size: (u16, u16), color: Palette) -> App {
+    let mut app = app_of(m, size, color);
     app.input.lines[0] = attn::tui::app::LineEdit::new(source);
     let fx = app.start(Instant::now());
     assert_eq!(fx.len(), 1, "the first run is asked for");
-    let mut run = attn::tui::encdec::prepare(&dates(), source, None, u64::MAX, None).unwrap();
+    let mut run = attn::tui::encdec::prepare(m, source, None, u64::MAX, None).unwrap();
     for s in &mut run.kinds {
         Arc::get_mut(&mut s.trace).unwrap().elapsed = Duration::ZERO;
     }
@@ -359,4 +367,61 @@ fn a_new_source_decodes_again_but_a_typed_target_stays() {
     let script = vec![Event::key(KeyCode::Tab), Event::ctrl('t')];
     let (app, _) = run_script(app, script, dir.path());
     assert_eq!(app.input.lines[1].text, "2000년 5월 2일");
+}
+
+/// T5 has no positional vectors: the positions view draws its relative bias, one row per head, by distance.
+#[test]
+fn t5_positions_view_draws_the_relative_bias_per_head() {
+    let dir = common::repo().join("fixtures").join("tiny-t5");
+    let cfg = attn::model::TextbookConfig::default();
+    let m = attn::model::load_encoder_decoder(dir.to_str().unwrap(), &cfg, None)
+        .unwrap()
+        .expect("tiny-t5 is an encoder–decoder");
+    let mut app = ran(&m, "the cat sat", (130, 36), Palette::Mono);
+    app.view = View::Positional;
+    // ↓ twice: the head, since the rows are heads.
+    for _ in 0..2 {
+        app.update(Event::key(KeyCode::Down), Instant::now());
+    }
+    assert_eq!(app.sel.head, 2);
+    let s = screen(&app);
+    let rows: Vec<&str> = s.lines().collect();
+    let t = app.trace().unwrap();
+    let n = t.n_tokens();
+    assert_eq!(
+        t.positional.matrix().dim(),
+        (4, 2 * n - 1),
+        "[heads, 2n − 1]"
+    );
+    assert!(
+        s.contains("Positional (relative) · head 2 · bias added to the scores by distance"),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!(
+            "distance key − query from −{0} (left) to +{0}",
+            n - 1
+        )),
+        "{s}"
+    );
+    assert!(
+        s.contains("relative bias: heads × distance key − query"),
+        "{s}"
+    );
+    for h in 0..4 {
+        assert!(
+            rows.iter().any(|r| r.contains(&format!("{h} head {h}"))),
+            "{s}"
+        );
+    }
+    // The bars are head 2's biases: the tallest bar stands at the distance of its largest bias.
+    let row = t.positional.matrix().row(2).to_vec();
+    let (max, min) = row
+        .iter()
+        .fold((f32::MIN, f32::MAX), |(a, b), &v| (a.max(v), b.min(v)));
+    assert!(max > min, "head 2's bias varies with distance");
+    let m = t.positional.matrix();
+    let full = m.iter().fold(0f32, |a, &v| a.max(v.abs()));
+    assert!(s.contains(&format!("full bar ±{full:.2}")), "{s}");
+    assert!(s.contains("j/k head"), "{s}");
 }

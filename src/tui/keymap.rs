@@ -258,7 +258,7 @@ pub const ROWS: &[Row] = &[
         "select a head (the header, d and the grid follow)"),
     row(Overview, &[(k(K::Enter), A::Open)],
         "open the selected head in the grid (or click it twice)"),
-    row(Positions, &VERTICAL, "previous / next position"),
+    row(Positions, &VERTICAL, "previous / next position (T5's relative bias: head)"),
     row(Positions, &[(ch('h'), A::PanLeft), (ch('l'), A::PanRight),
                      (k(K::Left), A::PanLeft), (k(K::Right), A::PanRight)],
         "pan the dimensions"),

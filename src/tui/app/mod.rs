@@ -182,6 +182,21 @@ impl App {
             .unwrap_or(self.info.n_heads)
     }
 
+    /// T5's positions view draws its relative bias, a row per head: there ↑/↓ (j/k) pick the head.
+    fn positions_head_key(&mut self, a: crate::tui::keymap::Action) {
+        use crate::tui::keymap::Action;
+        let relative = |t: &Trace| matches!(t.positional, crate::trace::Positional::Relative(_));
+        if self.view != View::Positional || !self.trace().is_some_and(relative) {
+            return;
+        }
+        let nh = self.n_heads().max(1);
+        match a {
+            Action::Down => self.set_head((self.sel.head + 1).min(nh - 1)),
+            Action::Up => self.set_head(self.sel.head.saturating_sub(1)),
+            _ => {}
+        }
+    }
+
     /// Whether the model reads sentence pairs (token types): only then is sentence B offered.
     pub fn pairs(&self) -> bool {
         self.info.takes_sentence_pairs() || self.encdec.is_some()

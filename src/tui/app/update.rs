@@ -417,6 +417,7 @@ impl App {
             }
             return;
         }
+        self.positions_head_key(a);
         let (page_r, page_c) = layout::grid_capacity(self);
         let dims = self
             .trace()
@@ -500,7 +501,7 @@ impl App {
         self.sel.layer = l;
         self.refresh();
     }
-    fn set_head(&mut self, h: usize) {
+    pub(super) fn set_head(&mut self, h: usize) {
         self.sel.head = h;
         self.sel.mean = false;
         self.refresh();

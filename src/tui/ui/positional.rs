@@ -137,11 +137,11 @@ pub fn render_bars(app: &App, area: Rect, buf: &mut Buffer) {
         Positional::Relative(_) => "bias added to the scores by distance",
         _ => "vector added to the embedding",
     };
-    let title = format!(
-        " Positional ({}) · position {pos} «{}» · {what} ",
-        p.kind(),
-        label(app, pos)
-    );
+    let at = match p {
+        Positional::Relative(_) => label(app, pos),
+        _ => format!("position {pos} «{}»", label(app, pos)),
+    };
+    let title = format!(" Positional ({}) · {at} · {what} ", p.kind());
     let b = block(title, &theme);
     let inner = b.inner(area);
     b.render(area, buf);
@@ -251,13 +251,13 @@ pub fn render_heatmap(app: &App, area: Rect, buf: &mut Buffer) {
     let Some(t) = app.trace() else { return };
     let p = &t.positional;
     let m = p.matrix();
-    let what = match p {
-        Positional::Rotary { .. } => "cos(angle): positions × frequency pairs",
-        Positional::Relative(_) => "relative bias: heads × distance key − query",
-        _ => "positions × dimensions",
+    let (what, rows) = match p {
+        Positional::Rotary { .. } => ("cos(angle): positions × frequency pairs", "position"),
+        Positional::Relative(_) => ("relative bias: heads × distance key − query", "head"),
+        _ => ("positions × dimensions", "position"),
     };
     let b = block(
-        format!(" {what} · ←/→ pan · H/L a screen · j/k position "),
+        format!(" {what} · ←/→ pan · H/L a screen · j/k {rows} "),
         &theme,
     );
     let inner = b.inner(area);
