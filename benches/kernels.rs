@@ -42,7 +42,7 @@ fn bench(c: &mut Criterion) {
             )
             .expect("matrix");
             w = q.to_f32();
-            for n in [3usize, 39, 115] {
+            for n in [1usize, 3, 7, 8, 16, 39, 115] {
                 let x = Array2::from_shape_fn((n, k), |(i, j)| {
                     ((i * 31 + j * 17) % 23) as f32 * 0.05 - 0.5
                 });

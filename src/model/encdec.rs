@@ -211,13 +211,15 @@ impl EncoderDecoder {
         tgt: &Encoded,
         opts: &ForwardOptions,
     ) -> Result<EncDecTrace> {
-        let source = self.encode(src, opts)?;
-        let memory = self.memory(&source)?;
-        let (target, logits) = self.decode(tgt, &memory, opts)?;
-        Ok(EncDecTrace {
-            source,
-            target,
-            logits,
+        crate::numeric::cpu::on_pool(|| {
+            let source = self.encode(src, opts)?;
+            let memory = self.memory(&source)?;
+            let (target, logits) = self.decode(tgt, &memory, opts)?;
+            Ok(EncDecTrace {
+                source,
+                target,
+                logits,
+            })
         })
     }
 

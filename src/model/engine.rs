@@ -127,18 +127,8 @@ impl Transformer {
             cache: run.kv.unwrap_or_default(),
         })
     }
-}
 
-impl Model for Transformer {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
-    }
-
-    fn forward(&self, enc: &Encoded, opts: &ForwardOptions) -> Result<Trace> {
+    fn forward_here(&self, enc: &Encoded, opts: &ForwardOptions) -> Result<Trace> {
         let start = Instant::now();
         let n = enc.ids.len();
         if n == 0 {
@@ -163,7 +153,7 @@ impl Model for Transformer {
         Ok(trace)
     }
 
-    fn resume(&self, clean: &Trace, layer: usize, opts: &ForwardOptions) -> Result<Trace> {
+    fn resume_here(&self, clean: &Trace, layer: usize, opts: &ForwardOptions) -> Result<Trace> {
         let start = Instant::now();
         let x = clean.hidden.get(layer).ok_or_else(|| {
             Error::Input(format!(
@@ -198,6 +188,24 @@ impl Model for Transformer {
         self.finish(&mut trace, opts);
         trace.elapsed = start.elapsed();
         Ok(trace)
+    }
+}
+
+impl Model for Transformer {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    fn forward(&self, enc: &Encoded, opts: &ForwardOptions) -> Result<Trace> {
+        crate::numeric::cpu::on_pool(|| self.forward_here(enc, opts))
+    }
+
+    fn resume(&self, clean: &Trace, layer: usize, opts: &ForwardOptions) -> Result<Trace> {
+        crate::numeric::cpu::on_pool(|| self.resume_here(clean, layer, opts))
     }
 
     fn layer_attention(&self, layer: usize, resid_in: &Array2<f32>) -> Result<Array3<f32>> {

@@ -86,11 +86,7 @@ pub fn choose(row: &ArrayView1<f32>, s: &Sampling, rng: &mut impl Rng) -> usize 
     idx[idx.len() - 1]
 }
 
-/// Generate `max_new` tokens after `prompt` with a KV cache.
-///
-/// The loop runs on a thread of the rayon pool (the caller waits): a decoding step alternates short serial work with
-/// many small parallel products, and run from outside the pool each of those would wake the pool's threads and then
-/// put the caller to sleep.
+/// Generate `max_new` tokens after `prompt` with a KV cache (the loop runs on the pool: [`crate::numeric::cpu::on_pool`]).
 pub fn generate(
     model: &dyn Model,
     prompt: &[u32],
@@ -98,7 +94,7 @@ pub fn generate(
     sampling: &Sampling,
     record_attention: bool,
 ) -> Result<Generated> {
-    rayon::scope(|_| {
+    crate::numeric::cpu::on_pool(|| {
         let t: &Transformer = model.engine();
         if !t.info.causal || t.head.is_none() {
             return Err(Error::Input(format!(
@@ -199,8 +195,7 @@ pub fn append(
         ..Default::default()
     };
     let start = Instant::now();
-    // On a pool thread, as `generate` (see there).
-    let st = rayon::scope(|_| t.step(&ids, Some(cache), &opts))?;
+    let st = crate::numeric::cpu::on_pool(|| t.step(&ids, Some(cache), &opts))?;
     let enc = t.tokenizer.encode_ids(&ids)?;
     let (_, positional) = t.embed.embed(&enc)?;
     let grow = |old: &Array2<f32>, new: &Array2<f32>| -> Result<Array2<f32>> {

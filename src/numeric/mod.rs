@@ -6,6 +6,7 @@ pub mod fast;
 pub mod input;
 pub mod matrix;
 pub mod ops;
+pub mod pack;
 pub mod packed;
 pub mod quant;
 

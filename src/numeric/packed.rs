@@ -64,11 +64,7 @@ impl PackedMatrix {
                     .filter_map(|j| w.row(p * NR + j).to_slice())
                     .collect();
                 if src.len() == rows {
-                    for (kk, slot) in panel.chunks_exact_mut(NR).enumerate() {
-                        for (j, r) in src.iter().enumerate() {
-                            slot[j] = r[kk];
-                        }
-                    }
+                    super::pack::pack_panel(&src, k, panel);
                 } else {
                     for j in 0..rows {
                         for (kk, v) in w.row(p * NR + j).iter().enumerate() {

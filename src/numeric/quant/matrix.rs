@@ -233,22 +233,22 @@ impl QuantMatrix {
 
     /// `out[j] = row (r0 + j) · x` for one token.
     fn dot_rows(&self, x: &[f32], r0: usize, out: &mut [f32]) {
-        let rows = r0..r0 + out.len();
+        let width = out.len();
+        self.rows_kernel(x, 1, r0..r0 + width, out, width);
+    }
+
+    /// Few tokens: the fused kernel, or else decode [`ROWS`] rows at a time and dot them with every token.
+    fn rows_kernel(&self, xs: &[f32], n: usize, rows: Range<usize>, out: &mut [f32], width: usize) {
+        let k = self.k;
         #[cfg(target_arch = "x86_64")]
         {
+            // Where the format has a fused kernel: each block decoded in registers, once for up to four tokens.
             let rb = self.row_bytes;
             let data = &self.data.bytes()[rows.start * rb..rows.end * rb];
-            if super::fused::dot_rows(self.ty, data, rb, x, out) {
+            if super::fused::dot_rows_tokens(self.ty, data, rb, (xs, n, k), out, width) {
                 return;
             }
         }
-        let width = out.len();
-        self.rows_kernel(x, 1, rows, out, width);
-    }
-
-    /// Few tokens: decode [`ROWS`] rows at a time and dot them with every token.
-    fn rows_kernel(&self, xs: &[f32], n: usize, rows: Range<usize>, out: &mut [f32], width: usize) {
-        let k = self.k;
         let mut buf = vec![0f32; ROWS * k];
         let mut r0 = rows.start;
         while r0 < rows.end {
@@ -284,19 +284,18 @@ impl QuantMatrix {
         width: usize,
     ) {
         let k = self.k;
-        let mut row = vec![0f32; k];
+        let mut decoded = vec![0f32; NR * k];
         let mut panel = vec![0f32; k * NR];
         for (p, r0) in rows.clone().step_by(NR).enumerate() {
             let c = NR.min(rows.end - r0);
             if c < NR {
                 panel.fill(0.0);
             }
-            for j in 0..c {
-                self.decode_row(r0 + j, &mut row);
-                for (kk, v) in row.iter().enumerate() {
-                    panel[kk * NR + j] = *v;
-                }
+            for (j, row) in decoded.chunks_exact_mut(k).take(c).enumerate() {
+                self.decode_row(r0 + j, row);
             }
+            let src: Vec<&[f32]> = decoded.chunks_exact(k).take(c).collect();
+            crate::numeric::pack::pack_panel(&src, k, &mut panel);
             packed::kernel_dispatch(xs, n, k, &panel, 1, &mut out[p * NR..], width);
         }
     }

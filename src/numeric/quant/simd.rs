@@ -201,9 +201,9 @@ pub(super) unsafe fn q8_0_regs(b: &[u8]) -> [__m256; 4] {
 }
 
 /// For each 32-element format, from its register decoder: the block function (the registers, stored) and the fused
-/// one-token row loop of [`super::fused`] (each block's registers multiplied into the token's values at once).
+/// row loop of [`super::fused`] (each block's registers multiplied into the values of `T` tokens at once).
 macro_rules! from_regs {
-    ($($name:ident, $rows:ident = $regs:path;)*) => {$(
+    ($($name:ident, $rows_t:ident = $regs:path;)*) => {$(
         #[target_feature(enable = "avx2,f16c")]
         #[inline]
         fn $name(b: &[u8], o: &mut [f32]) {
@@ -211,39 +211,66 @@ macro_rules! from_regs {
             unsafe { store4(o, $regs(b)) }
         }
 
-        /// `out[r]` = row `r` of `data` (`row_bytes` each, blocks of `ts` bytes) decoded · `x`.
+        /// `out[t · width + r]` = row `r` of `data` decoded · token `t` of `xs` (`T` tokens of `k` values, one after
+        /// the other), for the `rows` rows of `data`; `A` accumulators per token.
         #[target_feature(enable = "avx2,fma,f16c")]
-        pub(super) fn $rows(data: &[u8], row_bytes: usize, ts: usize, x: &[f32], out: &mut [f32]) {
-            for (o, row) in out.iter_mut().zip(data.chunks_exact(row_bytes)) {
-                // Four independent accumulators, one per register of a block.
-                let mut acc = [_mm256_setzero_ps(); 4];
-                for (b, xs) in row.chunks_exact(ts).zip(x.chunks_exact(32)) {
-                    // SAFETY: `$regs` checks the block's length; xs holds 32 floats.
+        pub(super) fn $rows_t<const T: usize, const A: usize>(
+            data: &[u8],
+            shape: FewTokens,
+            xs: &[f32],
+            out: &mut [f32],
+        ) {
+            let FewTokens { rows, row_bytes, ts, k, width } = shape;
+            assert!(xs.len() >= T * k && out.len() >= (T - 1) * width + rows && data.len() >= rows * row_bytes);
+            for (r, row) in data.chunks_exact(row_bytes).take(rows).enumerate() {
+                let mut acc = [[_mm256_setzero_ps(); A]; T];
+                for (j, b) in row.chunks_exact(ts).take(k / 32).enumerate() {
+                    // SAFETY: `$regs` checks the block's length; every token holds k ≥ 32 (j + 1) floats.
                     unsafe {
                         let w = $regs(b);
-                        for (i, (a, w)) in acc.iter_mut().zip(w).enumerate() {
-                            *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(xs.as_ptr().add(8 * i)), *a);
+                        for (t, a) in acc.iter_mut().enumerate() {
+                            let x = xs.as_ptr().add(t * k + 32 * j);
+                            for (i, w) in w.into_iter().enumerate() {
+                                a[i % A] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x.add(8 * i)), a[i % A]);
+                            }
                         }
                     }
                 }
-                let s = _mm256_add_ps(
-                    _mm256_add_ps(acc[0], acc[1]),
-                    _mm256_add_ps(acc[2], acc[3]),
-                );
-                let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-                *o = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                for (t, a) in acc.iter().enumerate() {
+                    let s = a[1..].iter().fold(a[0], |s, &v| _mm256_add_ps(s, v));
+                    out[t * width + r] = hsum(s);
+                }
             }
         }
     )*};
 }
 
+/// The shape of a few-token fused product: `rows` weight rows of `row_bytes` bytes (blocks of `ts` bytes), `k`
+/// values per token, and the output's row stride `width`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FewTokens {
+    pub rows: usize,
+    pub row_bytes: usize,
+    pub ts: usize,
+    pub k: usize,
+    pub width: usize,
+}
+
+/// The sum of a register's eight lanes.
+#[target_feature(enable = "avx")]
+#[inline]
+fn hsum(s: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
 from_regs! {
-    q4_0, rows_q4_0 = qx_0_regs::<false>;
-    q4_1, rows_q4_1 = qx_1_regs::<false>;
-    q5_0, rows_q5_0 = qx_0_regs::<true>;
-    q5_1, rows_q5_1 = qx_1_regs::<true>;
-    q8_0, rows_q8_0 = q8_0_regs;
+    q4_0, rows_t_q4_0 = qx_0_regs::<false>;
+    q4_1, rows_t_q4_1 = qx_1_regs::<false>;
+    q5_0, rows_t_q5_0 = qx_0_regs::<true>;
+    q5_1, rows_t_q5_1 = qx_1_regs::<true>;
+    q8_0, rows_t_q8_0 = q8_0_regs;
 }
 
 /// Q4_K (`FIVE` false) and Q5_K (`FIVE` true, with the fifth bits `qh[32]` before the nibbles): 8 sub-blocks of 32,
