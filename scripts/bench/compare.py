@@ -32,6 +32,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 THREADS = int(os.environ.get("ATTN_BENCH_THREADS", "2"))
+# Idle time before every timed run: the previous engine's worker threads (llama.cpp's pool, OpenMP's) busy-wait for a
+# while after their work, and would otherwise share the cores with the next engine's run. Each run thus starts as a
+# single request does on an idle machine, for every engine alike.
+SETTLE_S = float(os.environ.get("ATTN_BENCH_SETTLE", "0.2"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ["RAYON_NUM_THREADS"] = str(THREADS)
@@ -126,6 +130,7 @@ def interleave(engines, items, rounds):
             order = list(engines)
             rng.shuffle(order)
             for e in order:
+                time.sleep(SETTLE_S)
                 times[(e.name, i)].append(e.run(it["text"])[1])
     return tokens, {k: statistics.median(v) for k, v in times.items()}
 
