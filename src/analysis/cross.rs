@@ -70,6 +70,7 @@ impl Summary {
             norms_all,
             pattern_counts,
             n_heads,
+            lazy: false,
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod ablation;
 pub mod attribution;
 pub mod cross;
+pub mod long;
 pub mod rollout;
 pub mod scans;
 
@@ -294,6 +295,8 @@ pub struct Summary {
     pub n_heads: usize,
     /// Where NaN/Inf first appear in the trace, if anywhere (shown as a warning in the status line).
     pub non_finite: Option<NonFinite>,
+    /// The trace kept no attention (a long input): heads are computed on demand ([`long`]).
+    pub lazy: bool,
 }
 
 impl Summary {

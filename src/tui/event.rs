@@ -34,6 +34,8 @@ pub enum Event {
     Explained(Box<crate::tui::explained::Explained>),
     /// Ablation, sweep, attribution or generation ([`crate::tui::interp`]) progressed or finished.
     Interp(Box<crate::tui::interp::InterpOutcome>),
+    /// A long input's head ([`Job::Head`]) computed.
+    Head(Box<HeadOutcome>),
     /// Time passed (debounce deadlines, spinner).
     Tick,
     /// Leave (SIGTERM, SIGHUP, end of a script).
@@ -65,6 +67,42 @@ pub enum Job {
     },
     /// Ablation, sweep, attribution, generation (see [`crate::tui::interp`]).
     Interp(crate::tui::interp::InterpJob),
+    /// A long input (a trace without attention): one head's matrix, or its statistics and overview thumbnail.
+    Head {
+        generation: u64,
+        layer: usize,
+        head: usize,
+        want: HeadWant,
+        trace: Arc<Trace>,
+    },
+}
+
+/// What a [`Job::Head`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadWant {
+    /// The `n × n` matrix, for the grid.
+    Matrix,
+    /// Its statistics and a `side × side` block-mean thumbnail, for the overview (the streaming pass).
+    Thumb { side: usize },
+}
+
+/// The result of a [`Job::Head`].
+#[derive(Debug)]
+pub struct HeadOutcome {
+    pub generation: u64,
+    pub layer: usize,
+    pub head: usize,
+    pub result: Result<HeadPart, String>,
+}
+
+/// What a [`Job::Head`] produced.
+#[derive(Debug)]
+pub enum HeadPart {
+    Matrix(Arc<ndarray::Array2<f32>>),
+    Thumb {
+        stats: crate::analysis::HeadStats,
+        thumb: ndarray::Array2<f32>,
+    },
 }
 
 /// The result of a [`Job::Run`].

@@ -1,15 +1,15 @@
-//! Long inputs in the explorer without every attention matrix: one streaming pass over the heads of a trace that
-//! kept none, each head's `n × n` recomputed alone from the cached residual stream ([`crate::model::head_attention`])
-//! and reduced at once to what the overview needs — its statistics and a thumbnail, the block mean of its matrix on a
-//! `side × side` grid — then dropped. At most one head's matrix is held at a time (256 MiB at 8,192 tokens).
-//!
-//! Not yet wired into the explorer: the worker still keeps every attention (and refuses what does not fit); see
-//! docs/performance.md, "Long inputs".
+//! Long inputs in the explorer without every attention matrix: each head's `n × n` is recomputed alone from the
+//! cached residual stream ([`crate::model::head_attention`]) — for the grid, or reduced at once to what the overview
+//! needs (its statistics and a thumbnail, the block mean of its matrix on a `side × side` grid) and dropped. The
+//! explorer asks for these one head at a time ([`crate::tui::event::Job::Head`]), so a head the user pages to waits
+//! for at most one thumbnail; [`stream_heads`] runs the whole pass at once.
 
 use crate::analysis::{HeadStats, head_stats};
 use crate::model::{Model, head_attention};
 use crate::trace::Trace;
+use crate::tui::event::{HeadPart, HeadWant};
 use ndarray::{Array2, ArrayView2};
+use std::sync::Arc;
 
 /// What the overview shows of every head of a trace that did not keep its attention.
 #[derive(Debug, Clone)]
@@ -66,15 +66,38 @@ pub fn stream_heads(
         let mut s = Vec::with_capacity(nh);
         let mut t = Vec::with_capacity(nh);
         for h in 0..nh {
-            let m = head_attention(model, trace, l, h)?;
-            s.push(head_stats(&m.view()));
-            t.push(block_mean(&m.view(), side));
+            let (stats, thumb) = summarize(&head_attention(model, trace, l, h)?, side);
+            s.push(stats);
+            t.push(thumb);
         }
         stats.push(s);
         thumbs.push(t);
         progress(l + 1, nl);
     }
     Ok(Streamed { stats, thumbs })
+}
+
+/// A head's statistics and `side × side` thumbnail.
+fn summarize(m: &Array2<f32>, side: usize) -> (HeadStats, Array2<f32>) {
+    (head_stats(&m.view()), block_mean(&m.view(), side))
+}
+
+/// What a [`crate::tui::event::Job::Head`] asks of head `head` at `layer`.
+pub fn head_part(
+    model: &dyn Model,
+    trace: &Trace,
+    layer: usize,
+    head: usize,
+    want: HeadWant,
+) -> crate::Result<HeadPart> {
+    let m = head_attention(model, trace, layer, head)?;
+    Ok(match want {
+        HeadWant::Matrix => HeadPart::Matrix(Arc::new(m)),
+        HeadWant::Thumb { side } => {
+            let (stats, thumb) = summarize(&m, side);
+            HeadPart::Thumb { stats, thumb }
+        }
+    })
 }
 
 #[cfg(test)]

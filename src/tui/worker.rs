@@ -2,7 +2,7 @@
 //! the model and sends the outcome into the UI's event channel. Every job carries the generation number the app gave
 //! it; the app drops outcomes whose generation is not its latest, so a slow stale result never replaces a newer one.
 
-use super::event::Event;
+use super::event::{Event, HeadWant};
 pub use super::event::{Job, LensOutcome, Outcome};
 use crate::analysis::Summary;
 use crate::model::encdec::EncoderDecoder;
@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Instant;
 
-/// The explorer keeps every attention matrix of a trace; a run whose estimate ([`crate::model::budget`]) is over
-/// this many bytes is refused (`--mem-budget` changes it).
+/// The explorer keeps every attention matrix of a trace when the run's estimate ([`crate::model::budget`]) stays
+/// within this many bytes; above it the heads are computed one at a time on demand, and a run whose streams alone do
+/// not fit is refused (`--mem-budget` changes it).
 pub const ATTENTION_BUDGET: u64 = crate::model::budget::DEFAULT_BUDGET;
 
 /// How many top tokens the logit lens keeps per layer.
@@ -71,6 +72,19 @@ pub fn run_job_within(
             };
             Event::Interp(Box::new(super::interp::compute(model, job, budget, &tell)))
         }
+        Job::Head {
+            generation,
+            layer,
+            head,
+            want,
+            trace,
+        } => Event::Head(Box::new(super::event::HeadOutcome {
+            generation,
+            layer,
+            head,
+            result: super::streamed::head_part(model, &trace, layer, head, want)
+                .map_err(|e| crate::tokenize::escape_text(&e.to_string())),
+        })),
     }
 }
 
@@ -114,13 +128,19 @@ pub fn prepare_within(
         // Tokenized once: the budget is checked on the tokens that run.
         let enc = model.tokenizer().encode(text, text_b)?;
         let top_k = if info.causal { 5 } else { 0 };
-        let keep = budget::AttentionUse::Keep;
+        // Every attention kept when it fits; else (a long input) none, and heads are computed on demand.
+        let keep = budget::AttentionUse::KeepIfFits;
         let mut opts = budget::plan(info, enc.ids.len(), keep, top_k, budget, "the explorer")?;
         opts.progress = progress;
+        let kept = opts.keep_attention;
         let mut trace = model::run_encoded(model, enc, &opts)?;
         trace.text = text.to_string();
         trace.text_b = text_b.map(str::to_string);
-        Summary::new(trace).map_err(crate::Error::Input)
+        if kept {
+            Summary::new(trace).map_err(crate::Error::Input)
+        } else {
+            Summary::lazy(trace, info.n_heads).map_err(crate::Error::Input)
+        }
     };
     // Errors reach the status line: escape what came from files or the input.
     run().map_err(|e| crate::tokenize::escape_text(&e.to_string()))
@@ -266,13 +286,29 @@ fn worker_loop(
         while let Ok(j) = rx.try_recv() {
             queue.push(j);
         }
+        // The head on screen before the streaming pass's thumbnails (a stable sort: the rest keeps its order).
+        let matrix = |j: &Job| {
+            matches!(
+                j,
+                Job::Head {
+                    want: HeadWant::Matrix,
+                    ..
+                }
+            )
+        };
+        queue.sort_by_key(|j| !matrix(j));
         let last_run = queue.iter().rposition(|j| matches!(j, Job::Run { .. }));
         let last_explain = queue.iter().rposition(|j| matches!(j, Job::Explain { .. }));
+        let last_matrix = queue.iter().rposition(matrix);
         for (i, job) in queue.into_iter().enumerate() {
             if matches!(job, Job::Run { .. }) && Some(i) != last_run {
                 continue;
             }
             if matches!(job, Job::Explain { .. }) && Some(i) != last_explain {
+                continue;
+            }
+            // Paging through heads queues many: only the last one asked for is computed.
+            if matrix(&job) && Some(i) != last_matrix {
                 continue;
             }
             if events.send(run(job, &events)).is_err() {

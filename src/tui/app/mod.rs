@@ -8,6 +8,7 @@ mod explain;
 pub mod interp;
 mod interp_results;
 pub mod layout;
+pub mod runs;
 mod state;
 mod update;
 
@@ -98,6 +99,8 @@ pub struct App {
     pub dump_root: PathBuf,
     /// Encoder–decoders: the attention kinds and the target line's state.
     pub encdec: Option<EncDec>,
+    /// A long input's heads, computed on demand.
+    pub long: runs::Long,
 }
 
 impl App {
@@ -136,6 +139,7 @@ impl App {
             quit: false,
             dump_root: PathBuf::from("attn-dumps"),
             encdec: None,
+            long: Default::default(),
         }
     }
 
@@ -245,22 +249,26 @@ impl App {
     }
 
     /// The full `n × n` matrix of the current layer and head (or mean), before hiding.
-    pub fn full_matrix(&self) -> Option<Array2<f32>> {
+    pub fn full_matrix(&self) -> Option<Arc<Array2<f32>>> {
         if self.interp.rollout {
-            return self.interp.rollout_matrix(self.sel.layer);
+            return self.interp.rollout_matrix(self.sel.layer).map(Arc::new);
         }
         if !self.sel.mean
             && let Some(m) = self
                 .explain
                 .grid(self.runs.shown, self.sel.layer, self.sel.head)
         {
-            return Some(m);
+            return Some(Arc::new(m));
         }
-        let a = self.data.as_ref()?.att(self.sel.layer)?;
+        let d = self.data.as_ref()?;
+        if d.lazy {
+            return self.long.matrix(self.sel.layer, self.sel.head);
+        }
+        let a = d.att(self.sel.layer)?;
         if self.sel.mean {
-            Some(analysis::mean_over_heads(a))
+            Some(Arc::new(analysis::mean_over_heads(a)))
         } else if self.sel.head < a.dim().0 {
-            Some(a.index_axis(Axis(0), self.sel.head).to_owned())
+            Some(Arc::new(a.index_axis(Axis(0), self.sel.head).to_owned()))
         } else {
             None
         }
@@ -291,7 +299,7 @@ impl App {
         }
         let Some(d) = &self.data else {
             self.grid.visible.clear();
-            self.grid.matrix = Array2::zeros((0, 0));
+            self.grid.matrix = Default::default();
             self.grid.norms_tok.clear();
             return;
         };
@@ -325,18 +333,19 @@ impl App {
             find(old_q, &self.grid.visible, self.grid.cur.0),
             find(old_k, &self.grid.cols, self.grid.cur.1),
         );
-        let m = self.full_matrix().unwrap_or_else(|| Array2::zeros((0, 0)));
+        let m = self.full_matrix().unwrap_or_default();
         let fits = m.nrows() == n && m.ncols() == nk;
-        let m = if self.grid.hide_special && fits {
-            analysis::hide_and_renormalize(&m.view(), &key_mask)
-        } else {
+        let all = self.grid.visible.len() == n && self.grid.cols.len() == nk;
+        self.grid.matrix = if !fits {
+            Default::default()
+        } else if all {
             m
-        };
-        self.grid.matrix = if fits {
-            m.select(Axis(0), &self.grid.visible)
-                .select(Axis(1), &self.grid.cols)
         } else {
-            Array2::zeros((0, 0))
+            let m = analysis::hide_and_renormalize(&m.view(), &key_mask);
+            Arc::new(
+                m.select(Axis(0), &self.grid.visible)
+                    .select(Axis(1), &self.grid.cols),
+            )
         };
         self.grid.norms_tok = match (&self.data, self.query_token()) {
             (Some(d), Some(t)) => analysis::layer_norms(&d.trace, Some(t)),
@@ -461,7 +470,7 @@ impl App {
                 },
                 rows: self.visible_labels(),
                 cols: self.visible_key_labels(),
-                matrix: self.grid.matrix.clone(),
+                matrix: self.grid.matrix.as_ref().clone(),
             }),
             View::Positional => {
                 let m = trace.positional.matrix().clone();

@@ -79,8 +79,9 @@ pub struct Grid {
     pub cur: (usize, usize),
     /// First visible (row, column).
     pub scroll: (usize, usize),
-    /// The matrix on screen: `visible × visible`, renormalised when tokens are hidden.
-    pub matrix: Array2<f32>,
+    /// The matrix on screen: `visible × visible`, renormalised when tokens are hidden (shared with the head it shows
+    /// when nothing is hidden: a long input's head is not copied).
+    pub matrix: std::sync::Arc<Array2<f32>>,
     /// Per layer norms of the token under the cursor.
     pub norms_tok: Vec<LayerNorms>,
 }
@@ -96,7 +97,7 @@ impl Default for Grid {
             cols: vec![],
             cur: (0, 0),
             scroll: (0, 0),
-            matrix: Array2::zeros((0, 0)),
+            matrix: Default::default(),
             norms_tok: vec![],
         }
     }

@@ -62,6 +62,7 @@ impl App {
                 }
             }
             Event::EncDecTraced(o) => fx.extend(self.encdec_traced(*o)),
+            Event::Head(o) => self.head_outcome(*o),
             Event::Interp(o) => fx.extend(self.interp_outcome(*o)),
             Event::Lens(o) => {
                 if let Some(l) = &mut self.lens
@@ -83,42 +84,13 @@ impl App {
             fx.extend(self.run_now());
         }
         fx.extend(self.want_explain());
+        fx.extend(self.want_heads());
         if self
             .jump
             .as_ref()
             .is_some_and(|j| now >= j.since + JUMP_TIMEOUT)
         {
             self.jump = None;
-        }
-        fx
-    }
-
-    /// Put a finished clean run on screen.
-    pub(super) fn accept_run(
-        &mut self,
-        p: super::Summary,
-        generation: u64,
-        total: std::time::Duration,
-    ) -> Vec<Effect> {
-        let mut fx = vec![];
-        self.runs.busy_since = None;
-        self.runs.progress = None;
-        let first = self.data.is_none();
-        self.data = Some(p);
-        if first {
-            self.grid.cur = (1, 1);
-        }
-        self.runs.shown = generation;
-        self.runs.total = total;
-        self.lens = None;
-        self.explain.reset();
-        if self.status.as_ref().is_some_and(|s| s.error) {
-            self.status = None;
-        }
-        fx.extend(self.interp_new_clean());
-        self.refresh();
-        if self.view == View::Lens {
-            fx.extend(self.want_lens());
         }
         fx
     }
@@ -273,7 +245,11 @@ impl App {
             }
         }
         let Some(a) = action else { return fx };
-        if let Some(why) = self.encdec_refuses(a) {
+        if let Some(why) = self
+            .encdec_refuses(a)
+            .map(str::to_string)
+            .or_else(|| self.long_refuses(a))
+        {
             self.say(why);
             return fx;
         }

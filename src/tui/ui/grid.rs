@@ -140,6 +140,23 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         );
         return;
     }
+    let lazy = app.data.as_ref().is_some_and(|d| d.lazy);
+    if lazy && app.grid.matrix.nrows() != app.grid.visible.len() {
+        // A long input: the head on screen is on its way from the worker.
+        let msg = format!(
+            "computing layer {} head {}… (a long input: attention is computed one head at a time)",
+            app.sel.layer, app.sel.head
+        );
+        put(
+            buf,
+            inner.x + 1,
+            inner.y,
+            inner.width.saturating_sub(1),
+            &msg,
+            theme.dim(),
+        );
+        return;
+    }
     if app.grid.zoom {
         render_zoom(app, &g, buf, &theme);
     } else {

@@ -14,8 +14,18 @@ pub fn render(app: &App, buf: &mut Buffer) {
     let g = layout::overview_geom(app);
     let nl = app.n_layers();
     let nh = app.n_heads();
+    let pass = match &app.data {
+        Some(d) if d.lazy && app.long.done < app.long.total() => {
+            format!(
+                " · long input: thumbnails {} of {}",
+                app.long.done,
+                app.long.total()
+            )
+        }
+        _ => String::new(),
+    };
     let title = format!(
-        " Model overview · {nl} layers × {nh} heads · arrows/hjkl move · Enter opens · m back "
+        " Model overview · {nl} layers × {nh} heads{pass} · arrows/hjkl move · Enter opens · m back "
     );
     let mut block = Block::bordered()
         .border_type(BorderType::Rounded)
@@ -58,14 +68,36 @@ pub fn render(app: &App, buf: &mut Buffer) {
             theme.dim()
         };
         put(buf, g.block.x + 1, y, 3, &format!("L{l}"), st);
-        let Some(a) = d.att(l) else { continue };
+        let a = d.att(l);
+        if a.is_none() && !d.lazy {
+            continue;
+        }
         for h in 0..g.heads.min(nh) {
             let x = ox + h as u16 * g.step_w;
-            let m = a.index_axis(ndarray::Axis(0), h);
-            let m = if app.grid.hide_special {
-                analysis::hide_and_renormalize(&m, &hidden)
-            } else {
-                m.to_owned()
+            // A long input's heads are block-mean thumbnails, drawn once the streaming pass has reached them.
+            let (m, n, nk) = match a {
+                Some(a) => {
+                    let m = a.index_axis(ndarray::Axis(0), h);
+                    let m = if app.grid.hide_special {
+                        analysis::hide_and_renormalize(&m, &hidden)
+                    } else {
+                        m.to_owned()
+                    };
+                    (m, n, nk)
+                }
+                None => match app
+                    .long
+                    .thumbs
+                    .get(l)
+                    .and_then(|t| t.get(h))
+                    .and_then(Option::as_ref)
+                {
+                    Some(t) => (t.clone(), t.nrows(), t.ncols()),
+                    None => {
+                        put(buf, x, y, g.pic_w, "…", theme.dim());
+                        continue;
+                    }
+                },
             };
             let maxes: Vec<f32> = m
                 .rows()

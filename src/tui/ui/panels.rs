@@ -35,7 +35,8 @@ pub fn cell_facts(app: &App) -> Option<(usize, usize, f32, usize)> {
     let (qi, kj) = app.grid.cur;
     let q = app.query_token()?;
     let k = app.key_token()?;
-    let row = app.grid.matrix.row(qi);
+    // A long input's head may still be on its way: no rows yet.
+    let row = app.grid.matrix.rows().into_iter().nth(qi)?;
     let w = *row.get(kj)?;
     let rank = 1 + row.iter().filter(|v| **v > w).count();
     Some((q, k, w, rank))
