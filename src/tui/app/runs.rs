@@ -15,11 +15,14 @@ pub const HEAD_CACHE_BYTES: usize = 256 << 20;
 /// Cells per side of an overview thumbnail of a long input.
 pub const THUMB_SIDE: usize = 48;
 
+/// A head's matrix by (layer, head).
+type HeadMatrix = ((usize, usize), Arc<Array2<f32>>);
+
 /// What the explorer holds of a long input's heads.
 #[derive(Debug, Default)]
 pub struct Long {
     /// The head on screen (the latest computed), then recently seen ones, newest first.
-    heads: Vec<((usize, usize), Arc<Array2<f32>>)>,
+    heads: Vec<HeadMatrix>,
     /// The head whose matrix was asked for.
     asked: Option<(usize, usize)>,
     /// `thumbs[layer][head]`: the block means of the head's matrix, once the streaming pass reached it.
