@@ -258,11 +258,11 @@ fn rollout_mode_shows_r_l_of_the_layer() {
             .iter()
             .map(|l| l.attention.as_ref().unwrap().view()),
     );
-    assert_eq!(app.grid.matrix, r[1]);
+    assert_eq!(*app.grid.matrix, r[1]);
     assert!(screen(&app).contains("Rollout R_1"));
     snap_both("rollout", &mut app);
     press(&mut app, m.as_ref(), KeyCode::Char('R'));
-    assert_ne!(app.grid.matrix, r[1]);
+    assert_ne!(*app.grid.matrix, r[1]);
 }
 
 #[test]
